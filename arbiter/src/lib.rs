@@ -1,0 +1,8 @@
+//! The component arbiter: everything in DDL that describes, captures,
+//! compares and reports, with (almost) no `unsafe`. `libddl.so` (the `shim`
+//! crate) is the thin preloaded part that feeds it.
+#![warn(missing_docs)]
+
+pub mod types;
+pub mod value;
+pub mod compare;
