@@ -3,6 +3,7 @@
 //! crate) is the thin preloaded part that feeds it.
 #![warn(missing_docs)]
 
+pub mod compare;
+pub mod report;
 pub mod types;
 pub mod value;
-pub mod compare;
