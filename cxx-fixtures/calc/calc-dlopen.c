@@ -1,0 +1,51 @@
+/* calc-dlopen: not linked against libcalc; opens it with
+ * dlopen("libcalc.so.1") (found through this executable's RUNPATH, so an
+ * interposed dlopen must resolve for the real caller), looks functions up
+ * with dlsym(handle, ...) and dlsym(RTLD_DEFAULT, ...), calls through the
+ * pointers, and closes it at the end.
+ *
+ * Boundary calls (and the inputs where the new build differs):
+ *   calc_add   2  differs: never
+ *   calc_div   3  differs for b == 0 -> (1,0) (5,0): 2
+ *   calc_sqrt  2  differs for x > 100 -> 400: 1 (1 ulp)
+ *   calc_name  2  differs for code 3: 1
+ *   calc_hash  1  (looked up with RTLD_DEFAULT) differs for "Abc": 1
+ * Total: 10 calls, 5 differing.
+ */
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+
+int main(void)
+{
+    void *h = dlopen("libcalc.so.1", RTLD_NOW | RTLD_GLOBAL);
+    if (!h) {
+        printf("dlopen failed: %s\n", dlerror());
+        return 1;
+    }
+    int (*add)(int, int) = (int (*)(int, int))dlsym(h, "calc_add");
+    int (*div)(int, int) = (int (*)(int, int))dlsym(h, "calc_div");
+    double (*sq)(double) = (double (*)(double))dlsym(h, "calc_sqrt");
+    const char *(*name)(int) = (const char *(*)(int))dlsym(h, "calc_name");
+    uint64_t (*hash)(const char *) = (uint64_t (*)(const char *))dlsym(RTLD_DEFAULT, "calc_hash");
+    if (!add || !div || !sq || !name || !hash) {
+        printf("dlsym failed\n");
+        return 1;
+    }
+    printf("calc_add(2, 3) = %d\n", add(2, 3));
+    printf("calc_add(-2, -3) = %d\n", add(-2, -3));
+    printf("calc_div(1, 0) = %d\n", div(1, 0));
+    printf("calc_div(9, 3) = %d\n", div(9, 3));
+    printf("calc_div(5, 0) = %d\n", div(5, 0));
+    printf("calc_sqrt(9) = %a\n", sq(9.0));
+    printf("calc_sqrt(400) = %a\n", sq(400.0));
+    printf("calc_name(3) = \"%s\"\n", name(3));
+    printf("calc_name(1) = \"%s\"\n", name(1));
+    printf("calc_hash(\"Abc\") = %#llx\n", (unsigned long long)hash("Abc"));
+    if (dlclose(h) != 0) {
+        printf("dlclose failed\n");
+        return 1;
+    }
+    printf("calc-dlopen: done\n");
+    return 0;
+}

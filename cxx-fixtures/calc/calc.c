@@ -1,0 +1,91 @@
+/* libcalc, old and new builds (-DNEW). See calc.h for the differences. */
+#include "calc.h"
+
+#include <limits.h>
+#include <math.h>
+
+int calc_add(int a, int b) { return a + b; }
+
+int calc_div(int a, int b)
+{
+    if (b == 0) {
+#ifdef NEW
+        return -1;
+#else
+        return 0;
+#endif
+    }
+    return a / b;
+}
+
+int calc_add3(int a, int b, int c) { return calc_add(calc_add(a, b), c); }
+
+double calc_sqrt(double x)
+{
+    double r = sqrt(x);
+#ifdef NEW
+    if (x > 100.0)
+        r = nextafter(r, INFINITY);
+#endif
+    return r;
+}
+
+double calc_norm2(double x, double y) { return calc_sqrt(x * x + y * y); }
+
+float calc_scale(float x, float k) { return x * k; }
+
+bool calc_is_even(long n) { return n % 2 == 0; }
+
+enum calc_sign calc_sign(int x) { return x < 0 ? CALC_NEG : x > 0 ? CALC_POS : CALC_ZERO; }
+
+int8_t calc_clamp8(int x) { return (int8_t)(x < -128 ? -128 : x > 127 ? 127 : x); }
+
+uint16_t calc_swap16(uint16_t v) { return (uint16_t)((v << 8) | (v >> 8)); }
+
+unsigned long long calc_mul64(unsigned long long a, unsigned long long b)
+{
+#ifdef NEW
+    if (a != 0 && b > ULLONG_MAX / a)
+        return ULLONG_MAX;
+#endif
+    return a * b;
+}
+
+uint64_t calc_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+#ifdef NEW
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c - 'A' + 'a');
+#endif
+        h ^= c;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+const char *calc_name(int code)
+{
+    switch (code) {
+    case 0: return "zero";
+    case 1: return "one";
+    case 2: return "two";
+#ifdef NEW
+    case 3: return "thr3e";
+#else
+    case 3: return "three";
+#endif
+    default: return "many";
+    }
+}
+
+int calc_version(void)
+{
+#ifdef NEW
+    return 2;
+#else
+    return 1;
+#endif
+}
