@@ -216,7 +216,8 @@ fn cmp_errno_spec(cmp: &Comparator) -> Option<Spec> {
 ///   [`Role::Opaque`];
 /// * every parameter's output (`Outcome::outputs[i]`) is compared, except
 ///   when both sides hold [`Value::None`] and for parameters whose role is
-///   opaque, `[null]`, `[private]` or a handle; the spec key of every value
+///   opaque, `[null]`, `[private]` or a handle (a value captured on one side
+///   only is a difference); the spec key of every value
 ///   under a parameter (struct fields, buffer elements) is the parameter's
 ///   name, floats inside use the float rule;
 /// * `errno` is compared when the comparator asks for it.
@@ -741,6 +742,107 @@ mod tests {
         b.extend(priv_.to_le_bytes());
         b.extend(p.to_le_bytes());
         b
+    }
+
+    #[test]
+    fn judge_array_fields_opaque_and_missing() {
+        // struct rec { int id; uint16_t v[3]; double w; }
+        let rec = Arc::new(StructDef {
+            name: "rec".into(),
+            fields: vec![
+                Field {
+                    name: "id".into(),
+                    ty: sc(Scalar::I32),
+                    offset: 0,
+                    role: Role::Value,
+                },
+                Field {
+                    name: "v".into(),
+                    ty: sc(Scalar::U16),
+                    offset: 4,
+                    role: Role::Array { len: 3 },
+                },
+                Field {
+                    name: "w".into(),
+                    ty: sc(Scalar::F64),
+                    offset: 16,
+                    role: Role::Value,
+                },
+            ],
+            size: 24,
+            align: 8,
+        });
+        let elem = Type::Struct(rec.clone());
+        let rb = |id: i32, v: [u16; 3], w: f64| {
+            let mut b = id.to_le_bytes().to_vec();
+            for x in v {
+                b.extend(x.to_le_bytes());
+            }
+            b.extend([0u8; 6]);
+            b.extend(w.to_le_bytes());
+            b
+        };
+        let s = sig(
+            Type::Void,
+            Role::Value,
+            vec![
+                param("rs", ptr(elem.clone()), buf_role(Dir::Out, elem.clone(), 3)),
+                param("h", ptr(Type::Void), Role::Value),
+                param("k", sc(Scalar::I32), Role::Value),
+            ],
+        );
+        let mk = |rs: Vec<Vec<u8>>, h: u64, k: Value| {
+            outcome(
+                Value::None,
+                vec![
+                    Value::Buf {
+                        elem: elem.clone(),
+                        bytes: rs.concat(),
+                    },
+                    Value::Opaque(h),
+                    k,
+                ],
+            )
+        };
+        let c = Comparator::default();
+        let a = mk(
+            vec![
+                rb(1, [1, 2, 3], 0.5),
+                rb(2, [4, 5, 6], 1.5),
+                rb(3, [7, 8, 9], 2.5),
+            ],
+            0x1000,
+            Value::None,
+        );
+        let b = mk(
+            vec![
+                rb(1, [1, 2, 3], 0.5),
+                rb(2, [4, 0, 0], 1.5),
+                rb(9, [7, 8, 9], 2.5),
+            ],
+            0x2000,
+            Value::None,
+        );
+        let d = judge(&s, &c, &a, &b);
+        // First differing element only, first differing array index only;
+        // opaque values are never compared; None on both sides is skipped.
+        assert_eq!(paths(&d), ["rs[1].v[1]"]);
+        assert_eq!(d[0].primary, json!(5));
+        assert_eq!(d[0].shadow, json!(0));
+        // A value on one side only is a difference.
+        let b2 = mk(
+            vec![
+                rb(1, [1, 2, 3], 0.5),
+                rb(2, [4, 5, 6], 1.5),
+                rb(3, [7, 8, 9], 2.5),
+            ],
+            0,
+            Value::Int(Scalar::I32, 1),
+        );
+        let d = judge(&s, &c, &a, &b2);
+        assert_eq!(paths(&d), ["k"]);
+        assert_eq!(d[0].primary, json!(null));
+        assert_eq!(d[0].shadow, json!(1));
     }
 
     // ---- floats ----

@@ -1061,6 +1061,7 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap().len(), 0);
         // A missing folder is an error.
         assert!(ReportWriter::create(&tmp("no/such/dir.jsonl"), 1).is_err());
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
@@ -1070,6 +1071,7 @@ mod tests {
         assert!(!w.record(&rec(1, "f", Verdict::Mismatch, &["ret"])));
         drop(w);
         assert_eq!(read_report(&path).unwrap(), (vec![], None));
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
@@ -1092,5 +1094,6 @@ mod tests {
         std::fs::write(&path, format!("not json\n{full}")).unwrap();
         assert_eq!(read_report(&path).unwrap().0.len(), 1);
         assert!(read_report(&tmp("missing.jsonl")).is_err());
+        std::fs::remove_file(&path).unwrap();
     }
 }
