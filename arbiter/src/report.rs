@@ -207,6 +207,12 @@ pub fn slot_json(v: &Value, ty: &Type, role: &Role) -> Json {
             if let Role::Buffer { string: true, .. } = role {
                 return bytes_json(until_nul(bytes));
             }
+            if matches!(role, Role::Value)
+                && matches!(ty, Type::Struct(_))
+                && bytes.len() == ty.size()
+            {
+                return element_json(ty, bytes);
+            }
             if single_element_role(role) && !bytes.is_empty() && bytes.len() == elem.size() {
                 return element_json(elem, bytes);
             }

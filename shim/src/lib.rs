@@ -1,1 +1,31 @@
-//! libddl.so
+//! libddl.so: the dynamic dynamic linker.
+//!
+//! Preloaded into an application (`LD_PRELOAD=libddl.so DDL_CONFIG=…`), it
+//! rebinds the application's references to the old build of a component to
+//! wrappers, runs every call on the old build as before, and mirrors it to the
+//! new build through the arbiter. This crate is the thin preloaded part: the
+//! constructor and the mechanisms that touch the process (ELF, slots,
+//! interposition, namespaces, wrappers); everything that describes, compares
+//! and reports lives in the `arbiter` crate.
+//!
+//! Without `DDL_CONFIG` it does nothing at all. Any config, load or symbol
+//! error is reported once as `ddl: error: …` and leaves the application as it
+//! would run without libddl (fail open).
+#![warn(missing_docs)]
+
+pub mod elf;
+pub mod interpose;
+pub mod namespace;
+pub mod rebind;
+pub mod runtime;
+pub mod wrapper;
+
+/// libddl's constructor: read the config and, if the old build is already
+/// loaded, rebind now. Nothing may unwind out of it.
+#[ctor::ctor]
+fn init() {
+    if std::env::var_os("DDL_CONFIG").is_none() {
+        return;
+    }
+    let _ = std::panic::catch_unwind(runtime::boot);
+}

@@ -1,0 +1,129 @@
+//! Calling a function by signature: how the shadow calls the new build.
+//!
+//! The shadow side goes through libffi, an ABI implementation independent of
+//! the wrapper's own register-level capture (`marshal::Layout`): when the two
+//! disagree about where an argument lives, the shadow sees different inputs
+//! and the tests' "no false positives" assertions fail. That makes every
+//! fixture run a cross-check of both.
+
+use libffi::middle::{Cif, Type as FfiType};
+
+use crate::marshal::Raw;
+use crate::types::{Role, Scalar, Signature, Type};
+
+/// A prepared call interface for one signature.
+pub struct Invoker {
+    cif: Cif,
+    ret_size: usize,
+    /// Per parameter: the size of the argument slot libffi reads.
+    arg_sizes: Vec<usize>,
+}
+
+// SAFETY: a prepared `ffi_cif` is immutable after `ffi_prep_cif`; libffi
+// reads it concurrently without synchronisation in its own tests.
+unsafe impl Send for Invoker {}
+// SAFETY: as above, `call` only reads the cif.
+unsafe impl Sync for Invoker {}
+
+fn ffi_type(ty: &Type) -> FfiType {
+    match ty {
+        Type::Void => FfiType::void(),
+        Type::Scalar(s) => match s {
+            Scalar::Bool | Scalar::U8 => FfiType::u8(),
+            Scalar::I8 => FfiType::i8(),
+            Scalar::I16 => FfiType::i16(),
+            Scalar::U16 => FfiType::u16(),
+            Scalar::I32 => FfiType::i32(),
+            Scalar::U32 => FfiType::u32(),
+            Scalar::I64 => FfiType::i64(),
+            Scalar::U64 => FfiType::u64(),
+            Scalar::F32 => FfiType::f32(),
+            Scalar::F64 => FfiType::f64(),
+        },
+        Type::Pointer { .. } | Type::FnPtr => FfiType::pointer(),
+        Type::Struct(def) => {
+            let mut fields = Vec::new();
+            for f in &def.fields {
+                let n = match f.role {
+                    Role::Array { len } => len,
+                    _ => 1,
+                };
+                for _ in 0..n {
+                    fields.push(ffi_type(&f.ty));
+                }
+            }
+            FfiType::structure(fields)
+        }
+    }
+}
+
+impl Invoker {
+    /// Prepares the call interface of `sig`.
+    pub fn new(sig: &Signature) -> Invoker {
+        let cif = Cif::new(
+            sig.params.iter().map(|p| ffi_type(&p.ty)),
+            ffi_type(&sig.ret),
+        );
+        Invoker {
+            cif,
+            ret_size: sig.ret.size(),
+            arg_sizes: sig.params.iter().map(|p| p.ty.size()).collect(),
+        }
+    }
+
+    /// Calls `func` with `args` and returns its raw return value.
+    ///
+    /// # Safety
+    /// `func` must be a function of this signature, and every pointer in
+    /// `args` valid for what the callee does with it.
+    pub unsafe fn call(&self, func: *const libc::c_void, args: &[Raw]) -> Raw {
+        debug_assert_eq!(args.len(), self.arg_sizes.len());
+        // libffi reads each argument through a pointer to storage of the
+        // argument's own size; scalars are kept in 8-byte slots (x86-64 is
+        // little endian, so the low bytes are the value).
+        let mut slots: Vec<u64> = Vec::with_capacity(args.len());
+        for a in args {
+            slots.push(match a {
+                Raw::Bits(b) => *b,
+                _ => 0,
+            });
+        }
+        let mut ptrs: Vec<*mut libc::c_void> = Vec::with_capacity(args.len());
+        for (i, a) in args.iter().enumerate() {
+            ptrs.push(match a {
+                Raw::Bytes(b) => b.as_ptr() as *mut libc::c_void,
+                _ => &mut slots[i] as *mut u64 as *mut libc::c_void,
+            });
+        }
+        // Room for the largest return (struct) and at least one ffi_arg.
+        let mut ret = vec![0u64; self.ret_size.div_ceil(8).max(1) + 1];
+        // SAFETY: the cif matches `func` (caller's contract); `ptrs` holds one
+        // valid pointer per argument; `ret` is large enough and aligned.
+        libffi::raw::ffi_call(
+            self.cif.as_raw_ptr(),
+            Some(std::mem::transmute::<
+                *const libc::c_void,
+                unsafe extern "C" fn(),
+            >(func)),
+            ret.as_mut_ptr() as *mut libc::c_void,
+            ptrs.as_mut_ptr(),
+        );
+        if self.ret_size == 0 {
+            Raw::None
+        } else if self.is_struct_ret() {
+            let bytes: Vec<u8> = ret
+                .iter()
+                .flat_map(|w| w.to_le_bytes())
+                .take(self.ret_size)
+                .collect();
+            Raw::Bytes(bytes)
+        } else {
+            Raw::Bits(ret[0])
+        }
+    }
+
+    fn is_struct_ret(&self) -> bool {
+        // SAFETY: the cif's rtype is the ffi_type we built in `new`.
+        unsafe { (*(*self.cif.as_raw_ptr()).rtype).type_ == libffi::raw::FFI_TYPE_STRUCT as u16 }
+    }
+}

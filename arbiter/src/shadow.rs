@@ -1,0 +1,423 @@
+//! The shadow executor: its queue, its thread, and the verdicts it reaches.
+//!
+//! Application threads hand invocations over through one bounded lock-free
+//! queue (`crossbeam_queue::ArrayQueue`); a full queue, or captured data past
+//! `queue_bytes`, drops the invocation and counts it — the caller never
+//! waits. One shadow thread pops invocations, rebuilds their arguments in
+//! memory it owns ([`Materialised`]), calls the new build through libffi
+//! ([`Invoker`]), captures its outcome exactly as the primary's was
+//! captured, judges the two ([`judge`]) and writes verdict records and
+//! summaries ([`ReportWriter`]).
+//!
+//! Counting: application threads count `calls`, `skipped` and `dropped`
+//! (atomics); the shadow thread counts every judged verdict (under a lock it
+//! shares only with [`Shadow::finish`]). `finish` drains within
+//! `timeout_ms`, then counts what is still queued or in flight as `dropped`,
+//! so that `calls = mirrored + dropped + skipped` holds in the summary.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::Thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::compare::{judge, Comparator, Outcome};
+use crate::invoke::Invoker;
+use crate::marshal::{capture_outputs, shows_as_arg, Inputs, Layout, Materialised};
+use crate::report::{outcome_json, Counters, Record, ReportWriter, Verdict};
+use crate::types::Signature;
+use crate::value::Value;
+
+/// One boundary function, as the shadow and the caller's path need it.
+pub struct BoundaryFn {
+    /// The function's name (the report's key).
+    pub name: String,
+    /// Its signature.
+    pub sig: Signature,
+    /// Where its arguments live in a call (for capture from a frame).
+    pub layout: Layout,
+    /// How its outcomes are compared.
+    pub comparator: Comparator,
+    /// How the shadow calls it.
+    pub invoker: Invoker,
+    /// Whether `errno` is compared.
+    pub wants_errno: bool,
+}
+
+/// One captured call, on its way to the shadow.
+pub struct Invocation {
+    /// Process-wide sequence number of the intercepted call.
+    pub seq: u64,
+    /// Index of the function in the boundary.
+    pub func: u32,
+    /// The calling thread's id.
+    pub tid: u32,
+    /// Return address of the call in the application.
+    pub caller: u64,
+    /// The new build's function to call (resolved with the symbol version
+    /// the application's reference carries); 0 makes the call `unmirrored`.
+    pub new_fn: usize,
+    /// What the callee could read.
+    pub inputs: Inputs,
+    /// What the primary produced.
+    pub primary: Outcome,
+}
+
+/// Settings of the shadow (from the config).
+#[derive(Clone, Debug)]
+pub struct ShadowSettings {
+    /// Invocations that may wait, across the process.
+    pub queue: usize,
+    /// Bytes of captured data that may wait.
+    pub queue_bytes: usize,
+    /// Longest the drain at exit may take.
+    pub timeout_ms: u64,
+    /// Period of the summary line.
+    pub summary_every_s: u64,
+}
+
+/// What the shim provides to the shadow thread.
+pub struct ShadowHooks {
+    /// Run first on the shadow thread (the shim marks it as its own).
+    pub thread_init: fn(),
+    /// Names an application return address as `object+0xoffset`.
+    pub caller_name: fn(u64) -> Option<String>,
+}
+
+#[derive(Default)]
+struct CallerCounts {
+    calls: AtomicU64,
+    skipped: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// Judged counters and the report, shared by the shadow thread and `finish`.
+struct Judged {
+    counters: Vec<Counters>,
+    report: Option<ReportWriter>,
+    /// Set by `finish`: the shadow thread discards anything it still judges.
+    closed: bool,
+}
+
+/// The shadow executor's shared state.
+pub struct Shadow {
+    functions: Arc<Vec<BoundaryFn>>,
+    settings: ShadowSettings,
+    queue: ArrayQueue<Box<Invocation>>,
+    queued_bytes: AtomicUsize,
+    caller: Vec<CallerCounts>,
+    seq: AtomicU64,
+    judged: Mutex<Judged>,
+    /// Held by the shadow thread while it moves an invocation from the
+    /// queue into `inflight`, so that `finish` sees each one exactly once.
+    pop_lock: Mutex<Option<u32>>,
+    sleeping: AtomicBool,
+    thread: Mutex<Option<Thread>>,
+    hooks: ShadowHooks,
+    /// The new build's `__errno_location` (its namespace has its own errno).
+    new_errno: AtomicUsize,
+    pid: u32,
+}
+
+impl Shadow {
+    /// Creates the executor; the report file is created now (so that the
+    /// summary has somewhere to go even if nothing is ever mirrored).
+    pub fn new(
+        functions: Arc<Vec<BoundaryFn>>,
+        settings: ShadowSettings,
+        report: Option<ReportWriter>,
+        hooks: ShadowHooks,
+    ) -> Arc<Shadow> {
+        let n = functions.len();
+        Arc::new(Shadow {
+            queue: ArrayQueue::new(settings.queue.max(1)),
+            settings,
+            queued_bytes: AtomicUsize::new(0),
+            caller: (0..n).map(|_| CallerCounts::default()).collect(),
+            seq: AtomicU64::new(0),
+            judged: Mutex::new(Judged {
+                counters: vec![Counters::default(); n],
+                report,
+                closed: false,
+            }),
+            pop_lock: Mutex::new(None),
+            sleeping: AtomicBool::new(false),
+            thread: Mutex::new(None),
+            hooks,
+            new_errno: AtomicUsize::new(0),
+            pid: std::process::id(),
+            functions,
+        })
+    }
+
+    /// The boundary functions.
+    pub fn functions(&self) -> &Arc<Vec<BoundaryFn>> {
+        &self.functions
+    }
+
+    /// Tells the shadow where the new build's namespace keeps `errno`.
+    pub fn set_new_errno(&self, f: Option<unsafe extern "C" fn() -> *mut libc::c_int>) {
+        self.new_errno
+            .store(f.map(|f| f as usize).unwrap_or(0), Ordering::Release);
+    }
+
+    /// Starts the shadow thread.
+    pub fn start(self: &Arc<Self>) -> std::io::Result<()> {
+        let me = Arc::clone(self);
+        let h = std::thread::Builder::new()
+            .name("ddl-shadow".into())
+            .spawn(move || me.run())?;
+        *self.thread.lock().unwrap() = Some(h.thread().clone());
+        Ok(())
+    }
+
+    /// Counts one call of `func` and returns its sequence number.
+    #[inline]
+    pub fn count_call(&self, func: u32) -> u64 {
+        self.caller[func as usize]
+            .calls
+            .fetch_add(1, Ordering::Relaxed);
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Counts a call that is not mirrored by decision (sampling).
+    #[inline]
+    pub fn count_skipped(&self, func: u32) {
+        self.caller[func as usize]
+            .skipped
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Hands an invocation to the shadow; never blocks. Returns false (and
+    /// counts it `dropped`) when the queue or its byte budget is full.
+    pub fn submit(&self, inv: Box<Invocation>) -> bool {
+        let func = inv.func as usize;
+        let bytes = inv.inputs.heap_bytes()
+            + inv
+                .primary
+                .outputs
+                .iter()
+                .map(Value::heap_bytes)
+                .sum::<usize>();
+        let before = self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if before + bytes > self.settings.queue_bytes {
+            self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.caller[func].dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        if self.queue.push(inv).is_err() {
+            self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.caller[func].dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        // Wake the shadow only if it went to sleep: a futex call on every
+        // invocation would cost the caller more than everything else.
+        if self.sleeping.load(Ordering::Relaxed) {
+            self.wake();
+        }
+        true
+    }
+
+    fn wake(&self) {
+        if let Some(t) = self.thread.lock().unwrap().as_ref() {
+            t.unpark();
+        }
+    }
+
+    fn run(self: Arc<Self>) {
+        (self.hooks.thread_init)();
+        let mut last_summary = Instant::now();
+        let period = Duration::from_secs(self.settings.summary_every_s.max(1));
+        loop {
+            let inv = {
+                let mut inflight = self.pop_lock.lock().unwrap();
+                let inv = self.queue.pop();
+                *inflight = inv.as_ref().map(|i| i.func);
+                inv
+            };
+            match inv {
+                Some(inv) => {
+                    let bytes = inv.inputs.heap_bytes()
+                        + inv
+                            .primary
+                            .outputs
+                            .iter()
+                            .map(Value::heap_bytes)
+                            .sum::<usize>();
+                    self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                    let rec = self.judge_one(&inv);
+                    // Same lock order as `finish`: pop_lock, then judged.
+                    let mut inflight = self.pop_lock.lock().unwrap();
+                    let mut j = self.judged.lock().unwrap();
+                    if !j.closed {
+                        let c = &mut j.counters[inv.func as usize];
+                        c.mirrored += 1;
+                        match rec.verdict {
+                            Verdict::Match => c.matched += 1,
+                            Verdict::Mismatch => c.mismatch += 1,
+                            Verdict::ShadowFault => c.shadow_fault += 1,
+                            Verdict::ShadowTimeout => c.shadow_timeout += 1,
+                            _ => c.unmirrored += 1,
+                        }
+                        if rec.verdict != Verdict::Match {
+                            let mut rec = rec;
+                            rec.caller = (self.hooks.caller_name)(inv.caller);
+                            if let Some(r) = j.report.as_mut() {
+                                r.record(&rec);
+                            }
+                        }
+                    }
+                    *inflight = None;
+                    drop(j);
+                    drop(inflight);
+                }
+                None => {
+                    if last_summary.elapsed() >= period {
+                        last_summary = Instant::now();
+                        self.write_summary(false);
+                    }
+                    if self.judged.lock().unwrap().closed {
+                        return;
+                    }
+                    self.sleeping.store(true, Ordering::SeqCst);
+                    if self.queue.is_empty() {
+                        std::thread::park_timeout(Duration::from_millis(20));
+                    }
+                    self.sleeping.store(false, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    /// Runs one invocation on the new build and judges it.
+    fn judge_one(&self, inv: &Invocation) -> Record {
+        let f = &self.functions[inv.func as usize];
+        let new_fn = inv.new_fn;
+        let args = args_json(&f.sig, &inv.inputs);
+        let primary_json = outcome_json(&f.sig, &inv.primary);
+        let mut rec = Record {
+            seq: inv.seq,
+            time: SystemTime::now(),
+            pid: self.pid,
+            tid: inv.tid,
+            function: f.name.clone(),
+            verdict: Verdict::Unmirrored,
+            args,
+            primary: primary_json,
+            shadow: serde_json::Map::new(),
+            diffs: Vec::new(),
+            caller: None,
+            extra: serde_json::Map::new(),
+        };
+        if new_fn == 0 {
+            return rec;
+        }
+        let m = Materialised::new(&f.sig, &inv.inputs);
+        // SAFETY: `new_fn` is the new build's definition of this boundary
+        // function, resolved by name (and version) from its namespace; the
+        // arguments point only into `m`, sized by the same counts as the
+        // primary's buffers.
+        let ret = unsafe { f.invoker.call(new_fn as *const libc::c_void, &m.raw) };
+        let loc = self.new_errno.load(Ordering::Acquire);
+        let errno = if f.wants_errno && loc != 0 {
+            // SAFETY: the new namespace's own `__errno_location`, called on
+            // the thread that made the call.
+            let loc: unsafe extern "C" fn() -> *mut libc::c_int =
+                unsafe { std::mem::transmute(loc) };
+            Some(unsafe { *loc() })
+        } else {
+            None
+        };
+        // SAFETY: the call completed; its pointers are `m`'s buffers.
+        let mut shadow = unsafe { capture_outputs(&f.sig, &m.raw, &ret, &inv.inputs) };
+        shadow.errno = errno;
+        rec.time = SystemTime::now();
+        rec.shadow = outcome_json(&f.sig, &shadow);
+        rec.diffs = judge(&f.sig, &f.comparator, &inv.primary, &shadow);
+        rec.verdict = if rec.diffs.is_empty() {
+            Verdict::Match
+        } else {
+            Verdict::Mismatch
+        };
+        rec
+    }
+
+    fn totals(&self, j: &Judged) -> Vec<(String, Counters)> {
+        self.functions
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let mut c = j.counters[i];
+                c.calls = self.caller[i].calls.load(Ordering::Relaxed);
+                c.skipped = self.caller[i].skipped.load(Ordering::Relaxed);
+                c.dropped = self.caller[i].dropped.load(Ordering::Relaxed);
+                (f.name.clone(), c)
+            })
+            .collect()
+    }
+
+    fn write_summary(&self, _final: bool) {
+        let mut j = self.judged.lock().unwrap();
+        let totals = self.totals(&j);
+        if let Some(r) = j.report.as_mut() {
+            r.summary(&totals);
+        }
+    }
+
+    /// Ends the session: drains the queue within `timeout_ms`, counts what
+    /// is left as `dropped`, writes the final summary and stops the shadow
+    /// thread. Idempotent.
+    pub fn finish(&self) {
+        let deadline = Instant::now() + Duration::from_millis(self.settings.timeout_ms);
+        let started = self.thread.lock().unwrap().is_some();
+        while started && Instant::now() < deadline {
+            let busy = !self.queue.is_empty() || self.pop_lock.lock().unwrap().is_some();
+            if !busy {
+                break;
+            }
+            self.wake();
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let inflight = self.pop_lock.lock().unwrap();
+        let mut j = self.judged.lock().unwrap();
+        if j.closed {
+            return;
+        }
+        j.closed = true;
+        while let Some(inv) = self.queue.pop() {
+            self.caller[inv.func as usize]
+                .dropped
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(f) = *inflight {
+            self.caller[f as usize]
+                .dropped
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        drop(inflight);
+        let totals = self.totals(&j);
+        if let Some(r) = j.report.as_mut() {
+            r.summary(&totals);
+        }
+        drop(j);
+        self.wake();
+    }
+}
+
+/// The report's `args`: every parameter the callee reads (not pure outputs).
+fn args_json(sig: &Signature, inputs: &Inputs) -> serde_json::Map<String, serde_json::Value> {
+    let shown: Vec<Value> = sig
+        .params
+        .iter()
+        .zip(&inputs.values)
+        .map(|(p, v)| {
+            if shows_as_arg(&p.role) {
+                v.clone()
+            } else {
+                Value::None
+            }
+        })
+        .collect();
+    crate::report::args_json(sig, &shown)
+}

@@ -1,0 +1,342 @@
+//! `dlopen` / `dlsym` / `dlvsym` / `dlclose` and `__libc_start_main`
+//! interposition, so that late loads and lookups are rebound too.
+//!
+//! glibc resolves `RTLD_NEXT`, `$ORIGIN`, the caller's `DT_RUNPATH` and the
+//! caller's namespace relative to the *return address* of `dlopen`/`dlsym`.
+//! An interposer that simply calls the real function would make libddl the
+//! caller and change those answers. DDL keeps them exact:
+//!
+//! 1. each interposer is a naked function that passes its own return address
+//!    (the real caller's) on as an extra argument to a Rust hook;
+//! 2. the hook calls the real function through [`call_as`], which enters it
+//!    with a return address *inside the caller's object*: a `ret` byte
+//!    (0xC3) found in that object's executable segment, which returns on to
+//!    DDL. glibc then sees a caller in the right object, which is all it
+//!    looks at (`_dl_find_dso_for_object`).
+//!
+//! The real functions are found in libc's own dynamic symbol table (in
+//! memory, with a GNU hash lookup and no allocation): calling `dlsym` from
+//! libddl would find libddl's interposer.
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::elf::{LinkMap, RDebug};
+
+std::arch::global_asm!(
+    ".text",
+    ".globl ddl_call_as",
+    ".hidden ddl_call_as",
+    ".type ddl_call_as,@function",
+    // u64 ddl_call_as(gadget, fn, a0, a1, a2): calls fn(a0, a1, a2) with
+    // `gadget` as its return address; the gadget's `ret` comes back to 1:.
+    "ddl_call_as:",
+    ".cfi_startproc",
+    "push rbp",
+    ".cfi_def_cfa_offset 16",
+    ".cfi_offset rbp, -16",
+    "mov rbp, rsp",
+    ".cfi_def_cfa_register rbp",
+    "mov rax, rsi",
+    "mov r11, rdi",
+    "mov rdi, rdx",
+    "mov rsi, rcx",
+    "mov rdx, r8",
+    "and rsp, -16",
+    "sub rsp, 8",
+    "lea r10, [rip + 1f]",
+    "push r10",
+    "push r11",
+    "jmp rax",
+    "1:",
+    "mov rsp, rbp",
+    "pop rbp",
+    ".cfi_def_cfa rsp, 8",
+    "ret",
+    ".cfi_endproc",
+    ".size ddl_call_as, .-ddl_call_as",
+);
+
+extern "C" {
+    fn ddl_call_as(gadget: usize, f: usize, a0: usize, a1: usize, a2: usize) -> usize;
+}
+
+/// libc's own dynamic-linking functions.
+struct Real {
+    dlopen: AtomicUsize,
+    dlsym: AtomicUsize,
+    dlvsym: AtomicUsize,
+    dlclose: AtomicUsize,
+    start_main: AtomicUsize,
+}
+
+static REAL: Real = Real {
+    dlopen: AtomicUsize::new(0),
+    dlsym: AtomicUsize::new(0),
+    dlvsym: AtomicUsize::new(0),
+    dlclose: AtomicUsize::new(0),
+    start_main: AtomicUsize::new(0),
+};
+
+extern "C" {
+    static _r_debug: RDebug;
+}
+
+/// Finds libc's definitions once. Allocation-free, so it is safe however
+/// early the first `dlsym` comes (Rust's own runtime uses it).
+fn real() -> &'static Real {
+    if REAL.dlsym.load(Ordering::Acquire) == 0 {
+        // SAFETY: walking ld.so's chain of the base namespace, which only
+        // grows or shrinks under ld.so's lock; libc is loaded before libddl
+        // runs any code and is never unloaded.
+        unsafe {
+            let mut l = std::ptr::addr_of!(_r_debug).read_volatile().r_map;
+            while !l.is_null() {
+                let name = if (*l).l_name.is_null() {
+                    &b""[..]
+                } else {
+                    CStr::from_ptr((*l).l_name).to_bytes()
+                };
+                if name.ends_with(b"/libc.so.6") {
+                    let find =
+                        |n: &[u8]| crate::elf::gnu_lookup(l as *const LinkMap, n).unwrap_or(0);
+                    REAL.dlopen.store(find(b"dlopen"), Ordering::Relaxed);
+                    REAL.dlvsym.store(find(b"dlvsym"), Ordering::Relaxed);
+                    REAL.dlclose.store(find(b"dlclose"), Ordering::Relaxed);
+                    REAL.start_main
+                        .store(find(b"__libc_start_main"), Ordering::Relaxed);
+                    REAL.dlsym.store(find(b"dlsym"), Ordering::Release);
+                    break;
+                }
+                l = (*l).l_next;
+            }
+        }
+    }
+    &REAL
+}
+
+/// Finds a `ret` instruction inside the executable segment of the object
+/// that contains `addr`, to stand in as the caller's return address.
+/// Returns 0 when `addr` belongs to no object (the call then goes direct).
+fn gadget_for(addr: usize) -> usize {
+    const N: usize = 64;
+    static CACHE: [(AtomicUsize, AtomicUsize); N] =
+        [const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; N];
+    // SAFETY: dladdr only reads ld.so's tables; `info` is plain data.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    if unsafe { libc::dladdr(addr as *const c_void, &mut info) } == 0 || info.dli_fbase.is_null() {
+        return 0;
+    }
+    let fbase = info.dli_fbase as usize;
+    let slot = (fbase >> 12) % N;
+    if CACHE[slot].0.load(Ordering::Acquire) == fbase {
+        return CACHE[slot].1.load(Ordering::Relaxed);
+    }
+    // SAFETY: `fbase` is where the object's first PT_LOAD (file offset 0,
+    // so the ELF header and program headers) is mapped.
+    let g = unsafe { find_ret(fbase) };
+    if g != 0 {
+        CACHE[slot].1.store(g, Ordering::Relaxed);
+        CACHE[slot].0.store(fbase, Ordering::Release);
+    }
+    g
+}
+
+/// Scans the executable PT_LOAD of the ELF object mapped at `fbase` for 0xC3.
+///
+/// # Safety
+/// `fbase` must be the start of a loaded ELF object.
+unsafe fn find_ret(fbase: usize) -> usize {
+    let eh = &*(fbase as *const libc::Elf64_Ehdr);
+    if &eh.e_ident[..4] != b"\x7fELF" {
+        return 0;
+    }
+    let phdrs = std::slice::from_raw_parts(
+        (fbase + eh.e_phoff as usize) as *const libc::Elf64_Phdr,
+        eh.e_phnum as usize,
+    );
+    // The bias: the first PT_LOAD's p_vaddr is mapped at fbase.
+    let first = phdrs
+        .iter()
+        .find(|p| p.p_type == libc::PT_LOAD)
+        .map(|p| p.p_vaddr as usize)
+        .unwrap_or(0);
+    let bias = fbase - (first & !0xfff);
+    for p in phdrs {
+        if p.p_type == libc::PT_LOAD && p.p_flags & libc::PF_X != 0 {
+            let start = bias + p.p_vaddr as usize;
+            let text = std::slice::from_raw_parts(start as *const u8, p.p_filesz as usize);
+            if let Some(i) = text.iter().position(|b| *b == 0xc3) {
+                return start + i;
+            }
+        }
+    }
+    0
+}
+
+/// Calls libc's function `f` as if from `caller`'s object.
+///
+/// # Safety
+/// `f` must take up to three word-sized arguments and return one.
+unsafe fn call_real(caller: usize, f: usize, a0: usize, a1: usize, a2: usize) -> usize {
+    let g = gadget_for(caller);
+    if g == 0 {
+        let f: extern "C" fn(usize, usize, usize) -> usize = std::mem::transmute(f);
+        return f(a0, a1, a2);
+    }
+    ddl_call_as(g, f, a0, a1, a2)
+}
+
+/// libc's `dlsym`, called by DDL itself (caller: libddl; for handles and
+/// `RTLD_DEFAULT` in the base namespace the caller does not matter).
+pub fn real_dlsym(handle: *mut c_void, name: &CStr) -> usize {
+    let f = real().dlsym.load(Ordering::Relaxed);
+    // SAFETY: libc's dlsym with a valid C string.
+    let f: extern "C" fn(*mut c_void, *const c_char) -> usize = unsafe { std::mem::transmute(f) };
+    f(handle, name.as_ptr())
+}
+
+/// libc's `dlvsym`, called by DDL itself.
+pub fn real_dlvsym(handle: *mut c_void, name: &CStr, version: &CStr) -> usize {
+    let f = real().dlvsym.load(Ordering::Relaxed);
+    // SAFETY: libc's dlvsym with valid C strings.
+    let f: extern "C" fn(*mut c_void, *const c_char, *const c_char) -> usize =
+        unsafe { std::mem::transmute(f) };
+    f(handle, name.as_ptr(), version.as_ptr())
+}
+
+/// libc's `dlopen`, called by DDL itself (only with absolute paths or
+/// `RTLD_NOLOAD`, where the caller does not matter).
+pub fn real_dlopen(path: &CStr, mode: c_int) -> *mut c_void {
+    let f = real().dlopen.load(Ordering::Relaxed);
+    // SAFETY: libc's dlopen with a valid C string.
+    let f: extern "C" fn(*const c_char, c_int) -> *mut c_void = unsafe { std::mem::transmute(f) };
+    f(path.as_ptr(), mode)
+}
+
+/// libc's `dlclose`.
+pub fn real_dlclose(handle: *mut c_void) -> c_int {
+    let f = real().dlclose.load(Ordering::Relaxed);
+    // SAFETY: libc's dlclose on a handle it gave.
+    let f: extern "C" fn(*mut c_void) -> c_int = unsafe { std::mem::transmute(f) };
+    f(handle)
+}
+
+/// `dlopen`: passes the caller's return address to [`dlopen_hook`].
+#[unsafe(naked)]
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn dlopen(file: *const c_char, mode: c_int) -> *mut c_void {
+    std::arch::naked_asm!("mov rdx, [rsp]", "jmp {hook}", hook = sym dlopen_hook)
+}
+
+/// `dlsym`: passes the caller's return address to [`dlsym_hook`].
+#[unsafe(naked)]
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn dlsym(handle: *mut c_void, name: *const c_char) -> *mut c_void {
+    std::arch::naked_asm!("mov rdx, [rsp]", "jmp {hook}", hook = sym dlsym_hook)
+}
+
+/// `dlvsym`: passes the caller's return address to [`dlvsym_hook`].
+#[unsafe(naked)]
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn dlvsym(
+    handle: *mut c_void,
+    name: *const c_char,
+    version: *const c_char,
+) -> *mut c_void {
+    std::arch::naked_asm!("mov rcx, [rsp]", "jmp {hook}", hook = sym dlvsym_hook)
+}
+
+/// The real `dlopen` for the real caller, then rebinding of whatever arrived.
+extern "C" fn dlopen_hook(file: *const c_char, mode: c_int, caller: usize) -> *mut c_void {
+    let f = real().dlopen.load(Ordering::Relaxed);
+    // SAFETY: forwarding the application's own arguments to libc's dlopen.
+    let h = unsafe { call_real(caller, f, file as usize, mode as usize, 0) } as *mut c_void;
+    if !h.is_null() {
+        crate::runtime::objects_changed();
+    }
+    h
+}
+
+/// The real `dlsym` for the real caller; a boundary function's answer is
+/// replaced by its wrapper.
+extern "C" fn dlsym_hook(handle: *mut c_void, name: *const c_char, caller: usize) -> *mut c_void {
+    let f = real().dlsym.load(Ordering::Relaxed);
+    // SAFETY: forwarding the application's own arguments to libc's dlsym.
+    let r = unsafe { call_real(caller, f, handle as usize, name as usize, 0) };
+    if r == 0 || name.is_null() {
+        return r as *mut c_void;
+    }
+    // SAFETY: dlsym succeeded, so `name` is a valid C string.
+    crate::runtime::lookup_answer(unsafe { CStr::from_ptr(name) }, None, r) as *mut c_void
+}
+
+/// As [`dlsym_hook`], for a versioned lookup.
+extern "C" fn dlvsym_hook(
+    handle: *mut c_void,
+    name: *const c_char,
+    version: *const c_char,
+    caller: usize,
+) -> *mut c_void {
+    let f = real().dlvsym.load(Ordering::Relaxed);
+    // SAFETY: forwarding the application's own arguments to libc's dlvsym.
+    let r = unsafe { call_real(caller, f, handle as usize, name as usize, version as usize) };
+    if r == 0 || name.is_null() || version.is_null() {
+        return r as *mut c_void;
+    }
+    // SAFETY: dlvsym succeeded, so both are valid C strings.
+    let (n, v) = unsafe { (CStr::from_ptr(name), CStr::from_ptr(version)) };
+    crate::runtime::lookup_answer(n, Some(v), r) as *mut c_void
+}
+
+/// `dlclose`: the caller does not matter to it; afterwards DDL notices an
+/// old build that went away (its wrappers then stand down).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
+    let r = real_dlclose(handle);
+    if r == 0 {
+        crate::runtime::objects_changed();
+    }
+    r
+}
+
+type MainFn = extern "C" fn(c_int, *mut *mut c_char, *mut *mut c_char) -> c_int;
+type StartMain = extern "C" fn(
+    MainFn,
+    c_int,
+    *mut *mut c_char,
+    Option<extern "C" fn()>,
+    Option<extern "C" fn()>,
+    Option<extern "C" fn()>,
+    *mut c_void,
+) -> c_int;
+
+static REAL_MAIN: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn main_wrapper(argc: c_int, argv: *mut *mut c_char, envp: *mut *mut c_char) -> c_int {
+    // Registered once main starts, so it runs before `_dl_fini` (which
+    // __libc_start_main registered earlier) finalises the new build: the
+    // drain and the summary happen while the shadow can still call it.
+    // SAFETY: registering a plain extern "C" function.
+    unsafe { libc::atexit(crate::runtime::at_exit) };
+    // SAFETY: the program's own main, as __libc_start_main was given it.
+    let main: MainFn = unsafe { std::mem::transmute(REAL_MAIN.load(Ordering::Relaxed)) };
+    main(argc, argv, envp)
+}
+
+/// `__libc_start_main`: wraps `main` so DDL's at-exit work runs before
+/// `_dl_fini` (DESIGN.md, "Leaving").
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn __libc_start_main(
+    main: MainFn,
+    argc: c_int,
+    argv: *mut *mut c_char,
+    init: Option<extern "C" fn()>,
+    fini: Option<extern "C" fn()>,
+    rtld_fini: Option<extern "C" fn()>,
+    stack_end: *mut c_void,
+) -> c_int {
+    let real: StartMain = std::mem::transmute(real().start_main.load(Ordering::Relaxed));
+    REAL_MAIN.store(main as usize, Ordering::Relaxed);
+    real(main_wrapper, argc, argv, init, fini, rtld_fini, stack_end)
+}

@@ -1,0 +1,79 @@
+//! Loading the new build in its own link-map namespace.
+//!
+//! `dlmopen(LM_ID_NEWLM)` gives the new build its own copy of every
+//! dependency, libc included (its own malloc, errno and stdio), so nothing it
+//! does binds to the old build or to the application's libraries
+//! (DESIGN.md, "The new version in its own namespace"). `RTLD_NOW`: no lazy
+//! binding may ever run inside a shadow call.
+
+use std::ffi::{c_void, CStr, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// The new build, loaded.
+pub struct NewBuild {
+    /// The `dlmopen` handle.
+    pub handle: *mut c_void,
+    /// Where it was loaded from.
+    pub path: PathBuf,
+    /// Its namespace's `__errno_location`.
+    pub errno_location: Option<unsafe extern "C" fn() -> *mut libc::c_int>,
+}
+
+// SAFETY: a dlopen handle is an opaque token usable from any thread.
+unsafe impl Send for NewBuild {}
+
+/// Reads and clears `dlerror()` (the one place that does).
+pub fn dlerror() -> String {
+    // SAFETY: dlerror returns NULL or a thread-local C string.
+    unsafe {
+        let e = libc::dlerror();
+        if e.is_null() {
+            "unknown dynamic-linker error".into()
+        } else {
+            CStr::from_ptr(e).to_string_lossy().into_owned()
+        }
+    }
+}
+
+impl NewBuild {
+    /// Loads `path` into a new namespace.
+    pub fn load(path: &Path) -> Result<NewBuild, String> {
+        let c = CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+        // SAFETY: dlmopen with a valid path; the namespace lives as long as
+        // the process (DDL never unloads the new build while it can be called).
+        let handle = unsafe {
+            libc::dlmopen(
+                libc::LM_ID_NEWLM,
+                c.as_ptr(),
+                libc::RTLD_NOW | libc::RTLD_LOCAL,
+            )
+        };
+        if handle.is_null() {
+            return Err(dlerror());
+        }
+        // The namespace's own libc is a dependency of the new build; its
+        // errno lookup is found through the build's handle.
+        let errno = crate::interpose::real_dlsym(handle, c"__errno_location");
+        Ok(NewBuild {
+            handle,
+            path: path.to_path_buf(),
+            // SAFETY: `__errno_location` has this signature in every libc.
+            errno_location: (errno != 0).then(|| unsafe { std::mem::transmute::<usize, _>(errno) }),
+        })
+    }
+
+    /// Resolves a boundary function in the new build, with the symbol
+    /// version the application's reference carries when it has one.
+    pub fn resolve(&self, name: &str, version: Option<&str>) -> Option<usize> {
+        let n = CString::new(name).ok()?;
+        let r = match version.and_then(|v| CString::new(v).ok()) {
+            Some(v) => match crate::interpose::real_dlvsym(self.handle, &n, &v) {
+                0 => crate::interpose::real_dlsym(self.handle, &n),
+                r => r,
+            },
+            None => crate::interpose::real_dlsym(self.handle, &n),
+        };
+        (r != 0).then_some(r)
+    }
+}

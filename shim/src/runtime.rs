@@ -1,0 +1,682 @@
+//! The session: one config, the old build as found among the loaded
+//! objects, the new build in its namespace, the wrappers, and the shadow.
+//!
+//! All rebinding happens under one lock ([`Session::state`]): at start-up,
+//! after every `dlopen`/`dlclose`, and when the old build arrives late. The
+//! caller's path ([`before_call`], [`after_call`]) takes no lock: it reads
+//! the session through an atomic pointer and hands invocations to the
+//! shadow's lock-free queue.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::ffi::{c_void, CStr, CString};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arbiter::config::{Config, Mode};
+use arbiter::invoke::Invoker;
+use arbiter::marshal::{
+    capture_inputs, capture_outputs, raw_arg, raw_ret, Frame, Inputs, Layout, Raw,
+};
+use arbiter::report::ReportWriter;
+use arbiter::shadow::{BoundaryFn, Invocation, Shadow, ShadowHooks, ShadowSettings};
+
+use crate::elf::{self, LoadedObject, ObjectInfo};
+use crate::interpose::{real_dlclose, real_dlopen, real_dlsym, real_dlvsym};
+use crate::namespace::NewBuild;
+use crate::wrapper::{make_thunks, FnCtx};
+
+/// One wrapper: a (function, symbol version) pair.
+struct Wrapper {
+    ctx: &'static FnCtx,
+    thunk: usize,
+}
+
+/// The old build as found in the base namespace.
+struct OldBuild {
+    obj: LoadedObject,
+    handle: *mut c_void,
+}
+
+/// Everything rebinding changes, under one lock.
+struct State {
+    old: Option<OldBuild>,
+    new: Option<NewBuild>,
+    wrappers: HashMap<(u32, Option<String>), Wrapper>,
+    /// Objects already parsed, by `link_map` address and name.
+    objects: HashMap<(usize, String), ObjectInfo>,
+    shadow_started: bool,
+    /// A load or symbol error: DDL has stood down for good.
+    failed: bool,
+}
+
+// SAFETY: the raw handles inside are opaque dynamic-linker tokens, used only
+// under the state lock.
+unsafe impl Send for State {}
+
+/// A configured process.
+pub struct Session {
+    config: Config,
+    shadow: Arc<Shadow>,
+    names: HashMap<String, u32>,
+    /// `sampling` as a threshold on a 64-bit random number.
+    threshold: u64,
+    /// Wrappers mirror only while this is set (old present, not finished).
+    active: AtomicBool,
+    state: Mutex<State>,
+    pid: u32,
+    /// libddl's own `link_map`, never rebound.
+    own_lmap: usize,
+}
+
+static SESSION: AtomicPtr<Session> = AtomicPtr::new(std::ptr::null_mut());
+
+fn session() -> Option<&'static Session> {
+    let p = SESSION.load(Ordering::Acquire);
+    // SAFETY: set once to a leaked Box, never freed.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+/// Says something on stderr when `DDL_LOG` asks for it.
+pub fn log_info(msg: &str) {
+    if matches!(
+        std::env::var("DDL_LOG").as_deref(),
+        Ok("info") | Ok("debug")
+    ) {
+        eprintln!("ddl: {msg}");
+    }
+}
+
+/// Reports an error once and leaves the application as it was.
+pub fn fail_open(msg: &dyn std::fmt::Display) {
+    eprintln!("ddl: error: {msg}");
+}
+
+/// Reads the config and sets the session up; rebinding starts as soon as
+/// the old build is among the loaded objects. Called once, from libddl's
+/// constructor.
+pub fn boot() {
+    let Some(path) = std::env::var_os("DDL_CONFIG") else {
+        return;
+    };
+    // SAFETY: getauxval is always safe to call.
+    if unsafe { libc::getauxval(libc::AT_SECURE) } != 0 {
+        log_info("set-uid/set-gid program: standing down");
+        return;
+    }
+    let config = match Config::load(Path::new(&path)) {
+        Ok(c) => c,
+        Err(e) => return fail_open(&e),
+    };
+    let exe = elf::exe_path();
+    let exe_name = exe
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let argv0 = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    if !config.attaches_to(&exe_name) && !config.attaches_to(&argv0) {
+        log_info(&format!("{exe_name} is not in attach.exe: standing down"));
+        return;
+    }
+    if matches!(config.mode, Mode::Off) {
+        log_info("mode off: nothing loaded, nothing rebound");
+        return;
+    }
+    let functions: Vec<BoundaryFn> = config
+        .functions
+        .iter()
+        .map(|f| BoundaryFn {
+            name: f.sig.name.clone(),
+            layout: Layout::of(&f.sig),
+            invoker: Invoker::new(&f.sig),
+            wants_errno: f.compare.errno_spec().is_some(),
+            comparator: f.compare.clone(),
+            sig: f.sig.clone(),
+        })
+        .collect();
+    let pid = std::process::id();
+    let report_path = config.report_path(pid);
+    let report = match ReportWriter::create(&report_path, config.records_per_signature) {
+        Ok(r) => r,
+        Err(e) => {
+            return fail_open(&config.key_error(
+                "report",
+                format!("cannot create {}: {e}", report_path.display()),
+            ))
+        }
+    };
+    let settings = ShadowSettings {
+        queue: config.queue,
+        queue_bytes: config.queue_bytes,
+        timeout_ms: config.timeout_ms,
+        summary_every_s: config.summary_every_s,
+    };
+    let hooks = ShadowHooks {
+        thread_init: crate::wrapper::mark_thread_busy,
+        caller_name,
+    };
+    let shadow = Shadow::new(Arc::new(functions), settings, Some(report), hooks);
+    let names = config
+        .functions
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.sig.name.clone(), i as u32))
+        .collect();
+    let threshold = if config.sampling >= 1.0 {
+        u64::MAX
+    } else {
+        (config.sampling * u64::MAX as f64) as u64
+    };
+    let session = Box::new(Session {
+        names,
+        threshold,
+        active: AtomicBool::new(false),
+        state: Mutex::new(State {
+            old: None,
+            new: None,
+            wrappers: HashMap::new(),
+            objects: HashMap::new(),
+            shadow_started: false,
+            failed: false,
+        }),
+        pid,
+        own_lmap: own_link_map(),
+        shadow,
+        config,
+    });
+    SESSION.store(Box::leak(session), Ordering::Release);
+    // SAFETY: registering a plain extern "C" function for the child side of fork.
+    unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
+    objects_changed();
+}
+
+/// libddl's own `link_map`.
+fn own_link_map() -> usize {
+    let mut lmap: *mut c_void = std::ptr::null_mut();
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr1 on an address inside libddl, asking for its link_map.
+    unsafe {
+        libc::dladdr1(
+            own_link_map as *const c_void,
+            &mut info,
+            &mut lmap as *mut *mut c_void,
+            2, // RTLD_DL_LINKMAP
+        )
+    };
+    lmap as usize
+}
+
+/// In a forked child the shadow thread does not exist: stand down cleanly
+/// (the parent's report stays the parent's).
+extern "C" fn after_fork_child() {
+    if let Some(s) = session() {
+        s.active.store(false, Ordering::Release);
+    }
+}
+
+/// Names an application return address as `object+0xoffset`.
+fn caller_name(addr: u64) -> Option<String> {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr only reads ld.so's tables.
+    if unsafe { libc::dladdr(addr as *const c_void, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dli_fname is a C string owned by ld.so.
+    let name = unsafe { CStr::from_ptr(info.dli_fname) }
+        .to_string_lossy()
+        .into_owned();
+    let base = Path::new(&name)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or(name);
+    Some(format!(
+        "{base}+{:#x}",
+        addr as usize - info.dli_fbase as usize
+    ))
+}
+
+/// Does `obj` match the config's `old` (a soname, a file name or a path)?
+fn is_old(old: &str, obj: &LoadedObject) -> bool {
+    if obj.is_main() {
+        return false;
+    }
+    if old.contains('/') {
+        let a = std::fs::canonicalize(old).ok();
+        return a.is_some() && a == std::fs::canonicalize(&obj.path).ok();
+    }
+    let base = obj
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if base == old {
+        return true;
+    }
+    std::fs::canonicalize(&obj.path)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy() == old))
+        .unwrap_or(false)
+}
+
+/// Brings rebinding up to date with the loaded objects: called at start-up
+/// and after every successful `dlopen`/`dlclose`.
+pub fn objects_changed() {
+    let Some(s) = session() else { return };
+    if s.pid != std::process::id() {
+        return;
+    }
+    let _guard = Busy::enter();
+    let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
+    if st.failed {
+        return;
+    }
+    let objs = elf::base_namespace_objects();
+    let found = objs.iter().find(|o| is_old(&s.config.old, o)).cloned();
+    match (&st.old, found) {
+        (None, Some(o)) => {
+            if let Err(e) = activate(s, &mut st, o) {
+                st.failed = true;
+                s.active.store(false, Ordering::Release);
+                fail_open(&e);
+                return;
+            }
+        }
+        (Some(prev), None) => {
+            log_info(&format!(
+                "{} was unloaded: its wrappers stand down",
+                prev.obj.name
+            ));
+            s.active.store(false, Ordering::Release);
+            real_dlclose(prev.handle);
+            st.old = None;
+        }
+        (Some(prev), Some(o)) if prev.obj.lmap != o.lmap => {
+            // Unloaded and loaded again between two looks: start over.
+            s.active.store(false, Ordering::Release);
+            real_dlclose(prev.handle);
+            st.old = None;
+            if let Err(e) = activate(s, &mut st, o) {
+                st.failed = true;
+                fail_open(&e);
+                return;
+            }
+        }
+        _ => {}
+    }
+    let live: std::collections::HashSet<(usize, String)> =
+        objs.iter().map(|o| (o.lmap, o.name.clone())).collect();
+    st.objects.retain(|k, _| live.contains(k));
+    let Some(old_lmap) = st.old.as_ref().map(|o| o.obj.lmap) else {
+        return;
+    };
+    for obj in &objs {
+        if obj.lmap == old_lmap
+            || obj.lmap == s.own_lmap
+            || obj.name.contains("linux-vdso")
+            || obj.name.contains("/ld-linux")
+        {
+            continue;
+        }
+        if let Err(e) = rebind_object(s, &mut st, obj) {
+            log_info(&format!("cannot rebind {}: {e}", obj.short_name()));
+        }
+    }
+}
+
+/// The old build has arrived: load the new one, check every boundary
+/// symbol in both, start the shadow. Nothing is rebound yet if this fails.
+fn activate(
+    s: &Session,
+    st: &mut State,
+    obj: LoadedObject,
+) -> Result<(), arbiter::config::ConfigError> {
+    let cpath = CString::new(obj.path.to_string_lossy().as_bytes()).unwrap_or_default();
+    let handle = real_dlopen(&cpath, libc::RTLD_LAZY | libc::RTLD_NOLOAD);
+    if handle.is_null() {
+        return Err(s.config.key_error(
+            "old",
+            format!(
+                "{} is loaded but cannot be opened: {}",
+                obj.name,
+                crate::namespace::dlerror()
+            ),
+        ));
+    }
+    if st.new.is_none() {
+        let new = NewBuild::load(&s.config.new).map_err(|e| {
+            s.config.key_error(
+                "new",
+                format!("cannot load {}: {e}", s.config.new.display()),
+            )
+        })?;
+        s.shadow.set_new_errno(new.errno_location);
+        st.new = Some(new);
+    }
+    let new = st.new.as_ref().unwrap();
+    for (i, f) in s.config.functions.iter().enumerate() {
+        let name = CString::new(f.sig.name.as_str()).unwrap_or_default();
+        if real_dlsym(handle, &name) == 0 {
+            real_dlclose(handle);
+            return Err(s.config.function_error(
+                i,
+                format!(
+                    "symbol {} not found in the old build {}",
+                    f.sig.name,
+                    obj.path.display()
+                ),
+            ));
+        }
+        if new.resolve(&f.sig.name, None).is_none() {
+            real_dlclose(handle);
+            return Err(s.config.function_error(
+                i,
+                format!(
+                    "symbol {} not found in the new build {}",
+                    f.sig.name,
+                    new.path.display()
+                ),
+            ));
+        }
+    }
+    // Wrappers made for an earlier incarnation of the old build point at
+    // its addresses: re-resolve them.
+    for ((func, ver), w) in &st.wrappers {
+        let name = &s.config.functions[*func as usize].sig.name;
+        if let Some(t) = resolve_old(handle, name, ver.as_deref()) {
+            w.ctx.target.store(t as u64, Ordering::Release);
+        }
+    }
+    log_info(&format!(
+        "old build {} found; new build {} loaded",
+        obj.path.display(),
+        new.path.display()
+    ));
+    st.old = Some(OldBuild { obj, handle });
+    if !st.shadow_started {
+        s.shadow.start().map_err(|e| {
+            s.config
+                .key_error("new", format!("cannot start the shadow thread: {e}"))
+        })?;
+        st.shadow_started = true;
+    }
+    s.active.store(true, Ordering::Release);
+    Ok(())
+}
+
+fn resolve_old(handle: *mut c_void, name: &str, version: Option<&str>) -> Option<usize> {
+    let n = CString::new(name).ok()?;
+    let r = match version.and_then(|v| CString::new(v).ok()) {
+        Some(v) => match real_dlvsym(handle, &n, &v) {
+            0 => real_dlsym(handle, &n),
+            r => r,
+        },
+        None => real_dlsym(handle, &n),
+    };
+    (r != 0).then_some(r)
+}
+
+/// Makes the wrappers for `keys` that do not exist yet.
+fn ensure_wrappers(
+    s: &Session,
+    st: &mut State,
+    keys: &[(u32, Option<String>)],
+) -> Result<(), String> {
+    let mut missing: Vec<(u32, Option<String>)> = keys
+        .iter()
+        .filter(|k| !st.wrappers.contains_key(*k))
+        .cloned()
+        .collect();
+    missing.sort();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let (Some(old), Some(new)) = (st.old.as_ref(), st.new.as_ref()) else {
+        return Err("no old build".into());
+    };
+    let mut ctxs = Vec::new();
+    for (func, ver) in &missing {
+        let f = &s.shadow.functions()[*func as usize];
+        let target = resolve_old(old.handle, &f.name, ver.as_deref()).ok_or("symbol vanished")?;
+        let new_fn = new.resolve(&f.name, ver.as_deref()).unwrap_or(0);
+        ctxs.push(FnCtx {
+            target: AtomicU64::new(target as u64),
+            new_fn: AtomicU64::new(new_fn as u64),
+            copy_bytes: f.layout.stack_bytes as u64,
+            func: *func,
+        });
+    }
+    let made = make_thunks(ctxs).map_err(|e| e.to_string())?;
+    for (key, (ctx, thunk)) in missing.into_iter().zip(made) {
+        st.wrappers.insert(key, Wrapper { ctx, thunk });
+    }
+    Ok(())
+}
+
+/// Points every slot of `obj` that refers to a boundary function of the
+/// old build at its wrapper.
+fn rebind_object(s: &Session, st: &mut State, obj: &LoadedObject) -> Result<(), String> {
+    let key = (obj.lmap, obj.name.clone());
+    if !st.objects.contains_key(&key) {
+        let info = elf::object_info(obj, &|n| s.names.contains_key(n))?;
+        st.objects.insert(key.clone(), info);
+    }
+    let info = st.objects[&key].clone();
+    if info.slots.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<(u32, Option<String>)> = info
+        .slots
+        .iter()
+        .map(|sl| (s.names[&sl.name], sl.version.clone()))
+        .collect();
+    ensure_wrappers(s, st, &keys)?;
+    for (slot, k) in info.slots.iter().zip(&keys) {
+        let w = &st.wrappers[k];
+        let target = w.ctx.target.load(Ordering::Relaxed) as usize;
+        // SAFETY: the slot is a relocated GOT/data word of a loaded object.
+        let current = unsafe { crate::rebind::read_slot(slot.addr) };
+        let patch = if current == target {
+            true
+        } else if current == w.thunk {
+            false
+        } else if slot.r_type == goblin::elf::reloc::R_X86_64_JUMP_SLOT
+            && current >= info.span.0
+            && current < info.span.1
+        {
+            // Lazy binding has not resolved it yet: patch it if the lookup
+            // ld.so would do resolves to the old build.
+            let name = CString::new(slot.name.as_str()).unwrap_or_default();
+            let global = real_dlsym(libc::RTLD_DEFAULT, &name);
+            global == target || (global == 0 && own_scope_resolves(obj, &name, target))
+        } else {
+            false
+        };
+        if patch {
+            // SAFETY: as above; RELRO is lifted for the write only.
+            unsafe { crate::rebind::write_slot(slot.addr, w.thunk, info.relro)? };
+        }
+    }
+    Ok(())
+}
+
+/// For an object loaded with `RTLD_LOCAL`: does its own scope resolve `name` to `target`?
+fn own_scope_resolves(obj: &LoadedObject, name: &CStr, target: usize) -> bool {
+    let Ok(p) = CString::new(obj.path.to_string_lossy().as_bytes()) else {
+        return false;
+    };
+    let h = real_dlopen(&p, libc::RTLD_LAZY | libc::RTLD_NOLOAD);
+    if h.is_null() {
+        return false;
+    }
+    let r = real_dlsym(h, name);
+    real_dlclose(h);
+    r == target
+}
+
+/// A `dlsym`/`dlvsym` answer: the wrapper when the real answer is a
+/// boundary function of the old build, the real answer otherwise.
+pub fn lookup_answer(name: &CStr, version: Option<&CStr>, real: usize) -> usize {
+    let Some(s) = session() else { return real };
+    if !s.active.load(Ordering::Acquire) {
+        return real;
+    }
+    let Some(&func) = name.to_str().ok().and_then(|n| s.names.get(n)) else {
+        return real;
+    };
+    let _guard = Busy::enter();
+    let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
+    let ver = version.map(|v| v.to_string_lossy().into_owned());
+    let Some(old) = st.old.as_ref() else {
+        return real;
+    };
+    let Some(target) = resolve_old(
+        old.handle,
+        &s.config.functions[func as usize].sig.name,
+        ver.as_deref(),
+    ) else {
+        return real;
+    };
+    if target != real {
+        return real;
+    }
+    let key = (func, ver);
+    if ensure_wrappers(s, &mut st, std::slice::from_ref(&key)).is_err() {
+        return real;
+    }
+    st.wrappers[&key].thunk
+}
+
+/// Runs once `main` returns or `exit` is called, before `_dl_fini`.
+pub extern "C" fn at_exit() {
+    let Some(s) = session() else { return };
+    if s.pid != std::process::id() {
+        return;
+    }
+    let _guard = Busy::enter();
+    s.active.store(false, Ordering::Release);
+    s.shadow.finish();
+}
+
+/// Marks the thread as inside DDL for a scope (re-arms on drop).
+struct Busy(bool);
+
+thread_local! {
+    static PENDING: Cell<*mut Pending> = const { Cell::new(std::ptr::null_mut()) };
+    static RNG: Cell<u64> = const { Cell::new(0) };
+    static TID: Cell<u32> = const { Cell::new(0) };
+}
+
+impl Busy {
+    fn enter() -> Busy {
+        Busy(crate::wrapper::set_busy(true))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        crate::wrapper::set_busy(self.0);
+    }
+}
+
+/// What the pre hook captured, waiting for the primary call to return.
+struct Pending {
+    seq: u64,
+    raw: Vec<Raw>,
+    inputs: Inputs,
+    caller: u64,
+}
+
+fn sampled(threshold: u64) -> bool {
+    if threshold == u64::MAX {
+        return true;
+    }
+    RNG.with(|r| {
+        let mut x = r.get();
+        if x == 0 {
+            x = (std::process::id() as u64) << 32 ^ (r as *const _ as u64) | 1;
+        }
+        // xorshift64
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        r.set(x);
+        x < threshold
+    })
+}
+
+fn tid() -> u32 {
+    TID.with(|t| {
+        if t.get() == 0 {
+            // SAFETY: gettid has no preconditions.
+            t.set(unsafe { libc::gettid() } as u32);
+        }
+        t.get()
+    })
+}
+
+/// The caller's path, before the primary call: count it, decide, capture
+/// the inputs. Returns true to mirror (the entry then calls `after_call`).
+pub fn before_call(ctx: &FnCtx, frame: &Frame) -> bool {
+    let Some(s) = session() else { return false };
+    if !s.active.load(Ordering::Acquire) {
+        return false;
+    }
+    let seq = s.shadow.count_call(ctx.func);
+    if !sampled(s.threshold) {
+        s.shadow.count_skipped(ctx.func);
+        return false;
+    }
+    let f = &s.shadow.functions()[ctx.func as usize];
+    // SAFETY: the frame was filled by the entry for a call of this function.
+    let raw: Vec<Raw> = (0..f.sig.params.len())
+        .map(|i| unsafe { raw_arg(frame, &f.layout, &f.sig, i) })
+        .collect();
+    // SAFETY: the application's own arguments, read within their annotated sizes.
+    let inputs = unsafe { capture_inputs(&f.sig, &raw) };
+    let p = Box::new(Pending {
+        seq,
+        raw,
+        inputs,
+        caller: frame.ret_addr,
+    });
+    PENDING.with(|c| c.set(Box::into_raw(p)));
+    true
+}
+
+/// The caller's path, after the primary call: capture the outcome, enqueue.
+pub fn after_call(ctx: &FnCtx, frame: &Frame) {
+    let p = PENDING.with(|c| c.replace(std::ptr::null_mut()));
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: set by `before_call` on this thread for this very call.
+    let p = unsafe { Box::from_raw(p) };
+    let Some(s) = session() else { return };
+    let f = &s.shadow.functions()[ctx.func as usize];
+    // SAFETY: the primary call returned; its registers are in the frame.
+    let ret = unsafe { raw_ret(frame, &f.layout, &f.sig) };
+    // SAFETY: the same pointers the callee was given, within their sizes.
+    let mut primary = unsafe { capture_outputs(&f.sig, &p.raw, &ret, &p.inputs) };
+    if f.wants_errno {
+        primary.errno = Some(crate::wrapper::primary_errno());
+    }
+    let inv = Box::new(Invocation {
+        seq: p.seq,
+        func: ctx.func,
+        tid: tid(),
+        caller: p.caller,
+        new_fn: ctx.new_fn.load(Ordering::Relaxed) as usize,
+        inputs: p.inputs,
+        primary,
+    });
+    s.shadow.submit(inv);
+}

@@ -1,0 +1,299 @@
+//! Per-function wrappers that enter the arbiter.
+//!
+//! A wrapper is a 32-byte thunk, generated at run time, that loads its
+//! [`FnCtx`] into `r11` (free at a call boundary in the System V ABI) and
+//! jumps to one shared assembly entry, `ddl_wrapper_entry`. The entry saves
+//! every argument register into a [`Frame`] and asks [`ddl_wrapper_pre`]
+//! what to do:
+//!
+//! - forward (sampled out, re-entrant, standing down): restore the registers
+//!   and tail-jump to the old function, which returns straight to the
+//!   application; DDL is then off the call entirely;
+//! - mirror: copy the stack arguments down, call the old function, save its
+//!   return registers, call [`ddl_wrapper_post`] to capture the outcome and
+//!   enqueue the invocation, restore the return registers and return.
+//!
+//! The entry never needs to know a signature: the pre hook tells it the
+//! target and how many bytes of stack arguments to copy. Capture then reads
+//! the frame through `arbiter::marshal::Layout`. Frame offsets are shared
+//! with `arbiter::marshal::Frame` (tested below).
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arbiter::marshal::Frame;
+
+/// Per-wrapper context: one per (boundary function, symbol version).
+#[repr(C)]
+pub struct FnCtx {
+    /// Address of the old build's function this wrapper forwards to.
+    pub target: AtomicU64,
+    /// Address of the new build's function the shadow calls (0: unmirrored).
+    pub new_fn: AtomicU64,
+    /// Bytes of stack arguments the entry copies when it calls the target itself.
+    pub copy_bytes: u64,
+    /// Index of the function in the boundary.
+    pub func: u32,
+}
+
+std::arch::global_asm!(
+    ".text",
+    ".globl ddl_wrapper_entry",
+    ".hidden ddl_wrapper_entry",
+    ".type ddl_wrapper_entry,@function",
+    "ddl_wrapper_entry:",
+    ".cfi_startproc",
+    "push rbp",
+    ".cfi_def_cfa_offset 16",
+    ".cfi_offset rbp, -16",
+    "mov rbp, rsp",
+    ".cfi_def_cfa_register rbp",
+    "push r11",
+    "push rbx",
+    ".cfi_offset rbx, -32",
+    "sub rsp, 272",
+    "mov rbx, rsp",
+    "mov [rbx+0], rdi",
+    "mov [rbx+8], rsi",
+    "mov [rbx+16], rdx",
+    "mov [rbx+24], rcx",
+    "mov [rbx+32], r8",
+    "mov [rbx+40], r9",
+    "mov [rbx+48], rax",
+    "lea rax, [rbp+16]",
+    "mov [rbx+56], rax",
+    "mov rax, [rbp+8]",
+    "mov [rbx+64], rax",
+    "movdqu [rbx+80], xmm0",
+    "movdqu [rbx+96], xmm1",
+    "movdqu [rbx+112], xmm2",
+    "movdqu [rbx+128], xmm3",
+    "movdqu [rbx+144], xmm4",
+    "movdqu [rbx+160], xmm5",
+    "movdqu [rbx+176], xmm6",
+    "movdqu [rbx+192], xmm7",
+    "mov rdi, r11",
+    "mov rsi, rbx",
+    "call {pre}",
+    "test rax, rax",
+    "jnz 2f",
+    // Forward: restore the arguments exactly and tail-jump to the target.
+    "mov r11, [rbx+256]",
+    "mov rdi, [rbx+0]",
+    "mov rsi, [rbx+8]",
+    "mov rdx, [rbx+16]",
+    "mov rcx, [rbx+24]",
+    "mov r8, [rbx+32]",
+    "mov r9, [rbx+40]",
+    "mov rax, [rbx+48]",
+    "movdqu xmm0, [rbx+80]",
+    "movdqu xmm1, [rbx+96]",
+    "movdqu xmm2, [rbx+112]",
+    "movdqu xmm3, [rbx+128]",
+    "movdqu xmm4, [rbx+144]",
+    "movdqu xmm5, [rbx+160]",
+    "movdqu xmm6, [rbx+176]",
+    "movdqu xmm7, [rbx+192]",
+    "mov rbx, [rbp-16]",
+    "leave",
+    ".cfi_def_cfa rsp, 8",
+    "jmp r11",
+    ".cfi_def_cfa rbp, 16",
+    // Mirror: call the target ourselves with a copy of the stack arguments.
+    "2:",
+    "mov rcx, [rbx+72]",
+    "sub rsp, rcx",
+    "lea rsi, [rbp+16]",
+    "mov rdi, rsp",
+    "shr rcx, 3",
+    "cld",
+    "rep movsq",
+    "mov rdi, [rbx+0]",
+    "mov rsi, [rbx+8]",
+    "mov rdx, [rbx+16]",
+    "mov rcx, [rbx+24]",
+    "mov r8, [rbx+32]",
+    "mov r9, [rbx+40]",
+    "mov rax, [rbx+48]",
+    "movdqu xmm0, [rbx+80]",
+    "movdqu xmm1, [rbx+96]",
+    "movdqu xmm2, [rbx+112]",
+    "movdqu xmm3, [rbx+128]",
+    "movdqu xmm4, [rbx+144]",
+    "movdqu xmm5, [rbx+160]",
+    "movdqu xmm6, [rbx+176]",
+    "movdqu xmm7, [rbx+192]",
+    "mov r11, [rbx+256]",
+    "call r11",
+    "mov [rbx+208], rax",
+    "mov [rbx+216], rdx",
+    "movdqu [rbx+224], xmm0",
+    "movdqu [rbx+240], xmm1",
+    "mov rdi, [rbp-8]",
+    "mov rsi, rbx",
+    "call {post}",
+    "mov rax, [rbx+208]",
+    "mov rdx, [rbx+216]",
+    "movdqu xmm0, [rbx+224]",
+    "movdqu xmm1, [rbx+240]",
+    "mov rbx, [rbp-16]",
+    "leave",
+    ".cfi_def_cfa rsp, 8",
+    "ret",
+    ".cfi_endproc",
+    ".size ddl_wrapper_entry, .-ddl_wrapper_entry",
+    pre = sym ddl_wrapper_pre,
+    post = sym ddl_wrapper_post,
+);
+
+extern "C" {
+    fn ddl_wrapper_entry();
+}
+
+thread_local! {
+    /// Set while this thread is inside DDL's own work or inside a mirrored
+    /// boundary call: any boundary call made meanwhile is forwarded.
+    static BUSY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the current thread as DDL's own (the shadow and writer threads):
+/// boundary calls it makes are always forwarded, never mirrored.
+pub fn mark_thread_busy() {
+    BUSY.with(|b| b.set(true));
+}
+
+/// Sets the busy flag and returns its previous value.
+pub fn set_busy(v: bool) -> bool {
+    BUSY.with(|b| b.replace(v))
+}
+
+thread_local! {
+    /// `errno` as the primary call left it, for the post hook's capture.
+    static PRIMARY_ERRNO: Cell<i32> = const { Cell::new(0) };
+}
+
+/// `errno` as the primary call of the current mirrored call left it.
+pub fn primary_errno() -> i32 {
+    PRIMARY_ERRNO.with(|e| e.get())
+}
+
+/// What the pre hook decided, for the entry.
+const FORWARD: u64 = 0;
+const MIRROR: u64 = 1;
+
+/// Called by the entry with the arguments saved.
+///
+/// # Safety
+/// Only the assembly entry calls it, with `ctx` from a thunk (leaked, never
+/// freed) and `frame` on its own stack.
+unsafe extern "C" fn ddl_wrapper_pre(ctx: *const FnCtx, frame: *mut Frame) -> u64 {
+    let errno = *libc::__errno_location();
+    let ctx = &*ctx;
+    let frame = &mut *frame;
+    frame.target = ctx.target.load(Ordering::Relaxed);
+    frame.copy_bytes = ctx.copy_bytes;
+    let busy = BUSY.with(|b| b.replace(true));
+    let decision = if busy {
+        FORWARD
+    } else {
+        // Nothing may unwind into the assembly entry.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::runtime::before_call(ctx, frame)
+        })) {
+            Ok(true) => MIRROR,
+            _ => FORWARD,
+        }
+    };
+    if decision == FORWARD && !busy {
+        BUSY.with(|b| b.set(false));
+    }
+    *libc::__errno_location() = errno;
+    decision
+}
+
+/// Called by the entry after the old function returned, with its return
+/// registers saved in `frame`.
+///
+/// # Safety
+/// As [`ddl_wrapper_pre`]; only called after it returned `MIRROR`.
+unsafe extern "C" fn ddl_wrapper_post(ctx: *const FnCtx, frame: *mut Frame) {
+    let errno = *libc::__errno_location();
+    PRIMARY_ERRNO.with(|e| e.set(errno));
+    let ctx = &*ctx;
+    let frame = &mut *frame;
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crate::runtime::after_call(ctx, frame)
+    }));
+    BUSY.with(|b| b.set(false));
+    *libc::__errno_location() = errno;
+}
+
+/// Size of one thunk.
+const THUNK: usize = 32;
+
+/// Builds executable thunks, one per context, and returns their addresses.
+///
+/// The contexts are leaked: wrappers live as long as the process, since a
+/// GOT slot or a `dlsym` answer may point at them at any time.
+pub fn make_thunks(ctxs: Vec<FnCtx>) -> std::io::Result<Vec<(&'static FnCtx, usize)>> {
+    let ctxs: Vec<&'static FnCtx> = ctxs.into_iter().map(|c| &*Box::leak(Box::new(c))).collect();
+    let len = (ctxs.len() * THUNK).div_ceil(4096).max(1) * 4096;
+    // SAFETY: a fresh private anonymous mapping, written before it becomes
+    // executable (never writable and executable at once).
+    unsafe {
+        let mem = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if mem == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        let base = mem as *mut u8;
+        std::ptr::write_bytes(base, 0xcc, len);
+        let entry = ddl_wrapper_entry as *const () as u64;
+        let mut out = Vec::with_capacity(ctxs.len());
+        for (i, ctx) in ctxs.into_iter().enumerate() {
+            let t = base.add(i * THUNK);
+            let mut code = [0xccu8; THUNK];
+            // movabs r11, imm64
+            code[0] = 0x49;
+            code[1] = 0xbb;
+            code[2..10].copy_from_slice(&(ctx as *const FnCtx as u64).to_le_bytes());
+            // jmp qword ptr [rip+0]; .quad entry
+            code[10..16].copy_from_slice(&[0xff, 0x25, 0, 0, 0, 0]);
+            code[16..24].copy_from_slice(&entry.to_le_bytes());
+            std::ptr::copy_nonoverlapping(code.as_ptr(), t, THUNK);
+            out.push((ctx, t as usize));
+        }
+        if libc::mprotect(mem, len, libc::PROT_READ | libc::PROT_EXEC) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::offset_of;
+
+    #[test]
+    fn frame_offsets_match_the_assembly() {
+        assert_eq!(offset_of!(Frame, gpr), 0);
+        assert_eq!(offset_of!(Frame, rax), 48);
+        assert_eq!(offset_of!(Frame, stack), 56);
+        assert_eq!(offset_of!(Frame, ret_addr), 64);
+        assert_eq!(offset_of!(Frame, copy_bytes), 72);
+        assert_eq!(offset_of!(Frame, xmm), 80);
+        assert_eq!(offset_of!(Frame, ret_rax), 208);
+        assert_eq!(offset_of!(Frame, ret_rdx), 216);
+        assert_eq!(offset_of!(Frame, ret_xmm0), 224);
+        assert_eq!(offset_of!(Frame, ret_xmm1), 240);
+        assert_eq!(offset_of!(Frame, target), 256);
+        assert_eq!(std::mem::size_of::<Frame>(), arbiter::marshal::FRAME_SIZE);
+    }
+}
