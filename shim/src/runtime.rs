@@ -47,6 +47,8 @@ struct State {
     /// Objects already parsed, by `link_map` address and name.
     objects: HashMap<(usize, String), ObjectInfo>,
     shadow_started: bool,
+    /// The main program's mapped range.
+    main_span: (usize, usize),
     /// A load or symbol error: DDL has stood down for good.
     failed: bool,
 }
@@ -185,6 +187,7 @@ pub fn boot() {
             wrappers: HashMap::new(),
             objects: HashMap::new(),
             shadow_started: false,
+            main_span: (0, 0),
             failed: false,
         }),
         pid,
@@ -467,6 +470,9 @@ fn rebind_object(s: &Session, st: &mut State, obj: &LoadedObject) -> Result<(), 
     let key = (obj.lmap, obj.name.clone());
     if !st.objects.contains_key(&key) {
         let info = elf::object_info(obj, &|n| s.names.contains_key(n))?;
+        if obj.is_main() {
+            st.main_span = info.span;
+        }
         st.objects.insert(key.clone(), info);
     }
     let info = st.objects[&key].clone();
@@ -496,7 +502,12 @@ fn rebind_object(s: &Session, st: &mut State, obj: &LoadedObject) -> Result<(), 
             // ld.so would do resolves to the old build.
             let name = CString::new(slot.name.as_str()).unwrap_or_default();
             let global = real_dlsym(libc::RTLD_DEFAULT, &name);
-            global == target || (global == 0 && own_scope_resolves(obj, &name, target))
+            // In a non-PIE program that takes the function's address, the
+            // global answer is the program's canonical PLT entry, which
+            // itself jumps through the program's (patched) slot.
+            global == target
+                || (global != 0 && global >= st.main_span.0 && global < st.main_span.1)
+                || (global == 0 && own_scope_resolves(obj, &name, target))
         } else {
             false
         };
