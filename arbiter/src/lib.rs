@@ -4,6 +4,8 @@
 #![warn(missing_docs)]
 
 pub mod compare;
+pub mod config;
 pub mod report;
+pub mod signature;
 pub mod types;
 pub mod value;

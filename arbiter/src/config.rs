@@ -1,0 +1,1263 @@
+//! The config file (CONFIG.md): strict JSON named by `DDL_CONFIG`, checked
+//! completely before anything is rebound.
+//!
+//! Errors point at the JSON line of the key (and, for a signature, at the
+//! column inside it). serde_json gives positions only for syntax errors, so
+//! the file is read as borrowed [`RawValue`]s: each one is a slice of the
+//! input text, and its offset (a pointer difference) gives its line.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::compare::{Comparator, CompareSet, Spec};
+use crate::signature::{parse_signature, TypeTable};
+use crate::types::{Signature, Type};
+
+/// What DDL does with the boundary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Forward to old, mirror to new, compare.
+    Shadow,
+    /// Load nothing, rebind nothing.
+    Off,
+}
+
+/// One entry of `functions`.
+#[derive(Clone, Debug)]
+pub struct FunctionSpec {
+    /// The parsed prototype.
+    pub sig: Signature,
+    /// Its comparator (its own `compare` over `defaults.compare`).
+    pub compare: Comparator,
+    /// JSON line of this entry.
+    pub line: usize,
+    /// Position in `functions`.
+    pub index: usize,
+}
+
+/// A checked config file.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The config file, as given (the `DDL_CONFIG` path).
+    pub file: PathBuf,
+    /// The old component: soname, file name or absolute path.
+    pub old: String,
+    /// The new build (a relative `new` is taken relative to the config file's folder).
+    pub new: PathBuf,
+    /// `shadow` or `off`.
+    pub mode: Mode,
+    /// Globs on the executable's base name; empty: every executable.
+    pub attach_exe: Vec<String>,
+    /// Structs and typedefs of `types`.
+    pub types: TypeTable,
+    /// The boundary, in the order of `functions`.
+    pub functions: Vec<FunctionSpec>,
+    /// Fraction of calls mirrored (0..=1).
+    pub sampling: f64,
+    /// Invocations that may wait for the shadow.
+    pub queue: usize,
+    /// Bytes of captured data that may wait for the shadow.
+    pub queue_bytes: usize,
+    /// Longest a shadow call may run.
+    pub timeout_ms: u64,
+    /// Where verdict records go (`%p`: the pid; see [`Config::report_path`]).
+    pub report: String,
+    /// How often a summary line is written.
+    pub summary_every_s: u64,
+    /// Records kept per (function, verdict, differing paths).
+    pub records_per_signature: u32,
+    /// JSON line of each top-level key present in the file (for
+    /// [`Config::key_error`]).
+    pub key_lines: BTreeMap<String, usize>,
+}
+
+/// A config that cannot be used, with where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The config file, as given.
+    pub file: PathBuf,
+    /// JSON line of the key (or of the syntax error).
+    pub line: Option<usize>,
+    /// The key: `sampling`, `functions[1]`, `functions[1].sig`, `types[0]`, …
+    pub key: Option<String>,
+    /// Column: inside the signature when `signature` is set, else of a JSON syntax error.
+    pub column: Option<usize>,
+    /// The signature or declaration text the column points into.
+    pub signature: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+            if let (Some(c), None) = (self.column, &self.signature) {
+                write!(f, ":{c}")?;
+            }
+        }
+        write!(f, ": ")?;
+        if let Some(k) = &self.key {
+            write!(f, "{k}: ")?;
+        }
+        if let Some(s) = &self.signature {
+            match self.column {
+                Some(c) => write!(f, "column {c} of \"{s}\": ")?,
+                None => write!(f, "\"{s}\": ")?,
+            }
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+const KNOWN_KEYS: &[&str] = &[
+    "old",
+    "new",
+    "mode",
+    "attach",
+    "types",
+    "handles",
+    "functions",
+    "defaults",
+    "sampling",
+    "queue",
+    "queue_bytes",
+    "timeout_ms",
+    "report",
+    "summary_every_s",
+    "records_per_signature",
+    "capture",
+    "classes",
+    "sandbox",
+];
+
+/// A JSON object with its members in order, values kept as raw text.
+/// Duplicate keys are an error (serde_json would keep the last silently).
+struct Obj<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Obj<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Obj<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Obj<'de>, A::Error> {
+                let mut out: Vec<(String, &'de RawValue)> = Vec::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    let v: &'de RawValue = map.next_value()?;
+                    if out.iter().any(|(x, _)| *x == k) {
+                        return Err(de::Error::custom(format!("duplicate key \"{k}\"")));
+                    }
+                    out.push((k, v));
+                }
+                Ok(Obj(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'a> Obj<'a> {
+    fn get(&self, k: &str) -> Option<&'a RawValue> {
+        self.0.iter().find(|(x, _)| x == k).map(|(_, v)| *v)
+    }
+}
+
+/// Parsing state: the file name and the text the raw values point into.
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+fn found(raw: &RawValue) -> String {
+    let s = raw.get();
+    if s.chars().count() > 60 {
+        let t: String = s.chars().take(57).collect();
+        format!("{t}...")
+    } else {
+        s.to_string()
+    }
+}
+
+impl<'a> Ctx<'a> {
+    fn line_of(&self, raw: &RawValue) -> usize {
+        let base = self.text.as_ptr() as usize;
+        let p = raw.get().as_ptr() as usize;
+        let off = p.saturating_sub(base).min(self.text.len());
+        self.text.as_bytes()[..off]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err(&self, raw: Option<&RawValue>, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line: raw.map(|r| self.line_of(r)),
+            key: Some(key.to_string()),
+            column: None,
+            signature: None,
+            message: message.into(),
+        }
+    }
+
+    fn json_err(&self, e: serde_json::Error) -> ConfigError {
+        json_error(self.file, e)
+    }
+
+    fn obj(&self, raw: &'a RawValue, key: &str) -> Result<Obj<'a>> {
+        if !raw.get().starts_with('{') {
+            return Err(self.err(
+                Some(raw),
+                key,
+                format!("expected an object, found {}", found(raw)),
+            ));
+        }
+        serde_json::from_str::<Obj<'a>>(raw.get())
+            .map_err(|e| self.err(Some(raw), key, e.to_string()))
+    }
+
+    fn arr(&self, raw: &'a RawValue, key: &str) -> Result<Vec<&'a RawValue>> {
+        if !raw.get().starts_with('[') {
+            return Err(self.err(
+                Some(raw),
+                key,
+                format!("expected an array, found {}", found(raw)),
+            ));
+        }
+        serde_json::from_str::<Vec<&'a RawValue>>(raw.get())
+            .map_err(|e| self.err(Some(raw), key, e.to_string()))
+    }
+
+    fn string(&self, raw: &RawValue, key: &str) -> Result<String> {
+        if raw.get().starts_with('"') {
+            if let Ok(s) = serde_json::from_str::<String>(raw.get()) {
+                return Ok(s);
+            }
+        }
+        Err(self.err(
+            Some(raw),
+            key,
+            format!("expected a string, found {}", found(raw)),
+        ))
+    }
+
+    fn nonempty_string(&self, raw: &RawValue, key: &str) -> Result<String> {
+        let s = self.string(raw, key)?;
+        if s.is_empty() {
+            return Err(self.err(Some(raw), key, "expected a non-empty string"));
+        }
+        Ok(s)
+    }
+
+    fn number(&self, raw: &RawValue) -> Option<serde_json::Number> {
+        match serde_json::from_str::<serde_json::Value>(raw.get()) {
+            Ok(serde_json::Value::Number(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// A whole number from `min` up; `what` describes it in the error.
+    fn integer(&self, raw: &RawValue, key: &str, min: u64, max: u64, what: &str) -> Result<u64> {
+        let n = self.number(raw);
+        let v = n.as_ref().and_then(|n| {
+            n.as_u64().or_else(|| {
+                // 1e3 and 65536.0 are whole numbers too.
+                let f = n.as_f64()?;
+                (f.fract() == 0.0 && f >= 0.0 && f < 1.8e19).then_some(f as u64)
+            })
+        });
+        match v {
+            Some(v) if v >= min && v <= max => Ok(v),
+            _ => Err(self.err(
+                Some(raw),
+                key,
+                format!("expected {what}, found {}", found(raw)),
+            )),
+        }
+    }
+
+    fn spec(&self, raw: &'a RawValue, key: &str) -> Result<Spec> {
+        const EXPECTED: &str =
+            "expected \"exact\", \"ignore\", {\"ulps\": n} or {\"abs\": x, \"rel\": y}";
+        let t = raw.get();
+        if t.starts_with('"') {
+            return match self.string(raw, key)?.as_str() {
+                "exact" => Ok(Spec::Exact),
+                "ignore" => Ok(Spec::Ignore),
+                _ => Err(self.err(Some(raw), key, format!("{EXPECTED}, found {}", found(raw)))),
+            };
+        }
+        if !t.starts_with('{') {
+            return Err(self.err(Some(raw), key, format!("{EXPECTED}, found {}", found(raw))));
+        }
+        let o = self.obj(raw, key)?;
+        if o.get("oracle").is_some() {
+            return Err(self.err(Some(raw), key, "oracle comparators arrive later"));
+        }
+        if let Some(u) = o.get("ulps") {
+            if o.0.len() != 1 {
+                return Err(self.err(
+                    Some(raw),
+                    key,
+                    "{\"ulps\": n} takes no other key (use {\"abs\": x, \"rel\": y} for tolerances)",
+                ));
+            }
+            let k = format!("{key}.ulps");
+            return Ok(Spec::Ulps(self.integer(
+                u,
+                &k,
+                0,
+                u64::MAX,
+                "a whole number of units in the last place",
+            )?));
+        }
+        if o.0.is_empty() {
+            return Err(self.err(Some(raw), key, format!("{EXPECTED}, found {{}}")));
+        }
+        let (mut abs, mut rel) = (0.0, 0.0);
+        for (k, v) in &o.0 {
+            let slot = match k.as_str() {
+                "abs" => &mut abs,
+                "rel" => &mut rel,
+                _ => {
+                    return Err(self.err(
+                        Some(v),
+                        &format!("{key}.{k}"),
+                        format!("unknown key (a spec is {})", &EXPECTED[9..]),
+                    ))
+                }
+            };
+            let x = self.number(v).and_then(|n| n.as_f64());
+            match x {
+                Some(x) if x >= 0.0 && x.is_finite() => *slot = x,
+                _ => {
+                    return Err(self.err(
+                        Some(v),
+                        &format!("{key}.{k}"),
+                        format!("expected a number from 0 up, found {}", found(v)),
+                    ))
+                }
+            }
+        }
+        Ok(Spec::Tol { abs, rel })
+    }
+
+    /// A `compare` value. `sig` is the function it belongs to (its keys may
+    /// name its parameters); for `defaults.compare`, `param_ok` decides.
+    fn compare_set(
+        &self,
+        raw: &'a RawValue,
+        key: &str,
+        sig: Option<&Signature>,
+        param_ok: &dyn Fn(&str) -> bool,
+    ) -> Result<CompareSet> {
+        let mut set = CompareSet::default();
+        let t = raw.get();
+        if t.starts_with('"') {
+            match self.string(raw, key)?.as_str() {
+                "exact" => set.all = Some(Spec::Exact),
+                "ignore" => set.all = Some(Spec::Ignore),
+                _ => {
+                    return Err(self.err(
+                        Some(raw),
+                        key,
+                        format!(
+                            "expected \"exact\", \"ignore\" or an object of specs, found {}",
+                            found(raw)
+                        ),
+                    ))
+                }
+            }
+            return Ok(set);
+        }
+        if !t.starts_with('{') {
+            return Err(self.err(
+                Some(raw),
+                key,
+                format!(
+                    "expected \"exact\", \"ignore\" or an object of specs, found {}",
+                    found(raw)
+                ),
+            ));
+        }
+        let o = self.obj(raw, key)?;
+        for (k, v) in &o.0 {
+            let sub = format!("{key}.{k}");
+            let spec = self.spec(v, &sub)?;
+            match k.as_str() {
+                "ret" => {
+                    if let Some(sig) = sig {
+                        if sig.ret == Type::Void {
+                            return Err(self.err(
+                                Some(v),
+                                &sub,
+                                format!("{} returns void", sig.name),
+                            ));
+                        }
+                    }
+                    set.ret = Some(spec);
+                }
+                "errno" => set.errno = Some(spec),
+                "float" => set.float = Some(spec),
+                p => {
+                    let ok = match sig {
+                        Some(sig) => sig.params.iter().any(|x| x.name == p),
+                        None => param_ok(p),
+                    };
+                    if !ok {
+                        let msg = match sig {
+                            Some(sig) => format!(
+                                "\"{p}\" is not a parameter of {} (keys are ret, errno, float and parameter names)",
+                                sig.name
+                            ),
+                            None => format!(
+                                "\"{p}\" is not a parameter of any function (keys are ret, errno, float and parameter names)"
+                            ),
+                        };
+                        return Err(self.err(Some(v), &sub, msg));
+                    }
+                    set.params.insert(p.to_string(), spec);
+                }
+            }
+        }
+        Ok(set)
+    }
+}
+
+/// A serde_json syntax error, positioned: `file:LINE:COL: invalid JSON: …`.
+fn json_error(file: &Path, e: serde_json::Error) -> ConfigError {
+    let full = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let msg = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
+    ConfigError {
+        file: file.to_path_buf(),
+        line: Some(e.line().max(1)),
+        key: None,
+        column: Some(e.column()),
+        signature: None,
+        message: format!("invalid JSON: {msg}"),
+    }
+}
+
+impl Config {
+    /// Reads and checks the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: None,
+            column: None,
+            signature: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Checks a config given as text; `file` names it in errors and anchors
+    /// a relative `new`.
+    pub fn parse(text: &str, file: &Path) -> Result<Config> {
+        let cx = Ctx { file, text };
+        let top: &RawValue = serde_json::from_str(text).map_err(|e| cx.json_err(e))?;
+        if !top.get().starts_with('{') {
+            return Err(ConfigError {
+                file: file.to_path_buf(),
+                line: Some(cx.line_of(top)),
+                key: None,
+                column: None,
+                signature: None,
+                message: format!(
+                    "expected a JSON object at the top level, found {}",
+                    found(top)
+                ),
+            });
+        }
+        // Parsed from the whole text so that a duplicate key's position is exact.
+        let obj: Obj = serde_json::from_str(text).map_err(|e| cx.json_err(e))?;
+
+        let mut key_lines = BTreeMap::new();
+        for (k, v) in &obj.0 {
+            if !KNOWN_KEYS.contains(&k.as_str()) {
+                return Err(cx.err(
+                    Some(v),
+                    k,
+                    format!("unknown key (known keys: {})", KNOWN_KEYS.join(", ")),
+                ));
+            }
+            key_lines.insert(k.clone(), cx.line_of(v));
+        }
+        let missing = |k: &str| ConfigError {
+            file: file.to_path_buf(),
+            line: None,
+            key: Some(k.to_string()),
+            column: None,
+            signature: None,
+            message: "required key is missing".to_string(),
+        };
+
+        // Refused until their issues land (empty values are harmless).
+        for (k, issue) in [
+            (
+                "handles",
+                "handles arrive with the stateful-components issue",
+            ),
+            (
+                "classes",
+                "C++ classes arrive with the stateful-components issue",
+            ),
+            (
+                "sandbox",
+                "sandbox.intercept arrives with the containment issue",
+            ),
+        ] {
+            if let Some(v) = obj.get(k) {
+                let t = v.get();
+                if !(t == "null" || t == "[]" || t == "{}") {
+                    return Err(cx.err(Some(v), k, issue));
+                }
+            }
+        }
+        if let Some(v) = obj.get("capture") {
+            if v.get() != "null" {
+                return Err(cx.err(
+                    Some(v),
+                    "capture",
+                    "capture arrives with the capture/replay issue",
+                ));
+            }
+        }
+
+        let old = match obj.get("old") {
+            Some(v) => cx.nonempty_string(v, "old")?,
+            None => return Err(missing("old")),
+        };
+        let new = match obj.get("new") {
+            Some(v) => {
+                let s = cx.nonempty_string(v, "new")?;
+                let p = PathBuf::from(s);
+                if p.is_relative() {
+                    match file.parent() {
+                        Some(dir) => dir.join(p),
+                        None => p,
+                    }
+                } else {
+                    p
+                }
+            }
+            None => return Err(missing("new")),
+        };
+        let mode = match obj.get("mode") {
+            None => Mode::Shadow,
+            Some(v) => match cx.string(v, "mode")?.as_str() {
+                "shadow" => Mode::Shadow,
+                "off" => Mode::Off,
+                m @ ("guarded" | "promoted") => {
+                    return Err(cx.err(
+                        Some(v),
+                        "mode",
+                        format!("\"{m}\" arrives with the promotion issue"),
+                    ))
+                }
+                _ => {
+                    return Err(cx.err(
+                        Some(v),
+                        "mode",
+                        format!("expected \"shadow\" or \"off\", found {}", found(v)),
+                    ))
+                }
+            },
+        };
+        let mut attach_exe = Vec::new();
+        if let Some(v) = obj.get("attach") {
+            let o = cx.obj(v, "attach")?;
+            for (k, sub) in &o.0 {
+                if k != "exe" {
+                    return Err(cx.err(
+                        Some(sub),
+                        &format!("attach.{k}"),
+                        "unknown key (attach takes exe)",
+                    ));
+                }
+                for (i, g) in cx.arr(sub, "attach.exe")?.into_iter().enumerate() {
+                    let key = format!("attach.exe[{i}]");
+                    let s = cx.nonempty_string(g, &key)?;
+                    if let Err(e) = glob::Pattern::new(&s) {
+                        return Err(cx.err(Some(g), &key, format!("invalid glob: {e}")));
+                    }
+                    attach_exe.push(s);
+                }
+            }
+        }
+
+        let mut types = TypeTable::new();
+        if let Some(v) = obj.get("types") {
+            for (i, d) in cx.arr(v, "types")?.into_iter().enumerate() {
+                let key = format!("types[{i}]");
+                let s = cx.string(d, &key)?;
+                types.declare(&s).map_err(|e| ConfigError {
+                    file: file.to_path_buf(),
+                    line: Some(cx.line_of(d)),
+                    key: Some(key.clone()),
+                    column: Some(e.column),
+                    signature: Some(s.clone()),
+                    message: e.message,
+                })?;
+            }
+        }
+
+        // Functions, with their own compare (defaults are merged below).
+        let fv = obj.get("functions").ok_or_else(|| missing("functions"))?;
+        let entries = cx.arr(fv, "functions")?;
+        if entries.is_empty() {
+            return Err(cx.err(
+                Some(fv),
+                "functions",
+                "the boundary is empty: list at least one function",
+            ));
+        }
+        let mut functions = Vec::with_capacity(entries.len());
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (index, e) in entries.into_iter().enumerate() {
+            let key = format!("functions[{index}]");
+            let line = cx.line_of(e);
+            let (sig_raw, sig_key, compare_raw) = if e.get().starts_with('"') {
+                (e, key.clone(), None)
+            } else if e.get().starts_with('{') {
+                let o = cx.obj(e, &key)?;
+                for (k, v) in &o.0 {
+                    if k != "sig" && k != "compare" {
+                        return Err(cx.err(
+                            Some(v),
+                            &format!("{key}.{k}"),
+                            "unknown key (a function entry takes sig and compare)",
+                        ));
+                    }
+                }
+                let s = o.get("sig").ok_or_else(|| {
+                    cx.err(Some(e), &key, "missing \"sig\": the function's prototype")
+                })?;
+                (s, format!("{key}.sig"), o.get("compare"))
+            } else {
+                return Err(cx.err(
+                    Some(e),
+                    &key,
+                    format!(
+                        "expected a prototype string or {{\"sig\": …, \"compare\": …}}, found {}",
+                        found(e)
+                    ),
+                ));
+            };
+            let text = cx.string(sig_raw, &sig_key)?;
+            let sig = parse_signature(&text, &types).map_err(|err| ConfigError {
+                file: file.to_path_buf(),
+                line: Some(cx.line_of(sig_raw)),
+                key: Some(sig_key.clone()),
+                column: Some(err.column),
+                signature: Some(text.clone()),
+                message: err.message,
+            })?;
+            if let Some(&first) = seen.get(&sig.name) {
+                return Err(cx.err(
+                    Some(e),
+                    &key,
+                    format!("{} is listed twice (also functions[{first}])", sig.name),
+                ));
+            }
+            seen.insert(sig.name.clone(), index);
+            let func = match compare_raw {
+                Some(c) => cx.compare_set(c, &format!("{key}.compare"), Some(&sig), &|_| false)?,
+                None => CompareSet::default(),
+            };
+            functions.push(FunctionSpec {
+                sig,
+                compare: Comparator {
+                    func,
+                    defaults: CompareSet::default(),
+                },
+                line,
+                index,
+            });
+        }
+
+        let mut defaults = CompareSet::default();
+        if let Some(v) = obj.get("defaults") {
+            let o = cx.obj(v, "defaults")?;
+            for (k, sub) in &o.0 {
+                if k != "compare" {
+                    return Err(cx.err(
+                        Some(sub),
+                        &format!("defaults.{k}"),
+                        "unknown key (defaults takes compare)",
+                    ));
+                }
+                let any_param = |p: &str| {
+                    functions
+                        .iter()
+                        .any(|f| f.sig.params.iter().any(|x| x.name == p))
+                };
+                defaults = cx.compare_set(sub, "defaults.compare", None, &any_param)?;
+            }
+        }
+        for f in &mut functions {
+            f.compare.defaults = defaults.clone();
+        }
+
+        let sampling = match obj.get("sampling") {
+            None => 1.0,
+            Some(v) => match cx.number(v).and_then(|n| n.as_f64()) {
+                Some(x) if (0.0..=1.0).contains(&x) => x,
+                _ => {
+                    return Err(cx.err(
+                        Some(v),
+                        "sampling",
+                        format!("expected a number from 0 to 1, found {}", found(v)),
+                    ))
+                }
+            },
+        };
+        let int = |k: &str, default: u64, min: u64, max: u64, what: &str| -> Result<u64> {
+            match obj.get(k) {
+                None => Ok(default),
+                Some(v) => cx.integer(v, k, min, max, what),
+            }
+        };
+        let queue = int("queue", 65536, 1, usize::MAX as u64, "a positive integer")? as usize;
+        let queue_bytes = int(
+            "queue_bytes",
+            67_108_864,
+            1,
+            usize::MAX as u64,
+            "a positive integer",
+        )? as usize;
+        let timeout_ms = int("timeout_ms", 1000, 1, u64::MAX, "a positive integer")?;
+        let summary_every_s = int("summary_every_s", 60, 1, u64::MAX, "a positive integer")?;
+        let records_per_signature = int(
+            "records_per_signature",
+            100,
+            0,
+            u32::MAX as u64,
+            "an integer from 0 to 4294967295",
+        )? as u32;
+        let report = match obj.get("report") {
+            None => "ddl-report.%p.jsonl".to_string(),
+            Some(v) => cx.nonempty_string(v, "report")?,
+        };
+
+        Ok(Config {
+            file: file.to_path_buf(),
+            old,
+            new,
+            mode,
+            attach_exe,
+            types,
+            functions,
+            sampling,
+            queue,
+            queue_bytes,
+            timeout_ms,
+            report,
+            summary_every_s,
+            records_per_signature,
+            key_lines,
+        })
+    }
+
+    /// Whether DDL attaches to an executable with this base name
+    /// (`attach.exe` globs; none: every executable).
+    pub fn attaches_to(&self, exe_base_name: &str) -> bool {
+        self.attach_exe.is_empty()
+            || self.attach_exe.iter().any(|g| {
+                glob::Pattern::new(g)
+                    .map(|p| p.matches(exe_base_name))
+                    .unwrap_or(false)
+            })
+    }
+
+    /// The report's path for process `pid` (`%p` replaced by it).
+    pub fn report_path(&self, pid: u32) -> PathBuf {
+        PathBuf::from(self.report.replace("%p", &pid.to_string()))
+    }
+
+    /// An error about function `index` found later (e.g. its symbol is
+    /// missing from a build), positioned like parse errors.
+    pub fn function_error(&self, index: usize, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            line: self.functions.get(index).map(|f| f.line),
+            key: Some(format!("functions[{index}]")),
+            column: None,
+            signature: None,
+            message: message.into(),
+        }
+    }
+
+    /// An error about top-level key `key` (e.g. a `new` that fails to load).
+    pub fn key_error(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            line: self.key_lines.get(key).copied(),
+            key: Some(key.to_string()),
+            column: None,
+            signature: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl Comparator {
+    /// The spec for the value(s) under `key` (`ret` or a parameter name),
+    /// CONFIG.md's order: the function's whole `compare`, its key, its
+    /// `float` (for floating values), then the same in `defaults.compare`,
+    /// then exact.
+    pub fn spec_for(&self, key: &str, is_float: bool) -> Spec {
+        fn in_set(set: &CompareSet, key: &str, is_float: bool) -> Option<Spec> {
+            if let Some(s) = set.all {
+                return Some(s);
+            }
+            let keyed = if key == "ret" {
+                set.ret
+            } else {
+                set.params.get(key).copied()
+            };
+            keyed.or(if is_float { set.float } else { None })
+        }
+        in_set(&self.func, key, is_float)
+            .or_else(|| in_set(&self.defaults, key, is_float))
+            .unwrap_or(Spec::Exact)
+    }
+
+    /// How errno is compared; `None`: not compared (errno is compared only
+    /// when asked for, and never for a function whose `compare` is `"ignore"`).
+    pub fn errno_spec(&self) -> Option<Spec> {
+        if self.func.all == Some(Spec::Ignore) {
+            return None;
+        }
+        match self.func.errno.or(self.defaults.errno) {
+            Some(Spec::Ignore) | None => None,
+            s => s,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Role;
+
+    const FILE: &str = "calc.ddl.json";
+
+    fn parse(text: &str) -> Config {
+        Config::parse(text, Path::new(FILE)).unwrap_or_else(|e| panic!("{e}"))
+    }
+    fn fail(text: &str) -> String {
+        match Config::parse(text, Path::new(FILE)) {
+            Ok(_) => panic!("parsed: {text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+    /// A minimal valid config with one extra top-level member.
+    fn with(extra: &str) -> String {
+        format!(
+            "{{\n  \"old\": \"libcalc.so.1\",\n  \"new\": \"build/libcalc.so.1\",\n  \"functions\": [\"int calc_add(int a, int b)\"]{}{}\n}}",
+            if extra.is_empty() { "" } else { ",\n  " },
+            extra
+        )
+    }
+
+    #[test]
+    fn minimal_and_defaults() {
+        let c = parse(&with(""));
+        assert_eq!(c.file, PathBuf::from(FILE));
+        assert_eq!(c.old, "libcalc.so.1");
+        assert_eq!(c.new, PathBuf::from("build/libcalc.so.1"));
+        assert_eq!(c.mode, Mode::Shadow);
+        assert!(c.attach_exe.is_empty());
+        assert_eq!(c.functions.len(), 1);
+        assert_eq!(c.functions[0].sig.name, "calc_add");
+        assert_eq!(c.functions[0].line, 4);
+        assert_eq!(c.functions[0].index, 0);
+        assert_eq!(c.functions[0].compare, Comparator::default());
+        assert_eq!(c.sampling, 1.0);
+        assert_eq!(c.queue, 65536);
+        assert_eq!(c.queue_bytes, 67_108_864);
+        assert_eq!(c.timeout_ms, 1000);
+        assert_eq!(c.report, "ddl-report.%p.jsonl");
+        assert_eq!(c.summary_every_s, 60);
+        assert_eq!(c.records_per_signature, 100);
+        assert_eq!(c.report_path(4242), PathBuf::from("ddl-report.4242.jsonl"));
+        assert!(c.attaches_to("anything"));
+    }
+
+    #[test]
+    fn the_example_of_config_md_without_handles() {
+        let text = r#"{
+  "old": "libcalc.so.1",
+  "new": "build/calc-v2/libcalc.so.1",
+  "mode": "shadow",
+  "attach": { "exe": ["calc-app", "python3*"] },
+  "types": ["struct point { double x; double y; }"],
+  "functions": [
+    "int calc_add(int a, int b)",
+    { "sig": "double calc_sqrt(double x)", "compare": { "ret": { "ulps": 2 } } },
+    { "sig": "int calc_version(void)", "compare": "ignore" }
+  ],
+  "defaults": { "compare": { "float": { "ulps": 0 } } },
+  "sampling": 1.0,
+  "queue": 65536,
+  "timeout_ms": 1000,
+  "report": "ddl-report.jsonl",
+  "capture": null
+}"#;
+        let c = Config::parse(text, Path::new("/etc/ddl/calc.ddl.json")).unwrap();
+        assert_eq!(c.new, PathBuf::from("/etc/ddl/build/calc-v2/libcalc.so.1"));
+        assert_eq!(c.attach_exe, ["calc-app", "python3*"]);
+        assert!(c.attaches_to("calc-app"));
+        assert!(c.attaches_to("python3.11"));
+        assert!(!c.attaches_to("bash"));
+        assert!(c.types.lookup_struct("point").is_some());
+        assert_eq!(c.functions.len(), 3);
+        let lines: Vec<usize> = c.functions.iter().map(|f| f.line).collect();
+        assert_eq!(lines, [8, 9, 10]);
+        let sqrt = &c.functions[1].compare;
+        assert_eq!(sqrt.func.ret, Some(Spec::Ulps(2)));
+        assert_eq!(sqrt.defaults.float, Some(Spec::Ulps(0)));
+        assert_eq!(sqrt.spec_for("ret", true), Spec::Ulps(2));
+        assert_eq!(c.functions[0].compare.spec_for("ret", false), Spec::Exact);
+        assert_eq!(c.functions[0].compare.spec_for("ret", true), Spec::Ulps(0));
+        assert_eq!(c.functions[2].compare.func.all, Some(Spec::Ignore));
+        assert_eq!(c.functions[2].compare.spec_for("ret", false), Spec::Ignore);
+        assert_eq!(c.report_path(7), PathBuf::from("ddl-report.jsonl"));
+        assert_eq!(c.key_lines["sampling"], 13);
+        assert_eq!(
+            c.key_error("new", "cannot load: nope").to_string(),
+            "/etc/ddl/calc.ddl.json:3: new: cannot load: nope"
+        );
+        assert_eq!(
+            c.function_error(1, "symbol calc_sqrt missing from the new build")
+                .to_string(),
+            "/etc/ddl/calc.ddl.json:9: functions[1]: symbol calc_sqrt missing from the new build"
+        );
+        assert_eq!(
+            c.key_error("queue_bytes", "x").to_string(),
+            "/etc/ddl/calc.ddl.json: queue_bytes: x"
+        );
+    }
+
+    #[test]
+    fn display_formats() {
+        let text = "{\n  \"old\": \"libcalc.so.1\",\n  \"new\": \"n.so\",\n  \"sampling\": 2.5,\n  \"functions\": [\"int f(void)\"]\n}";
+        assert_eq!(
+            fail(text),
+            "calc.ddl.json:4: sampling: expected a number from 0 to 1, found 2.5"
+        );
+        let text = "{\n  \"old\": \"libcalc.so.1\",\n  \"new\": \"n.so\",\n  \"functions\": [\n\n\n\n    \"int calc_add(int a, int b)\",\n    \"int calc_add(int a, intt b)\"\n  ]\n}";
+        assert_eq!(
+            fail(text),
+            "calc.ddl.json:9: functions[1]: column 21 of \"int calc_add(int a, intt b)\": unknown type \"intt\""
+        );
+        let text = "{\n  \"old\": \"libcalc.so.1\",\n  \"new\": \"n.so\",\n  \"functions\": [\n    \"int f(void)\",\n    {\"sig\": \"int g(intt b)\"}\n  ]\n}";
+        assert_eq!(
+            fail(text),
+            "calc.ddl.json:6: functions[1].sig: column 7 of \"int g(intt b)\": unknown type \"intt\""
+        );
+        let text = "{\n  \"old\": \"a\",\n  \"new\": \"b\",\n  \"types\": [\n    \"struct s { intt a; }\"\n  ],\n  \"functions\": [\"int f(void)\"]\n}";
+        assert_eq!(
+            fail(text),
+            "calc.ddl.json:5: types[0]: column 12 of \"struct s { intt a; }\": unknown type \"intt\""
+        );
+        let text = "{\n  \"old\": \"a\",\n  \"new\": \"b\" \"x\"\n}";
+        assert_eq!(
+            fail(text),
+            "calc.ddl.json:3:14: invalid JSON: expected `,` or `}`"
+        );
+        let e = Config::load(Path::new("/nonexistent/dir/calc.ddl.json")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/nonexistent/dir/calc.ddl.json: cannot read: No such file or directory (os error 2)"
+        );
+        assert_eq!(e.line, None);
+    }
+
+    #[test]
+    fn load_from_disk() {
+        let dir = std::env::temp_dir().join(format!("ddl-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.ddl.json");
+        std::fs::write(&f, with("\"mode\": \"off\"")).unwrap();
+        let c = Config::load(&f).unwrap();
+        assert_eq!(c.mode, Mode::Off);
+        assert_eq!(c.new, dir.join("build/libcalc.so.1"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn strict_json() {
+        for (text, start) in [
+            ("{ // comment\n}", "calc.ddl.json:1:3: invalid JSON: "),
+            ("{\"old\": \"a\",}", "calc.ddl.json:1:13: invalid JSON: "),
+            ("", "calc.ddl.json:1:0: invalid JSON: EOF while parsing"),
+            ("{\"old\": \"a\", \"old\": \"b\"}", "calc.ddl.json:1:"),
+        ] {
+            let e = fail(text);
+            assert!(e.starts_with(start), "{text:?}: {e}");
+            assert!(!e.contains(" at line "), "{e}");
+        }
+        assert!(fail("{\"old\": \"a\", \"old\": \"b\"}").contains("duplicate key \"old\""));
+        assert_eq!(
+            fail("[1, 2]"),
+            "calc.ddl.json:1: expected a JSON object at the top level, found [1, 2]"
+        );
+    }
+
+    #[test]
+    fn key_errors() {
+        let cases: &[(&str, &str)] = &[
+            ("\"sampling\": -0.1", "sampling: expected a number from 0 to 1, found -0.1"),
+            ("\"sampling\": \"all\"", "sampling: expected a number from 0 to 1, found \"all\""),
+            ("\"queue\": 0", "queue: expected a positive integer, found 0"),
+            ("\"queue\": 1.5", "queue: expected a positive integer, found 1.5"),
+            ("\"queue\": -3", "queue: expected a positive integer, found -3"),
+            ("\"queue_bytes\": \"big\"", "queue_bytes: expected a positive integer"),
+            ("\"timeout_ms\": 0", "timeout_ms: expected a positive integer, found 0"),
+            ("\"summary_every_s\": null", "summary_every_s: expected a positive integer, found null"),
+            ("\"records_per_signature\": 5000000000", "records_per_signature: expected an integer from 0 to 4294967295"),
+            ("\"report\": 3", "report: expected a string, found 3"),
+            ("\"report\": \"\"", "report: expected a non-empty string"),
+            ("\"mode\": \"guarded\"", "mode: \"guarded\" arrives with the promotion issue"),
+            ("\"mode\": \"promoted\"", "mode: \"promoted\" arrives with the promotion issue"),
+            ("\"mode\": \"loud\"", "mode: expected \"shadow\" or \"off\", found \"loud\""),
+            ("\"capture\": \"cap.zst\"", "capture: capture arrives with the capture/replay issue"),
+            ("\"capture\": {\"path\": \"x\"}", "capture: capture arrives with the capture/replay issue"),
+            ("\"handles\": [{\"type\": \"calc_ctx *\"}]", "handles: handles arrive with the stateful-components issue"),
+            ("\"classes\": [{\"name\": \"Shape\", \"size\": 64}]", "classes: C++ classes arrive with the stateful-components issue"),
+            ("\"sandbox\": {\"intercept\": [\"open\"]}", "sandbox: sandbox.intercept arrives with"),
+            ("\"colour\": true", "colour: unknown key (known keys: old, new, mode"),
+            ("\"attach\": {\"exe\": \"calc\"}", "attach.exe: expected an array, found \"calc\""),
+            ("\"attach\": {\"exe\": [\"[\"]}", "attach.exe[0]: invalid glob"),
+            ("\"attach\": {\"pid\": 3}", "attach.pid: unknown key (attach takes exe)"),
+            ("\"attach\": []", "attach: expected an object, found []"),
+            ("\"types\": [3]", "types[0]: expected a string, found 3"),
+            ("\"types\": \"struct a { int x; }\"", "types: expected an array"),
+            ("\"defaults\": {\"compare\": {\"nope\": \"exact\"}}", "defaults.compare.nope: \"nope\" is not a parameter of any function"),
+            ("\"defaults\": {\"comparator\": \"exact\"}", "defaults.comparator: unknown key (defaults takes compare)"),
+            ("\"defaults\": {\"compare\": \"loose\"}", "defaults.compare: expected \"exact\", \"ignore\" or an object of specs, found \"loose\""),
+        ];
+        for (extra, msg) in cases {
+            let e = fail(&with(extra));
+            let want = format!("calc.ddl.json:5: {msg}");
+            assert!(e.starts_with(&want), "{extra}: {e}\n   want: {want}");
+        }
+        // Harmless empty values of refused keys are accepted.
+        parse(&with(
+            "\"handles\": [], \"classes\": [], \"sandbox\": {}, \"capture\": null",
+        ));
+        // 1e3 is a whole number.
+        assert_eq!(parse(&with("\"timeout_ms\": 1e3")).timeout_ms, 1000);
+        assert_eq!(parse(&with("\"sampling\": 0")).sampling, 0.0);
+        assert_eq!(
+            parse(&with("\"records_per_signature\": 0")).records_per_signature,
+            0
+        );
+    }
+
+    #[test]
+    fn required_keys() {
+        assert_eq!(
+            fail("{\"new\": \"b\", \"functions\": [\"int f(void)\"]}"),
+            "calc.ddl.json: old: required key is missing"
+        );
+        assert_eq!(
+            fail("{\"old\": \"a\", \"functions\": [\"int f(void)\"]}"),
+            "calc.ddl.json: new: required key is missing"
+        );
+        assert_eq!(
+            fail("{\"old\": \"a\", \"new\": \"b\"}"),
+            "calc.ddl.json: functions: required key is missing"
+        );
+        assert!(fail("{\"old\": \"a\", \"new\": \"b\", \"functions\": []}")
+            .starts_with("calc.ddl.json:1: functions: the boundary is empty"));
+        assert_eq!(
+            fail("{\"old\": \"\", \"new\": \"b\", \"functions\": [\"int f(void)\"]}"),
+            "calc.ddl.json:1: old: expected a non-empty string"
+        );
+    }
+
+    #[test]
+    fn function_entries() {
+        let text = r#"{
+  "old": "a", "new": "/abs/b.so",
+  "types": ["struct point { double x; double y; }"],
+  "functions": [
+    { "sig": "int div(int a, int b, int *rem [out])",
+      "compare": { "ret": "exact", "errno": "exact", "rem": "ignore", "float": { "abs": 1e-9 } } },
+    { "sig": "double norm(const struct point *p, double *out [out])",
+      "compare": { "out": { "abs": 0.5, "rel": 1e-6 }, "float": { "rel": 0.01 } } },
+    { "sig": "void reset(void)" },
+    { "sig": "int v(void)", "compare": "exact" }
+  ],
+  "defaults": { "compare": { "errno": "exact", "rem": { "ulps": 3 } } }
+}"#;
+        let c = parse(text);
+        assert_eq!(c.new, PathBuf::from("/abs/b.so"));
+        let f0 = &c.functions[0];
+        assert_eq!(f0.line, 5);
+        assert_eq!(
+            f0.sig.params[2].role,
+            crate::types::Role::Buffer {
+                dir: crate::types::Dir::Out,
+                elem: Type::Scalar(crate::types::Scalar::I32),
+                count: crate::types::Expr::Int(1),
+                written: None,
+                string: false,
+                scalar_out: true,
+            }
+        );
+        assert_eq!(f0.compare.func.ret, Some(Spec::Exact));
+        assert_eq!(f0.compare.func.errno, Some(Spec::Exact));
+        assert_eq!(f0.compare.func.params["rem"], Spec::Ignore);
+        assert_eq!(
+            f0.compare.func.float,
+            Some(Spec::Tol {
+                abs: 1e-9,
+                rel: 0.0
+            })
+        );
+        assert_eq!(f0.compare.spec_for("rem", false), Spec::Ignore);
+        assert_eq!(f0.compare.errno_spec(), Some(Spec::Exact));
+        let f1 = &c.functions[1];
+        assert_eq!(f1.line, 7);
+        assert_eq!(
+            f1.compare.spec_for("out", true),
+            Spec::Tol {
+                abs: 0.5,
+                rel: 1e-6
+            }
+        );
+        assert_eq!(
+            f1.compare.spec_for("ret", true),
+            Spec::Tol {
+                abs: 0.0,
+                rel: 0.01
+            }
+        );
+        assert_eq!(
+            f1.compare.spec_for("rem", true),
+            Spec::Tol {
+                abs: 0.0,
+                rel: 0.01
+            }
+        );
+        assert_eq!(f1.compare.spec_for("p", false), Spec::Exact);
+        assert_eq!(f1.compare.errno_spec(), Some(Spec::Exact));
+        let f2 = &c.functions[2];
+        assert_eq!(f2.sig.ret, Type::Void);
+        assert_eq!(f2.compare.spec_for("rem", false), Spec::Ulps(3));
+        let f3 = &c.functions[3];
+        assert_eq!(f3.compare.func.all, Some(Spec::Exact));
+        assert_eq!(f3.index, 3);
+        assert!(matches!(
+            c.functions[1].sig.params[0].role,
+            Role::Buffer { .. }
+        ));
+    }
+
+    #[test]
+    fn function_entry_errors() {
+        let f = |entry: &str| {
+            fail(&format!(
+            "{{\"old\": \"a\", \"new\": \"b\",\n\"functions\": [\"int f(int x, double *y)\",\n {entry}]}}"
+        ))
+        };
+        let cases: &[(&str, &str)] = &[
+            ("3", "calc.ddl.json:3: functions[1]: expected a prototype string or {\"sig\": …, \"compare\": …}, found 3"),
+            ("{\"compare\": \"exact\"}", "calc.ddl.json:3: functions[1]: missing \"sig\""),
+            ("{\"sig\": \"int g(void)\", \"cmp\": 1}", "calc.ddl.json:3: functions[1].cmp: unknown key (a function entry takes sig and compare)"),
+            ("{\"sig\": 5}", "calc.ddl.json:3: functions[1].sig: expected a string, found 5"),
+            ("\"int f(int z)\"", "calc.ddl.json:3: functions[1]: f is listed twice (also functions[0])"),
+            ("{\"sig\": \"int g(int a)\", \"compare\": {\"b\": \"exact\"}}", "calc.ddl.json:3: functions[1].compare.b: \"b\" is not a parameter of g"),
+            ("{\"sig\": \"void g(int a)\", \"compare\": {\"ret\": \"exact\"}}", "calc.ddl.json:3: functions[1].compare.ret: g returns void"),
+            ("{\"sig\": \"int g(int a)\", \"compare\": {\"ret\": {\"oracle\": \"liboracle.so:cmp\"}}}", "calc.ddl.json:3: functions[1].compare.ret: oracle comparators arrive later"),
+            ("{\"sig\": \"int g(int a)\", \"compare\": {\"ret\": {\"ulps\": -1}}}", "calc.ddl.json:3: functions[1].compare.ret.ulps: expected a whole number of units in the last place, found -1"),
+            ("{\"sig\": \"int g(int a)\", \"compare\": {\"ret\": {\"ulps\": 1, \"abs\": 2}}}", "calc.ddl.json:3: functions[1].compare.ret: {\"ulps\": n} takes no other key"),
+            ("{\"sig\": \"int g(int a)\", \"compare\": {\"ret\": {\"abs\": -1}}}", "calc.ddl.json:3: functions[1].compare.ret.abs: expected a number from 0 up, found -1"),
+            ("{\"sig\": \"int g(int a)\", \"compare\": {\"ret\": {\"tol\": 1}}}", "calc.ddl.json:3: functions[1].compare.ret.tol: unknown key"),
+            ("{\"sig\": \"int g(int a)\", \"compare\": {\"ret\": {}}}", "calc.ddl.json:3: functions[1].compare.ret: expected \"exact\", \"ignore\", {\"ulps\": n} or {\"abs\": x, \"rel\": y}, found {}"),
+            ("{\"sig\": \"int g(int a)\", \"compare\": {\"ret\": \"close\"}}", "calc.ddl.json:3: functions[1].compare.ret: expected \"exact\""),
+            ("{\"sig\": \"int g(int a)\", \"compare\": 1}", "calc.ddl.json:3: functions[1].compare: expected \"exact\", \"ignore\" or an object of specs, found 1"),
+            ("\"int Shape::area() const\"", "calc.ddl.json:3: functions[1]: column 10 of \"int Shape::area() const\": C++ declarations arrive with the stateful-components issue"),
+            ("\"int g(int *p [handle])\"", "calc.ddl.json:3: functions[1]: column 15 of \"int g(int *p [handle])\": handles arrive with the stateful-components issue"),
+        ];
+        for (entry, want) in cases {
+            let e = f(entry);
+            assert!(e.starts_with(want), "{entry}: {e}\n   want: {want}");
+        }
+        // A parameter name used in defaults.compare exists in some function.
+        let c = parse(&format!(
+            "{{\"old\": \"a\", \"new\": \"b\", \"functions\": [\"int f(int x, double *y)\"], \
+             \"defaults\": {{\"compare\": {{\"y\": {{\"ulps\": 1}}}}}}}}"
+        ));
+        assert_eq!(c.functions[0].compare.spec_for("y", true), Spec::Ulps(1));
+    }
+
+    #[test]
+    fn errno_resolution() {
+        let mut c = Comparator::default();
+        assert_eq!(c.errno_spec(), None);
+        c.defaults.errno = Some(Spec::Exact);
+        assert_eq!(c.errno_spec(), Some(Spec::Exact));
+        c.func.errno = Some(Spec::Ignore);
+        assert_eq!(c.errno_spec(), None);
+        c.func.errno = None;
+        c.func.all = Some(Spec::Ignore);
+        assert_eq!(c.errno_spec(), None);
+        c.func.all = Some(Spec::Exact);
+        assert_eq!(c.errno_spec(), Some(Spec::Exact));
+    }
+
+    #[test]
+    fn spec_resolution_order() {
+        let mut c = Comparator::default();
+        assert_eq!(c.spec_for("ret", true), Spec::Exact);
+        c.defaults.float = Some(Spec::Ulps(1));
+        assert_eq!(c.spec_for("ret", true), Spec::Ulps(1));
+        assert_eq!(c.spec_for("ret", false), Spec::Exact);
+        c.defaults.params.insert("x".into(), Spec::Ulps(2));
+        assert_eq!(c.spec_for("x", true), Spec::Ulps(2));
+        c.defaults.all = Some(Spec::Ulps(9));
+        assert_eq!(c.spec_for("x", true), Spec::Ulps(9));
+        c.func.float = Some(Spec::Ulps(3));
+        assert_eq!(c.spec_for("x", true), Spec::Ulps(3));
+        assert_eq!(c.spec_for("x", false), Spec::Ulps(9));
+        c.func.ret = Some(Spec::Ulps(4));
+        assert_eq!(c.spec_for("ret", true), Spec::Ulps(4));
+        assert_eq!(c.spec_for("ret", false), Spec::Ulps(4));
+        c.func.all = Some(Spec::Ignore);
+        assert_eq!(c.spec_for("ret", true), Spec::Ignore);
+        assert_eq!(c.spec_for("x", false), Spec::Ignore);
+    }
+
+    #[test]
+    fn non_ascii_and_escapes_keep_lines() {
+        let text = "{\n\"old\": \"lïb\\n.so\",\n\"new\": \"b\",\n\"functions\": [\n\"int f(void)\",\n\n\"int g(intt x)\"]}";
+        assert_eq!(
+            fail(text),
+            "calc.ddl.json:7: functions[1]: column 7 of \"int g(intt x)\": unknown type \"intt\""
+        );
+        assert_eq!(parse(&text.replace("intt", "int")).old, "lïb\n.so");
+    }
+}
