@@ -89,3 +89,9 @@ int calc_version(void)
     return 1;
 #endif
 }
+
+#ifndef NEW
+int calc_legacy(int x) { return x; }
+#else
+int calc_added(int x) { return x; }
+#endif

@@ -47,4 +47,13 @@ const char *calc_name(int code);
 /* old 1, new 2 (compared with "ignore") */
 int calc_version(void);
 
+/* Exported by one build only (no app calls them; the config-error tests name
+ * them in a boundary): calc_legacy was removed in the new build, calc_added
+ * is new in the new build. */
+#ifndef NEW
+int calc_legacy(int x);
+#else
+int calc_added(int x);
+#endif
+
 #endif

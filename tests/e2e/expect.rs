@@ -1,0 +1,137 @@
+//! What the fixtures do: the boundary of each component (as config
+//! signatures) and, per app, how often each function is called and how many
+//! of those calls the new build answers differently. The numbers come from
+//! the header comments of the apps in `cxx-fixtures/` and are checked against
+//! the builds themselves by `fixtures_agree_with_expectations`.
+
+/// One boundary function's expected counts for one run.
+#[derive(Clone, Copy, Debug)]
+pub struct Want {
+    pub function: &'static str,
+    /// Calls the application makes (all mirrored unless sampled out).
+    pub calls: u64,
+    /// Of those, the calls whose outcome differs under the config's comparators.
+    pub mismatch: u64,
+}
+
+pub const fn want(function: &'static str, calls: u64, mismatch: u64) -> Want {
+    Want {
+        function,
+        calls,
+        mismatch,
+    }
+}
+
+/// libcalc's boundary (`calc_version` is compared with "ignore").
+pub const CALC_SIGS: &[&str] = &[
+    "int calc_add(int a, int b)",
+    "int calc_div(int a, int b)",
+    "int calc_add3(int a, int b, int c)",
+    "double calc_sqrt(double x)",
+    "double calc_norm2(double x, double y)",
+    "float calc_scale(float x, float k)",
+    "bool calc_is_even(long n)",
+    "enum calc_sign calc_sign(int x)",
+    "int8_t calc_clamp8(int x)",
+    "uint16_t calc_swap16(uint16_t v)",
+    "unsigned long long calc_mul64(unsigned long long a, unsigned long long b)",
+    "uint64_t calc_hash(const char *s)",
+    "const char *calc_name(int code)",
+];
+pub const CALC_VERSION_SIG: &str = "int calc_version(void)";
+pub const CALC_SQRT_SIG: &str = "double calc_sqrt(double x)";
+
+/// calc-app, any layout (see cxx-fixtures/calc/calc-app.c).
+pub const CALC_APP: &[Want] = &[
+    want("calc_add", 6, 0),
+    want("calc_div", 7, 3),
+    want("calc_add3", 2, 0),
+    want("calc_sqrt", 6, 3),
+    want("calc_norm2", 2, 1),
+    want("calc_scale", 3, 0),
+    want("calc_is_even", 4, 0),
+    want("calc_sign", 3, 0),
+    want("calc_clamp8", 3, 0),
+    want("calc_swap16", 2, 0),
+    want("calc_mul64", 4, 2),
+    want("calc_hash", 5, 2),
+    want("calc_name", 6, 2),
+    want("calc_version", 1, 0),
+];
+
+/// Functions whose outputs differ between the builds but whose comparator
+/// is "ignore" in the configs the tests write.
+pub const IGNORED: &[&str] = &["calc_version"];
+
+/// calc-dlopen (see cxx-fixtures/calc/calc-dlopen.c).
+pub const CALC_DLOPEN: &[Want] = &[
+    want("calc_add", 2, 0),
+    want("calc_div", 3, 2),
+    want("calc_sqrt", 2, 1),
+    want("calc_name", 2, 1),
+    want("calc_hash", 1, 1),
+];
+
+/// calc-plugin-app + libplugin.so (see cxx-fixtures/calc/plugin.c).
+pub const CALC_PLUGIN: &[Want] = &[
+    want("calc_add", 1, 0),
+    want("calc_div", 2, 2),
+    want("calc_sqrt", 1, 1),
+    want("calc_name", 1, 1),
+];
+
+/// libbuf's declared types.
+pub const BUF_TYPES: &[&str] = &[
+    "struct point { double x; double y; }",
+    "struct rect { int x; int y; int w; int h; }",
+    "struct box3 { double a; double b; double c; }",
+];
+
+/// libbuf's boundary.
+pub const BUF_SIGS: &[&str] = &[
+    "size_t buf_encode(const uint8_t *src [in len], size_t len, uint8_t *dst [out cap; written ret], size_t cap)",
+    "int buf_stats(const double *xs [in n], int n, double *mean [out], double *max [out])",
+    "void buf_reverse(int *xs [inout n], int n)",
+    "int buf_upper(const char *s, char *out [out cap; string], size_t cap)",
+    "size_t buf_fill(uint8_t *dst [out n; written *count], size_t n, size_t *count [out])",
+    "struct point buf_mid(struct point a, struct point b)",
+    "double buf_dist(const struct point *a, const struct point *b)",
+    "void buf_translate(struct point *p, double dx, double dy)",
+    "int buf_area(struct rect r)",
+    "struct box3 buf_scale3(struct box3 b, double k)",
+    "double buf_many(int a1, int a2, int a3, int a4, int a5, int a6, int a7, int a8, double d1, double d2, double d3, double d4, double d5, double d6, double d7, double d8, double d9, double d10)",
+    "void *buf_identity(void *p)",
+];
+
+/// buf-app, any layout (see cxx-fixtures/buf/buf-app.c).
+pub const BUF_APP: &[Want] = &[
+    want("buf_encode", 5, 2),
+    want("buf_stats", 2, 0),
+    want("buf_reverse", 5, 2),
+    want("buf_upper", 4, 2),
+    want("buf_fill", 4, 2),
+    want("buf_mid", 2, 0),
+    want("buf_dist", 2, 0),
+    want("buf_translate", 3, 1),
+    want("buf_area", 3, 1),
+    want("buf_scale3", 2, 1),
+    want("buf_many", 3, 1),
+    want("buf_identity", 2, 0),
+];
+
+pub const LAYOUTS: &[&str] = &["pie-lazy", "pie-now", "noplt", "nopie"];
+
+/// `wants` with one function's mismatch count replaced.
+pub fn with_mismatch(wants: &[Want], function: &str, mismatch: u64) -> Vec<Want> {
+    assert!(wants.iter().any(|w| w.function == function));
+    wants
+        .iter()
+        .map(|w| {
+            if w.function == function {
+                Want { mismatch, ..*w }
+            } else {
+                *w
+            }
+        })
+        .collect()
+}
