@@ -6,6 +6,10 @@
 //! the file is read as borrowed [`RawValue`]s: each one is a slice of the
 //! input text, and its offset (a pointer difference) gives its line.
 
+// `ConfigError` is the documented error type, built once on a cold path;
+// boxing it would only complicate every caller.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -279,7 +283,7 @@ impl<'a> Ctx<'a> {
             n.as_u64().or_else(|| {
                 // 1e3 and 65536.0 are whole numbers too.
                 let f = n.as_f64()?;
-                (f.fract() == 0.0 && f >= 0.0 && f < 1.8e19).then_some(f as u64)
+                (f.fract() == 0.0 && (0.0..1.8e19).contains(&f)).then_some(f as u64)
             })
         });
         match v {
@@ -1207,10 +1211,10 @@ mod tests {
             assert!(e.starts_with(want), "{entry}: {e}\n   want: {want}");
         }
         // A parameter name used in defaults.compare exists in some function.
-        let c = parse(&format!(
-            "{{\"old\": \"a\", \"new\": \"b\", \"functions\": [\"int f(int x, double *y)\"], \
-             \"defaults\": {{\"compare\": {{\"y\": {{\"ulps\": 1}}}}}}}}"
-        ));
+        let c = parse(
+            "{\"old\": \"a\", \"new\": \"b\", \"functions\": [\"int f(int x, double *y)\"], \
+             \"defaults\": {\"compare\": {\"y\": {\"ulps\": 1}}}}",
+        );
         assert_eq!(c.functions[0].compare.spec_for("y", true), Spec::Ulps(1));
     }
 

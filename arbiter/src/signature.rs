@@ -469,7 +469,52 @@ fn lex(text: &str) -> Result<Vec<Token>> {
         tok: Tok::Eof,
         col: chars.len() + 1,
     });
-    Ok(out)
+    Ok(strip_attributes(out))
+}
+
+/// Drops GNU decorations that headers carry and DDL has no use for:
+/// `__attribute__((…))`, `__extension__`.
+fn strip_attributes(toks: Vec<Token>) -> Vec<Token> {
+    let mut out = Vec::with_capacity(toks.len());
+    let mut i = 0;
+    while i < toks.len() {
+        match &toks[i].tok {
+            Tok::Ident(s) if s == "__extension__" => i += 1,
+            Tok::Ident(s)
+                if (s == "__attribute__" || s == "__attribute")
+                    && matches!(toks.get(i + 1).map(|t| &t.tok), Some(Tok::Punct("("))) =>
+            {
+                let mut depth = 0usize;
+                let mut j = i + 1;
+                while j < toks.len() {
+                    match toks[j].tok {
+                        Tok::Punct("(") => depth += 1,
+                        Tok::Punct(")") => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        Tok::Eof => break,
+                        _ => {}
+                    }
+                    j += 1;
+                }
+                if matches!(toks[j].tok, Tok::Eof) {
+                    // Unbalanced: keep it, the parser reports it.
+                    out.push(toks[i].clone());
+                    i += 1;
+                } else {
+                    i = j + 1;
+                }
+            }
+            _ => {
+                out.push(toks[i].clone());
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// A C integer literal: decimal, `0x` hex, `0` octal, with `u`/`l` suffixes.
@@ -1012,10 +1057,7 @@ impl<'t> Parser<'t> {
         let mut is_const = false;
         let mut words: Vec<(&'static str, usize)> = Vec::new();
         let mut named: Option<(CTy, bool)> = None;
-        loop {
-            let Some(s) = self.ident().map(str::to_string) else {
-                break;
-            };
+        while let Some(s) = self.ident().map(str::to_string) {
             let c = self.col();
             if QUALIFIERS.contains(&s.as_str()) {
                 is_const |= s == "const";
@@ -1652,7 +1694,10 @@ pub fn parse_signature(text: &str, types: &TypeTable) -> std::result::Result<Sig
                 None => (format!("arg{}", raw.len()), p.col()),
             };
             let mut array = None;
-            if p.at_array_dim() && !matches!(d.ty, CTy::Ptr(..) | CTy::FnPtr) {
+            // `T name[N]` decays to a pointer; so does `T *name[]`
+            // (`char *argv[]`), while `T *name[N]` reads as the annotation `[N]`.
+            let empty_dim = p.is_punct("[") && matches!(p.tok_at(1), Tok::Punct("]"));
+            if p.at_array_dim() && (empty_dim || !matches!(d.ty, CTy::Ptr(..) | CTy::FnPtr)) {
                 array = Some(p.parse_array_dim());
             }
             let annot = if p.is_punct("[") {
@@ -1672,13 +1717,14 @@ pub fn parse_signature(text: &str, types: &TypeTable) -> std::result::Result<Sig
                     format!("two parameters are named {pname}"),
                 ));
             }
+            let elem_const = base.is_const && !matches!(d.ty, CTy::Ptr(..));
             raw.push(RawParam {
                 ty: d.ty,
                 ty_col: base.col,
                 plain_char: base.plain_char,
                 name: pname,
                 array,
-                elem_const: base.is_const,
+                elem_const,
                 annot,
             });
             if p.eat_punct(",") {
@@ -2256,7 +2302,7 @@ mod tests {
             ("int f(int *p [in 4; string])", 21, "`; string` needs"),
             ("int f(int *p [out 4; string])", 22, "char buffer"),
             ("int f(int *p [out 4)", 20, "expected `]`"),
-            ("int f(int *p [])", 14, "empty annotation"),
+            ("int *f(void) []", 14, "empty annotation"),
             ("int f(int *p [out 4 +])", 22, "expected a size expression"),
             ("int f(int *p [out foo(2)])", 19, "unknown function foo()"),
             (
@@ -2871,6 +2917,30 @@ mod tests {
         // Comments are fine.
         let s = sig("int /* result */ f(int a /* first */, // rest\n int b)");
         assert_eq!(s.params.len(), 2);
+    }
+
+    #[test]
+    fn array_parameters_and_attributes() {
+        let s = sig("int main_like(int argc, char *argv[], const double v[3], double w[])");
+        assert_eq!(s.params[1].ty, ptr(ptr(sc(Scalar::I8), false), false));
+        assert_eq!(s.params[1].role, Role::Opaque);
+        assert_eq!(s.params[2].ty, ptr(sc(Scalar::F64), true));
+        assert_eq!(
+            s.params[2].role,
+            buf(Dir::In, sc(Scalar::F64), Expr::Int(3), false)
+        );
+        assert_eq!(
+            s.params[3].role,
+            buf(Dir::InOut, sc(Scalar::F64), Expr::Int(1), true)
+        );
+        let s = sig("int f(double v[] [in n], int n)");
+        assert_eq!(
+            s.params[0].role,
+            buf(Dir::In, sc(Scalar::F64), Expr::Param(1), false)
+        );
+        let s = sig("__extension__ int f(const char *s __attribute__((nonnull))) __attribute__ ((pure, warn_unused_result));");
+        assert_eq!(s.params.len(), 1);
+        assert_eq!(s.params[0].role, Role::String);
     }
 
     #[test]
