@@ -501,7 +501,10 @@ fn rebind_object(s: &Session, st: &mut State, obj: &LoadedObject) -> Result<(), 
             // Lazy binding has not resolved it yet: patch it if the lookup
             // ld.so would do resolves to the old build.
             let name = CString::new(slot.name.as_str()).unwrap_or_default();
-            let global = real_dlsym(libc::RTLD_DEFAULT, &name);
+            let global = match slot.version.as_deref().and_then(|v| CString::new(v).ok()) {
+                Some(v) => real_dlvsym(libc::RTLD_DEFAULT, &name, &v),
+                None => real_dlsym(libc::RTLD_DEFAULT, &name),
+            };
             // In a non-PIE program that takes the function's address, the
             // global answer is the program's canonical PLT entry, which
             // itself jumps through the program's (patched) slot.
