@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::compare::{judge, Comparator, Outcome};
+use crate::compare::{judge, Comparator, Diff, Outcome};
 use crate::invoke::Invoker;
 use crate::marshal::{capture_outputs, shows_as_arg, Inputs, Layout, Materialised};
 use crate::report::{outcome_json, Counters, Record, ReportWriter, Verdict};
@@ -246,23 +246,22 @@ impl Shadow {
                             .map(Value::heap_bytes)
                             .sum::<usize>();
                     self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-                    let rec = self.judge_one(&inv);
+                    let (verdict, shadow, diffs) = self.judge_one(&inv);
                     // Same lock order as `finish`: pop_lock, then judged.
                     let mut inflight = self.pop_lock.lock().unwrap();
                     let mut j = self.judged.lock().unwrap();
                     if !j.closed {
                         let c = &mut j.counters[inv.func as usize];
                         c.mirrored += 1;
-                        match rec.verdict {
+                        match verdict {
                             Verdict::Match => c.matched += 1,
                             Verdict::Mismatch => c.mismatch += 1,
                             Verdict::ShadowFault => c.shadow_fault += 1,
                             Verdict::ShadowTimeout => c.shadow_timeout += 1,
                             _ => c.unmirrored += 1,
                         }
-                        if rec.verdict != Verdict::Match {
-                            let mut rec = rec;
-                            rec.caller = (self.hooks.caller_name)(inv.caller);
+                        if verdict.is_recorded() {
+                            let rec = self.record_of(&inv, verdict, shadow.as_ref(), diffs);
                             if let Some(r) = j.report.as_mut() {
                                 r.record(&rec);
                             }
@@ -290,35 +289,19 @@ impl Shadow {
         }
     }
 
-    /// Runs one invocation on the new build and judges it.
-    fn judge_one(&self, inv: &Invocation) -> Record {
+    /// Runs one invocation on the new build and judges it. Nothing is
+    /// formatted here: matches, the common case, only count.
+    fn judge_one(&self, inv: &Invocation) -> (Verdict, Option<Outcome>, Vec<Diff>) {
         let f = &self.functions[inv.func as usize];
-        let new_fn = inv.new_fn;
-        let args = args_json(&f.sig, &inv.inputs);
-        let primary_json = outcome_json(&f.sig, &inv.primary);
-        let mut rec = Record {
-            seq: inv.seq,
-            time: SystemTime::now(),
-            pid: self.pid,
-            tid: inv.tid,
-            function: f.name.clone(),
-            verdict: Verdict::Unmirrored,
-            args,
-            primary: primary_json,
-            shadow: serde_json::Map::new(),
-            diffs: Vec::new(),
-            caller: None,
-            extra: serde_json::Map::new(),
-        };
-        if new_fn == 0 {
-            return rec;
+        if inv.new_fn == 0 {
+            return (Verdict::Unmirrored, None, Vec::new());
         }
         let m = Materialised::new(&f.sig, &inv.inputs);
         // SAFETY: `new_fn` is the new build's definition of this boundary
         // function, resolved by name (and version) from its namespace; the
         // arguments point only into `m`, sized by the same counts as the
         // primary's buffers.
-        let ret = unsafe { f.invoker.call(new_fn as *const libc::c_void, &m.raw) };
+        let ret = unsafe { f.invoker.call(inv.new_fn as *const libc::c_void, &m.raw) };
         let loc = self.new_errno.load(Ordering::Acquire);
         let errno = if f.wants_errno && loc != 0 {
             // SAFETY: the new namespace's own `__errno_location`, called on
@@ -332,15 +315,38 @@ impl Shadow {
         // SAFETY: the call completed; its pointers are `m`'s buffers.
         let mut shadow = unsafe { capture_outputs(&f.sig, &m.raw, &ret, &inv.inputs) };
         shadow.errno = errno;
-        rec.time = SystemTime::now();
-        rec.shadow = outcome_json(&f.sig, &shadow);
-        rec.diffs = judge(&f.sig, &f.comparator, &inv.primary, &shadow);
-        rec.verdict = if rec.diffs.is_empty() {
+        let diffs = judge(&f.sig, &f.comparator, &inv.primary, &shadow);
+        let verdict = if diffs.is_empty() {
             Verdict::Match
         } else {
             Verdict::Mismatch
         };
-        rec
+        (verdict, Some(shadow), diffs)
+    }
+
+    /// The verdict record of a judged invocation.
+    fn record_of(
+        &self,
+        inv: &Invocation,
+        verdict: Verdict,
+        shadow: Option<&Outcome>,
+        diffs: Vec<Diff>,
+    ) -> Record {
+        let f = &self.functions[inv.func as usize];
+        Record {
+            seq: inv.seq,
+            time: SystemTime::now(),
+            pid: self.pid,
+            tid: inv.tid,
+            function: f.name.clone(),
+            verdict,
+            args: args_json(&f.sig, &inv.inputs),
+            primary: outcome_json(&f.sig, &inv.primary),
+            shadow: shadow.map(|o| outcome_json(&f.sig, o)).unwrap_or_default(),
+            diffs,
+            caller: (self.hooks.caller_name)(inv.caller),
+            extra: serde_json::Map::new(),
+        }
     }
 
     fn totals(&self, j: &Judged) -> Vec<(String, Counters)> {
