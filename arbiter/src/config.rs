@@ -110,6 +110,12 @@ impl fmt::Display for ConfigError {
             write!(f, "{k}: ")?;
         }
         if let Some(s) = &self.signature {
+            // One line on stderr: a multi-line prototype (`\n` in the JSON
+            // string) is shown with spaces, which keeps every column in place.
+            let s: String = s
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
             match self.column {
                 Some(c) => write!(f, "column {c} of \"{s}\": ")?,
                 None => write!(f, "\"{s}\": ")?,
@@ -1216,6 +1222,16 @@ mod tests {
              \"defaults\": {\"compare\": {\"y\": {\"ulps\": 1}}}}",
         );
         assert_eq!(c.functions[0].compare.spec_for("y", true), Spec::Ulps(1));
+    }
+
+    #[test]
+    fn multi_line_signature_is_shown_on_one_line() {
+        let text =
+            "{\"old\": \"a\", \"new\": \"b\",\n\"functions\": [\"int f(int a,\\n\\tintt b)\"]}";
+        assert_eq!(
+            fail(text),
+            "calc.ddl.json:2: functions[0]: column 15 of \"int f(int a,  intt b)\": unknown type \"intt\""
+        );
     }
 
     #[test]

@@ -13,6 +13,32 @@
 //!
 //! Every error carries the 1-based character column of the offending token
 //! inside the text it came from, so the config loader can point at it.
+//!
+//! Where CONFIG.md is silent, this parser chooses what a C programmer
+//! would expect:
+//!
+//! * Only plain `char *` / `const char *` default to strings; `unsigned
+//!   char *`, `uint8_t *` and `signed char *` are byte pointers.
+//! * A parameter written as an array decays to a pointer: `const double
+//!   v[3]` is `[in 3]`, `char *argv[]` is `char **`. A bracket after a
+//!   *pointer* name is always an annotation (`double *v [4]` is `[in 4]`).
+//! * In a struct, `T name[N]` on a non-pointer is a fixed array
+//!   ([`Role::Array`]); `int a, b;` declares two fields. A field pointing to
+//!   a struct that is not declared yet (itself, or one declared later) is
+//!   kept as an opaque `void *`.
+//! * Unnamed parameters are `arg0`, `arg1`, … by position; `f()` means no
+//!   parameters. `[in]` without a size means one element.
+//! * Comments, `extern`, `restrict`, `__extension__` and `__attribute__((…))`
+//!   are accepted and ignored; unions, bit-fields, `long double` and `...`
+//!   are refused.
+//! * Besides `<stdint.h>` and `<stddef.h>` names, `pid_t`, `uid_t`, `gid_t`,
+//!   `mode_t`, `socklen_t`, `time_t`, `off64_t`, `wchar_t`, `intmax_t` and
+//!   `uintmax_t` are known with their x86-64 Linux types. A `typedef` may
+//!   repeat a built-in name only with the same type.
+//! * Size expressions nest at most 64 deep (they are evaluated recursively
+//!   on the caller's path); arithmetic wraps, division by zero gives no
+//!   value. A multi-line prototype's columns count from its first
+//!   character, newlines included.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -928,6 +954,32 @@ struct Parser<'t> {
     toks: Vec<Token>,
     pos: usize,
     types: &'t TypeTable,
+    /// Nesting of size-expression parsing (see [`MAX_DEPTH`]).
+    depth: usize,
+}
+
+/// Deepest nesting a size expression may have.
+const MAX_DEPTH: usize = 64;
+
+/// Whether an expression tree is deeper than [`MAX_DEPTH`] (stops looking
+/// as soon as it is, so it never recurses further than that itself).
+fn too_deep(e: &RExpr, d: usize) -> bool {
+    if d > MAX_DEPTH {
+        return true;
+    }
+    match e {
+        RExpr::Int(_)
+        | RExpr::Name(..)
+        | RExpr::Ret(_)
+        | RExpr::Deref(..)
+        | RExpr::StrLen(..)
+        | RExpr::SizeOf(_) => false,
+        RExpr::Un(_, a) | RExpr::Abs(a) => too_deep(a, d + 1),
+        RExpr::Bin(_, a, b) | RExpr::Min(a, b) | RExpr::Max(a, b) => {
+            too_deep(a, d + 1) || too_deep(b, d + 1)
+        }
+        RExpr::Cond(c, a, b) => too_deep(c, d + 1) || too_deep(a, d + 1) || too_deep(b, d + 1),
+    }
 }
 
 impl<'t> Parser<'t> {
@@ -936,6 +988,7 @@ impl<'t> Parser<'t> {
             toks,
             pos: 0,
             types,
+            depth: 0,
         }
     }
 
@@ -1200,7 +1253,7 @@ impl<'t> Parser<'t> {
                 let count = if ends(self.tok()) {
                     None
                 } else {
-                    Some(self.parse_expr()?)
+                    Some(self.parse_size()?)
                 };
                 AKind::Buffer {
                     dir: Some(dir),
@@ -1225,7 +1278,7 @@ impl<'t> Parser<'t> {
                 }
                 AKind::Buffer {
                     dir: None,
-                    count: Some(self.parse_expr()?),
+                    count: Some(self.parse_size()?),
                 }
             }
         };
@@ -1239,7 +1292,7 @@ impl<'t> Parser<'t> {
                     if written.is_some() {
                         return Err(SigError::new(c, "`written` given twice"));
                     }
-                    written = Some((self.parse_expr()?, c));
+                    written = Some((self.parse_size()?, c));
                 }
                 Some("string") => {
                     self.next();
@@ -1299,7 +1352,37 @@ impl<'t> Parser<'t> {
 
     // --- size expressions -------------------------------------------------
 
+    /// A size expression, no deeper than [`MAX_DEPTH`]: sizes are evaluated
+    /// recursively on the caller's path, so a pathological config must not
+    /// be able to overflow a stack there (or here).
+    fn parse_size(&mut self) -> Result<RExpr> {
+        let col = self.col();
+        let e = self.parse_expr()?;
+        if too_deep(&e, 0) {
+            return Err(SigError::new(col, "size expression nested too deeply"));
+        }
+        Ok(e)
+    }
+
+    fn enter(&mut self) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(SigError::new(
+                self.col(),
+                "size expression nested too deeply",
+            ));
+        }
+        Ok(())
+    }
+
     fn parse_expr(&mut self) -> Result<RExpr> {
+        self.enter()?;
+        let r = self.parse_expr_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn parse_expr_inner(&mut self) -> Result<RExpr> {
         let c = self.parse_bin(0)?;
         if self.eat_punct("?") {
             let a = self.parse_expr()?;
@@ -1339,6 +1422,13 @@ impl<'t> Parser<'t> {
     }
 
     fn parse_unary(&mut self) -> Result<RExpr> {
+        self.enter()?;
+        let r = self.parse_unary_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn parse_unary_inner(&mut self) -> Result<RExpr> {
         if self.eat_punct("-") {
             return Ok(RExpr::Un(UnOp::Neg, Box::new(self.parse_unary()?)));
         }
@@ -2941,6 +3031,112 @@ mod tests {
         let s = sig("__extension__ int f(const char *s __attribute__((nonnull))) __attribute__ ((pure, warn_unused_result));");
         assert_eq!(s.params.len(), 1);
         assert_eq!(s.params[0].role, Role::String);
+    }
+
+    #[test]
+    fn pathological_expressions_are_refused_not_overflowing() {
+        let deep = format!(
+            "int f(int *p [in {}1{}])",
+            "(".repeat(5000),
+            ")".repeat(5000)
+        );
+        assert!(err(&deep).message.contains("nested too deeply"));
+        let neg = format!("int f(int *p [in {}1])", "-".repeat(5000));
+        assert!(err(&neg).message.contains("nested too deeply"));
+        let long = format!("int f(int *p [in 1{}])", " + 1".repeat(5000));
+        let e = err(&long);
+        assert!(e.message.contains("nested too deeply"), "{e}");
+        assert_eq!(e.column, 18);
+        // Reasonable nesting is fine.
+        let ok = format!("int f(int *p [in {}1{}])", "(".repeat(20), ")".repeat(20));
+        sig(&ok);
+    }
+
+    /// A tiny fuzzer: random token soup never panics.
+    #[test]
+    fn random_input_never_panics() {
+        const PIECES: &[&str] = &[
+            "int",
+            "char",
+            "*",
+            "(",
+            ")",
+            "[",
+            "]",
+            "{",
+            "}",
+            ";",
+            ",",
+            "const",
+            "struct",
+            "s",
+            "x",
+            "n",
+            "in",
+            "out",
+            "inout",
+            "written",
+            "string",
+            "ret",
+            "?",
+            ":",
+            "+",
+            "-",
+            "!",
+            "&&",
+            "||",
+            "==",
+            "<",
+            "1",
+            "0x10",
+            "sizeof",
+            "min",
+            "strlen",
+            "void",
+            "typedef",
+            "unsigned",
+            "long",
+            "double",
+            "...",
+            "f",
+            "p",
+            "enum",
+            "null",
+            "private",
+            "opaque",
+            "handle",
+            "__attribute__",
+            "&",
+            "::",
+            "é",
+            "/*",
+            "*/",
+            "99999999999999999999",
+        ];
+        let mut t = TypeTable::new();
+        t.declare("struct s { int n; int *x [in n]; }").unwrap();
+        let mut state: u64 = 0x9e3779b97f4a7c15;
+        let mut rnd = |k: usize| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) as usize) % k
+        };
+        for _ in 0..20000 {
+            let n = 1 + rnd(24);
+            let mut text = String::new();
+            for _ in 0..n {
+                text.push_str(PIECES[rnd(PIECES.len())]);
+                text.push(' ');
+            }
+            let _ = parse_signature(&text, &t);
+            let mut t2 = t.clone();
+            let _ = t2.declare(&text);
+            let prefixed = format!("int f(int n, {text}");
+            let _ = parse_signature(&prefixed, &t);
+            let st = format!("struct q {{ {text} }}");
+            let _ = t2.declare(&st);
+        }
     }
 
     #[test]
