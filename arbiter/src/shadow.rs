@@ -96,8 +96,29 @@ struct CallerCounts {
 struct Judged {
     counters: Vec<Counters>,
     report: Option<ReportWriter>,
+    /// Where the report goes; it is created on first use, so that a
+    /// process where DDL stands down leaves no file behind.
+    report_path: Option<std::path::PathBuf>,
+    records_per_signature: u32,
     /// Set by `finish`: the shadow thread discards anything it still judges.
     closed: bool,
+}
+
+impl Judged {
+    /// The report writer, created on first use (an error is said once).
+    fn writer(&mut self) -> Option<&mut ReportWriter> {
+        if self.report.is_none() {
+            let path = self.report_path.take()?;
+            match ReportWriter::create(&path, self.records_per_signature) {
+                Ok(w) => self.report = Some(w),
+                Err(e) => eprintln!(
+                    "ddl: error: cannot create the report {}: {e}",
+                    path.display()
+                ),
+            }
+        }
+        self.report.as_mut()
+    }
 }
 
 /// The shadow executor's shared state.
@@ -121,12 +142,13 @@ pub struct Shadow {
 }
 
 impl Shadow {
-    /// Creates the executor; the report file is created now (so that the
-    /// summary has somewhere to go even if nothing is ever mirrored).
+    /// Creates the executor. The report file (`report_path`, `None` for
+    /// none) is created when the first record or summary is written.
     pub fn new(
         functions: Arc<Vec<BoundaryFn>>,
         settings: ShadowSettings,
-        report: Option<ReportWriter>,
+        report_path: Option<std::path::PathBuf>,
+        records_per_signature: u32,
         hooks: ShadowHooks,
     ) -> Arc<Shadow> {
         let n = functions.len();
@@ -138,7 +160,9 @@ impl Shadow {
             seq: AtomicU64::new(0),
             judged: Mutex::new(Judged {
                 counters: vec![Counters::default(); n],
-                report,
+                report: None,
+                report_path,
+                records_per_signature,
                 closed: false,
             }),
             pop_lock: Mutex::new(None),
@@ -262,7 +286,7 @@ impl Shadow {
                         }
                         if verdict.is_recorded() {
                             let rec = self.record_of(&inv, verdict, shadow.as_ref(), diffs);
-                            if let Some(r) = j.report.as_mut() {
+                            if let Some(r) = j.writer() {
                                 r.record(&rec);
                             }
                         }
@@ -366,7 +390,7 @@ impl Shadow {
     fn write_summary(&self, _final: bool) {
         let mut j = self.judged.lock().unwrap();
         let totals = self.totals(&j);
-        if let Some(r) = j.report.as_mut() {
+        if let Some(r) = j.writer() {
             r.summary(&totals);
         }
     }
@@ -403,7 +427,7 @@ impl Shadow {
         }
         drop(inflight);
         let totals = self.totals(&j);
-        if let Some(r) = j.report.as_mut() {
+        if let Some(r) = j.writer() {
             r.summary(&totals);
         }
         drop(j);

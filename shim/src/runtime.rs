@@ -19,7 +19,6 @@ use arbiter::invoke::Invoker;
 use arbiter::marshal::{
     capture_inputs, capture_outputs, raw_arg, raw_ret, Frame, Inputs, Layout, Raw,
 };
-use arbiter::report::ReportWriter;
 use arbiter::shadow::{BoundaryFn, Invocation, Shadow, ShadowHooks, ShadowSettings};
 
 use crate::elf::{self, LoadedObject, ObjectInfo};
@@ -146,15 +145,26 @@ pub fn boot() {
         .collect();
     let pid = std::process::id();
     let report_path = config.report_path(pid);
-    let report = match ReportWriter::create(&report_path, config.records_per_signature) {
-        Ok(r) => r,
-        Err(e) => {
-            return fail_open(&config.key_error(
-                "report",
-                format!("cannot create {}: {e}", report_path.display()),
-            ))
-        }
+    // The report is created on first use; check now that it can be, so a
+    // bad `report` is a config error before anything is rebound.
+    let dir = match report_path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
     };
+    let writable = CString::new(dir.to_string_lossy().as_bytes())
+        // SAFETY: access() on a valid C string.
+        .map(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0)
+        .unwrap_or(false);
+    if !writable {
+        return fail_open(&config.key_error(
+            "report",
+            format!(
+                "cannot write the report {}: {} is not a writable folder",
+                report_path.display(),
+                dir.display()
+            ),
+        ));
+    }
     let settings = ShadowSettings {
         queue: config.queue,
         queue_bytes: config.queue_bytes,
@@ -165,7 +175,13 @@ pub fn boot() {
         thread_init: crate::wrapper::mark_thread_busy,
         caller_name,
     };
-    let shadow = Shadow::new(Arc::new(functions), settings, Some(report), hooks);
+    let shadow = Shadow::new(
+        Arc::new(functions),
+        settings,
+        Some(report_path),
+        config.records_per_signature,
+        hooks,
+    );
     let names = config
         .functions
         .iter()
@@ -577,6 +593,10 @@ pub extern "C" fn at_exit() {
     }
     let _guard = Busy::enter();
     s.active.store(false, Ordering::Release);
+    if s.state.lock().map(|st| st.failed).unwrap_or(true) {
+        // DDL stood down after an error: as if it had never been there.
+        return;
+    }
     s.shadow.finish();
 }
 
