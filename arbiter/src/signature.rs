@@ -108,6 +108,9 @@ struct Typedef {
 pub struct TypeTable {
     structs: HashMap<String, Arc<StructDef>>,
     typedefs: HashMap<String, Typedef>,
+    /// Structs declared without a body (`struct calc_ctx;`): pointers to
+    /// them are opaque `void *`.
+    incomplete: std::collections::HashSet<String>,
 }
 
 /// `<stdint.h>`, `<stddef.h>`, `<stdbool.h>`, `<sys/types.h>` names DDL knows
@@ -155,7 +158,8 @@ impl TypeTable {
     /// (`struct point { double x; double y; }`, fields with annotations,
     /// fixed arrays `int v[4];`), a typedef (`typedef struct z_stream_s
     /// *z_streamp;`, `typedef unsigned int uInt;`, `typedef struct { … }
-    /// name;`), or an enum (accepted; enums are `int`).
+    /// name;`), an incomplete struct (`struct calc_ctx;`: pointers to it are
+    /// opaque), or an enum (accepted; enums are `int`).
     pub fn declare(&mut self, decl: &str) -> std::result::Result<(), SigError> {
         let toks = lex(decl)?;
         check_cxx(&toks)?;
@@ -166,6 +170,15 @@ impl TypeTable {
         } else if p.is_ident("struct") {
             p.next();
             let (name, name_col) = p.expect_name("a struct name")?;
+            if p.is_punct(";") || matches!(p.tok(), Tok::Eof) {
+                p.eat_punct(";");
+                p.expect_eof()?;
+                drop(p);
+                if !self.structs.contains_key(&name) {
+                    self.incomplete.insert(name);
+                }
+                return Ok(());
+            }
             if !p.is_punct("{") {
                 return Err(SigError::new(
                     p.col(),
@@ -202,7 +215,8 @@ impl TypeTable {
         self.apply(done)
     }
 
-    /// The struct declared as `struct NAME`, if any.
+    /// The struct declared as `struct NAME { … }`, if any (not one declared
+    /// without fields, `struct NAME;`).
     pub fn lookup_struct(&self, name: &str) -> Option<Arc<StructDef>> {
         self.structs.get(name).cloned()
     }
@@ -376,6 +390,14 @@ impl TypeTable {
             CTy::FnPtr => Type::FnPtr,
             CTy::Struct(n) => match self.structs.get(n) {
                 Some(s) => Type::Struct(s.clone()),
+                None if self.incomplete.contains(n) => {
+                    return Err(SigError::new(
+                        col,
+                        format!(
+                        "struct {n} is declared without fields: only a pointer to it can be used"
+                    ),
+                    ))
+                }
                 None => {
                     return Err(SigError::new(
                         col,
@@ -386,6 +408,11 @@ impl TypeTable {
             CTy::Ptr(inner, c) => {
                 let pointee = match (&**inner, lenient) {
                     (CTy::Struct(n), true) if !self.structs.contains_key(n) => Type::Void,
+                    (CTy::Struct(n), _)
+                        if !self.structs.contains_key(n) && self.incomplete.contains(n) =>
+                    {
+                        Type::Void
+                    }
                     _ => self.resolve(inner, col, lenient)?,
                 };
                 Type::Pointer {
@@ -2921,6 +2948,38 @@ mod tests {
         }
         // Failed declarations leave nothing behind.
         assert!(t.lookup_struct("s").is_none());
+    }
+
+    #[test]
+    fn incomplete_structs_are_opaque_behind_pointers() {
+        let t = table(&[
+            "struct calc_ctx;",
+            "typedef struct calc_ctx calc_ctx;",
+            "struct holder { struct calc_ctx *ctx; int n; }",
+        ]);
+        assert!(t.lookup_struct("calc_ctx").is_none());
+        let s = sig_t("calc_ctx *calc_new(void)", &t);
+        assert_eq!(s.ret, ptr(Type::Void, false));
+        assert_eq!(s.ret_role, Role::Opaque);
+        let s = sig_t("int calc_get(const struct calc_ctx *c, calc_ctx **out)", &t);
+        assert_eq!(s.params[0].ty, ptr(Type::Void, true));
+        assert_eq!(s.params[0].role, Role::Opaque);
+        assert_eq!(s.params[1].role, Role::Opaque);
+        let h = t.lookup_struct("holder").unwrap();
+        assert_eq!(h.fields[0].role, Role::Opaque);
+        let e = err_t("int f(struct calc_ctx c)", &t);
+        assert_eq!(e.column, 7);
+        assert!(e.message.contains("declared without fields"), "{e}");
+        let e = err_t("int f(int *p [in sizeof(calc_ctx)])", &t);
+        assert!(e.message.contains("declared without fields"), "{e}");
+        // It can still be completed later.
+        let mut t = t;
+        t.declare("struct calc_ctx { int v; }").unwrap();
+        let s = sig_t("int calc_get(const struct calc_ctx *c)", &t);
+        assert!(matches!(
+            s.params[0].role,
+            Role::Buffer { dir: Dir::In, .. }
+        ));
     }
 
     #[test]
