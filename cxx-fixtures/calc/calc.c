@@ -3,6 +3,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 
 int calc_add(int a, int b) { return a + b; }
 
@@ -80,6 +81,8 @@ const char *calc_name(int code)
     default: return "many";
     }
 }
+
+long calc_parse(const char *s) { return strtol(s, NULL, 10); }
 
 int calc_version(void)
 {

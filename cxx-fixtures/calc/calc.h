@@ -44,6 +44,8 @@ unsigned long long calc_mul64(unsigned long long a, unsigned long long b);
 uint64_t calc_hash(const char *s);
 /* static strings; code 3: old "three", new "thr3e"; other codes identical */
 const char *calc_name(int code);
+/* strtol(s, NULL, 10): sets errno (ERANGE) like strtol does. Identical. */
+long calc_parse(const char *s);
 /* old 1, new 2 (compared with "ignore") */
 int calc_version(void);
 

@@ -620,3 +620,133 @@ fn fixtures_agree_with_expectations() {
         );
     }
 }
+
+/// `defaults.compare` applies where a function says nothing: with floats
+/// within 2 ulps by default, calc_sqrt and calc_norm2 (1 ulp apart) match.
+#[test]
+fn defaults_compare_float_ulps() {
+    let fx = fixtures();
+    let tmp = TempDir::new("defaults");
+    let mut config = calc_config(fx, None);
+    config["defaults"] = json!({ "compare": { "float": { "ulps": 2 } } });
+    let (_, _, report) = run_both(&tmp, &calc_app(fx, "pie-lazy"), config);
+    let wants = with_mismatch(&with_mismatch(CALC_APP, "calc_sqrt", 0), "calc_norm2", 0);
+    assert_summary(&report, &wants);
+}
+
+/// `{"abs": x, "rel": y}`: 1 ulp at 12.0 is 1.8e-15, about 1.5e-16 relative.
+#[test]
+fn float_abs_rel() {
+    let fx = fixtures();
+    for (rel, mismatch) in [(1e-15, 0), (1e-17, 3)] {
+        let tmp = TempDir::new("abs-rel");
+        let config = calc_config(fx, Some(json!({ "ret": { "abs": 0.0, "rel": rel } })));
+        let (_, _, report) = run_both(&tmp, &calc_app(fx, "pie-now"), config);
+        assert_summary(&report, &with_mismatch(CALC_APP, "calc_sqrt", mismatch));
+    }
+}
+
+/// `records_per_signature: 1`: calc_div's three mismatches (all differing at
+/// `ret`) are counted, one is written.
+#[test]
+fn records_per_signature_caps_records() {
+    let fx = fixtures();
+    let tmp = TempDir::new("records-cap");
+    let mut config = calc_config(fx, None);
+    config["records_per_signature"] = json!(1);
+    let (_, _, report) = run_both(&tmp, &calc_app(fx, "pie-now"), config);
+    assert_invariants(&report);
+    assert_eq!(
+        report.get("calc_div").mismatch,
+        3,
+        "{:?}",
+        report.get("calc_div")
+    );
+    assert_eq!(
+        report.records_of("calc_div").len(),
+        1,
+        "{:?}",
+        report.records
+    );
+    assert_eq!(report.get("calc_sqrt").mismatch, 3);
+    assert_eq!(report.records_of("calc_sqrt").len(), 1);
+}
+
+/// `report` with `%p`, relative to the working directory.
+#[test]
+fn report_path_pid_substitution() {
+    let fx = fixtures();
+    let tmp = TempDir::new("report-pid");
+    let mut config = calc_config(fx, None);
+    config["report"] = json!("sub-%p.jsonl");
+    let cfg = tmp.write_config(&config);
+    let app = calc_app(fx, "pie-now");
+    let plain = run_plain(&app, tmp.path());
+    let ddl = run_ddl(&app, &cfg, tmp.path());
+    assert_transparent(&plain, &ddl);
+    let report = read_report(&tmp.path().join(format!("sub-{}.jsonl", ddl.pid)), &ddl);
+    assert_summary(&report, CALC_APP);
+}
+
+/// `attach.exe` globs that do not match the executable: left alone.
+#[test]
+fn attach_exe_not_matching() {
+    let fx = fixtures();
+    let tmp = TempDir::new("attach");
+    let mut config = calc_config(fx, None);
+    config["attach"] = json!({ "exe": ["buf-app*", "python3*"] });
+    let report_path = tmp.path().join("report.jsonl");
+    config["report"] = json!(report_path);
+    let cfg = tmp.write_config(&config);
+    let app = calc_app(fx, "pie-now");
+    let plain = run_plain(&app, tmp.path());
+    let ddl = run_ddl(&app, &cfg, tmp.path());
+    assert_transparent(&plain, &ddl);
+    if report_path.exists() {
+        let report = read_report(&report_path, &ddl);
+        assert!(report.records.is_empty(), "{:?}", report.records);
+        for (f, c) in report.counts() {
+            assert_eq!(
+                c.mirrored, 0,
+                "{f} mirrored in a process attach.exe excludes: {c:?}"
+            );
+        }
+    }
+    // and a glob that matches does attach
+    let tmp = TempDir::new("attach-match");
+    let mut config = calc_config(fx, None);
+    config["attach"] = json!({ "exe": ["calc-app-*"] });
+    let (_, _, report) = run_both(&tmp, &app, config);
+    assert_summary(&report, CALC_APP);
+}
+
+/// LD_PRELOAD without DDL_CONFIG: libddl stays inert (no output, no report).
+#[test]
+fn no_config_is_inert() {
+    let fx = fixtures();
+    let tmp = TempDir::new("inert");
+    let app = calc_app(fx, "nopie");
+    let plain = run_plain(&app, tmp.path());
+    let mut preload = vec![libddl()];
+    preload.extend(app.preload.iter().cloned());
+    let ddl = run(
+        &app,
+        &preload,
+        None,
+        tmp.path(),
+        "calc-app-nopie (libddl, no DDL_CONFIG)",
+    );
+    assert_transparent(&plain, &ddl);
+    assert!(
+        !ddl.stderr.lines().any(|l| l.starts_with("ddl:")),
+        "libddl wrote on stderr without a config:\n{}",
+        ddl.stderr
+    );
+    let files: Vec<_> = std::fs::read_dir(tmp.path())
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        files.is_empty(),
+        "libddl wrote files without a config: {files:?}"
+    );
+}

@@ -37,6 +37,7 @@ pub const CALC_SIGS: &[&str] = &[
     "unsigned long long calc_mul64(unsigned long long a, unsigned long long b)",
     "uint64_t calc_hash(const char *s)",
     "const char *calc_name(int code)",
+    "long calc_parse(const char *s)",
 ];
 pub const CALC_VERSION_SIG: &str = "int calc_version(void)";
 pub const CALC_SQRT_SIG: &str = "double calc_sqrt(double x)";

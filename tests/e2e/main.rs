@@ -22,3 +22,4 @@ mod config_errors;
 mod expect;
 mod harness;
 mod numpy;
+mod stress;

@@ -1,0 +1,257 @@
+/* calc-stress: libcalc under harder conditions, one scenario per argument.
+ * Prints every result (or per-thread sums) on stdout; exit code 0.
+ *
+ *   threads   4 threads x 25000 iterations, each: calc_add(i, t) and
+ *             calc_div(i, i % 10). calc_add: 100000 calls, never differs;
+ *             calc_div: 100000 calls, differs when i % 10 == 0: 10000.
+ *   exit-thread
+ *             a second thread makes 1000 calc_add and 1000 calc_div(i, i % 4)
+ *             calls (250 differ), prints, and calls exit(0) while main is
+ *             blocked; the counts must not be lost.
+ *   errno     errno must be what the old build (or the app) left:
+ *             calc_parse x3 ("123", "99999999999999999999999" -> ERANGE,
+ *             "-5"), calc_add x2 with errno preset to 4242 and 0. Never differs.
+ *   special   NaN and infinity (any NaN equals any NaN): calc_sqrt(-1),
+ *             calc_sqrt(inf), calc_scale(inf, 0), calc_scale(nan, 2): never
+ *             differ; calc_hash of "\xff\xfeHello" (not UTF-8): differs (1);
+ *             calc_name(-7): never differs.
+ *   fork      10 calc_add calls, fork; the child makes 10 calc_div(i, 0)
+ *             calls (all differ) and exits with exit(0); the parent waits,
+ *             then makes 10 calc_div(i, 1) calls (never differ).
+ *   sleep-exit
+ *             5 calc_add calls and 3 calc_div(i, 0) calls (all differ), then
+ *             sleeps 2.5 s and leaves with _exit(0): only a periodic summary
+ *             can tell.
+ *   signal    installs its own SIGSEGV handler (SA_SIGINFO), makes 3 calc_add
+ *             calls, then dereferences address 0x10: its handler checks
+ *             si_addr, prints, and _exit(0)s. libddl's fault handling must
+ *             chain to it untouched.
+ *   ctor      a constructor of this executable makes 1 calc_add and
+ *             1 calc_div(1, 0) call (differs) before main; main makes
+ *             1 calc_add call.
+ *   spawn     2 calc_add calls, system("exit 7") (a shell that inherits
+ *             LD_PRELOAD and DDL_CONFIG, and never loads libcalc), then
+ *             1 calc_div(1, 0) call (differs).
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "calc.h"
+
+#define NTHREADS 4
+#define ITERS 25000
+
+static void *worker(void *arg)
+{
+    long t = (long)arg;
+    long long sum = 0;
+    for (int i = 0; i < ITERS; i++) {
+        sum += calc_add(i, (int)t);
+        sum += calc_div(i, i % 10);
+    }
+    return (void *)(intptr_t)sum;
+}
+
+static int threads(void)
+{
+    pthread_t th[NTHREADS];
+    for (long t = 0; t < NTHREADS; t++)
+        if (pthread_create(&th[t], NULL, worker, (void *)t) != 0)
+            return 1;
+    for (int t = 0; t < NTHREADS; t++) {
+        void *r;
+        pthread_join(th[t], &r);
+        printf("thread %d sum %lld\n", t, (long long)(intptr_t)r);
+    }
+    return 0;
+}
+
+static void *exiter(void *arg)
+{
+    (void)arg;
+    long long sum = 0;
+    for (int i = 0; i < 1000; i++) {
+        sum += calc_add(i, i);
+        sum += calc_div(i, i % 4);
+    }
+    printf("exit-thread sum %lld\n", sum);
+    fflush(stdout);
+    exit(0);
+}
+
+static int exit_thread(void)
+{
+    pthread_t th;
+    if (pthread_create(&th, NULL, exiter, NULL) != 0)
+        return 1;
+    for (;;)
+        pause();
+}
+
+static int errno_checks(void)
+{
+    static const char *const in[3] = { "123", "99999999999999999999999", "-5" };
+    for (int i = 0; i < 3; i++) {
+        errno = 0;
+        long r = calc_parse(in[i]);
+        int e = errno;
+        printf("calc_parse(\"%s\") = %ld errno %d\n", in[i], r, e);
+    }
+    errno = 4242;
+    int r = calc_add(40, 2);
+    int e = errno;
+    printf("calc_add(40, 2) = %d errno %d\n", r, e);
+    errno = 0;
+    r = calc_add(1, 2);
+    e = errno;
+    printf("calc_add(1, 2) = %d errno %d\n", r, e);
+    return 0;
+}
+
+static int special(void)
+{
+    double a = calc_sqrt(-1.0);
+    printf("calc_sqrt(-1) isnan %d\n", isnan(a));
+    printf("calc_sqrt(inf) = %a\n", calc_sqrt(INFINITY));
+    float f = calc_scale(INFINITY, 0.0f);
+    printf("calc_scale(inf, 0) isnan %d\n", isnan(f));
+    f = calc_scale(NAN, 2.0f);
+    printf("calc_scale(nan, 2) isnan %d\n", isnan(f));
+    printf("calc_hash(\"\\xff\\xfeHello\") = %#llx\n", (unsigned long long)calc_hash("\xff\xfeHello"));
+    printf("calc_name(-7) = \"%s\"\n", calc_name(-7));
+    return 0;
+}
+
+static int forking(void)
+{
+    int s = 0;
+    for (int i = 0; i < 10; i++)
+        s += calc_add(i, 1);
+    printf("parent before fork: %d\n", s);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        return 1;
+    if (pid == 0) {
+        int c = 0;
+        for (int i = 0; i < 10; i++)
+            c += calc_div(i, 0);
+        printf("child: %d\n", c);
+        fflush(stdout);
+        exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    int p = 0;
+    for (int i = 0; i < 10; i++)
+        p += calc_div(i * 7, 1);
+    printf("parent after child (status %d): %d\n", status, p);
+    return 0;
+}
+
+static int sleep_exit(void)
+{
+    int s = 0;
+    for (int i = 0; i < 5; i++)
+        s += calc_add(i, i);
+    for (int i = 0; i < 3; i++)
+        s += calc_div(i, 0);
+    printf("sleep-exit: %d\n", s);
+    fflush(stdout);
+    usleep(2500 * 1000);
+    _exit(0);
+}
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    static const char ok[] = "own SIGSEGV handler: si_addr ok\n";
+    static const char bad[] = "own SIGSEGV handler: wrong si_addr\n";
+    if (sig == SIGSEGV && si->si_addr == (void *)0x10)
+        write(1, ok, sizeof ok - 1);
+    else
+        write(1, bad, sizeof bad - 1);
+    _exit(0);
+}
+
+static int signal_chain(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGSEGV, &sa, NULL) != 0)
+        return 1;
+    int s = 0;
+    for (int i = 0; i < 3; i++)
+        s += calc_add(i, 2);
+    printf("signal: %d\n", s);
+    fflush(stdout);
+    usleep(100 * 1000); /* let the shadow run (its handlers installed, if lazily) */
+    uintptr_t addr = 0x10;
+    __asm__("" : "+r"(addr)); /* hide the constant from the compiler */
+    *(volatile int *)addr = 1;
+    printf("not reached\n");
+    return 1;
+}
+
+static int ctor_add, ctor_div;
+
+__attribute__((constructor)) static void early(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "ctor")) {
+        ctor_add = calc_add(100, 1);
+        ctor_div = calc_div(1, 0);
+    }
+}
+
+static int ctor(void)
+{
+    printf("ctor: calc_add(100, 1) = %d, calc_div(1, 0) = %d\n", ctor_add, ctor_div);
+    printf("main: calc_add(2, 2) = %d\n", calc_add(2, 2));
+    return 0;
+}
+
+static int spawn(void)
+{
+    int s = calc_add(1, 1) + calc_add(2, 2);
+    fflush(stdout);
+    int st = system("exit 7");
+    printf("spawn: %d, shell status %d\n", s, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    printf("calc_div(1, 0) = %d\n", calc_div(1, 0));
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *what = argc > 1 ? argv[1] : "";
+    if (!strcmp(what, "threads"))
+        return threads();
+    if (!strcmp(what, "exit-thread"))
+        return exit_thread();
+    if (!strcmp(what, "errno"))
+        return errno_checks();
+    if (!strcmp(what, "special"))
+        return special();
+    if (!strcmp(what, "fork"))
+        return forking();
+    if (!strcmp(what, "sleep-exit"))
+        return sleep_exit();
+    if (!strcmp(what, "signal"))
+        return signal_chain();
+    if (!strcmp(what, "ctor"))
+        return ctor();
+    if (!strcmp(what, "spawn"))
+        return spawn();
+    fprintf(stderr, "usage: calc-stress threads|exit-thread|errno|special|fork|sleep-exit|signal|ctor|spawn\n");
+    return 2;
+}

@@ -1,0 +1,247 @@
+//! calc-stress under libddl: threads, a queue that overflows, exit from a
+//! thread with invocations queued, errno, NaN/inf and non-UTF-8 strings,
+//! fork. See cxx-fixtures/calc/calc-stress.c for the calls each scenario
+//! makes.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::apps::calc_config;
+use crate::expect::want;
+use crate::harness::*;
+
+fn stress(fx: &Path, scenario: &str) -> App {
+    App::new(fx.join("calc/apps/calc-stress")).arg(scenario)
+}
+
+/// Counts for a run where drops are allowed: every call counted, each
+/// mirrored or dropped (never skipped, faulted or timed out), mismatches
+/// at most `max_mismatch` and exactly that when nothing was dropped, and one
+/// record per mismatch up to `records_per_signature` (100).
+fn assert_counts_with_drops(report: &Report, function: &str, calls: u64, max_mismatch: u64) {
+    let c = report.get(function);
+    let ok = c.calls == calls
+        && c.mirrored + c.dropped == calls
+        && c.skipped == 0
+        && c.shadow_fault == 0
+        && c.shadow_timeout == 0
+        && c.unmirrored == 0
+        && c.mismatch <= max_mismatch
+        && (c.dropped > 0 || c.mismatch == max_mismatch);
+    assert!(
+        ok,
+        "{function}: expected {calls} calls, each mirrored or dropped, {max_mismatch} mismatches (fewer only if some were dropped); got {c:?}"
+    );
+    let records = report.records_of(function).len() as u64;
+    assert_eq!(
+        records,
+        c.mismatch.min(100),
+        "{function}: {} mismatches (all at `ret`) should give min(mismatches, 100) records",
+        c.mismatch
+    );
+}
+
+/// 4 threads x 25000 iterations of calc_add and calc_div.
+#[test]
+fn stress_threads() {
+    let fx = fixtures();
+    let tmp = TempDir::new("threads");
+    let (_, _, report) = run_both(&tmp, &stress(fx, "threads"), calc_config(fx, None));
+    assert_invariants(&report);
+    assert_counts_with_drops(&report, "calc_add", 100_000, 0);
+    assert_counts_with_drops(&report, "calc_div", 100_000, 10_000);
+}
+
+/// The same with a queue of 16: many invocations are dropped, none lost,
+/// the app is unaffected and never blocked for long.
+#[test]
+fn stress_threads_small_queue() {
+    let fx = fixtures();
+    let tmp = TempDir::new("threads-q16");
+    let mut config = calc_config(fx, None);
+    config["queue"] = json!(16);
+    let app = stress(fx, "threads").timeout(Duration::from_secs(60));
+    let (_, _, report) = run_both(&tmp, &app, config);
+    assert_invariants(&report);
+    assert_counts_with_drops(&report, "calc_add", 100_000, 0);
+    assert_counts_with_drops(&report, "calc_div", 100_000, 10_000);
+}
+
+/// A second thread calls exit(0) right after its calls: no count is lost.
+#[test]
+fn stress_exit_from_thread() {
+    let fx = fixtures();
+    let tmp = TempDir::new("exit-thread");
+    let (_, _, report) = run_both(&tmp, &stress(fx, "exit-thread"), calc_config(fx, None));
+    assert_invariants(&report);
+    assert_counts_with_drops(&report, "calc_add", 1000, 0);
+    assert_counts_with_drops(&report, "calc_div", 1000, 250);
+}
+
+/// errno is what the old build (or the app) left: the app prints it after
+/// each call. With `"errno": "exact"` on calc_parse (identical builds) the
+/// shadow's errno (its own namespace's libc) matches too. The app clears
+/// errno before each calc_parse (the strtol idiom) and strtol leaves it
+/// alone on success, so the shadow must start each call with the errno the
+/// primary started with; otherwise "-5" after the ERANGE call is a false
+/// mismatch (errno 0 vs a stale 34).
+#[test]
+fn stress_errno_preserved_and_compared() {
+    let fx = fixtures();
+    let tmp = TempDir::new("errno");
+    let mut config = calc_config(fx, None);
+    let functions = config["functions"].as_array_mut().expect("functions");
+    for f in functions.iter_mut() {
+        if f.as_str() == Some("long calc_parse(const char *s)") {
+            *f =
+                json!({ "sig": "long calc_parse(const char *s)", "compare": { "errno": "exact" } });
+        }
+    }
+    let (plain, _, report) = run_both(&tmp, &stress(fx, "errno"), config);
+    assert!(
+        String::from_utf8_lossy(&plain.stdout).contains("errno 34"),
+        "the fixture should see ERANGE"
+    );
+    assert_summary(&report, &[want("calc_parse", 3, 0), want("calc_add", 2, 0)]);
+}
+
+/// NaN equals NaN, infinities compare, and a non-UTF-8 string argument is
+/// written with replacement characters and its hex.
+#[test]
+fn stress_special_values() {
+    let fx = fixtures();
+    let tmp = TempDir::new("special");
+    let (_, _, report) = run_both(&tmp, &stress(fx, "special"), calc_config(fx, None));
+    assert_summary(
+        &report,
+        &[
+            want("calc_sqrt", 2, 0),
+            want("calc_scale", 2, 0),
+            want("calc_hash", 1, 1),
+            want("calc_name", 1, 0),
+        ],
+    );
+    let r = report.records_of("calc_hash")[0];
+    let args = r["args"].to_string();
+    assert!(
+        args.contains('\u{fffd}') || args.contains("\\ufffd"),
+        "a non-UTF-8 string is written with replacement characters: {r}"
+    );
+    assert!(
+        args.to_ascii_lowercase().contains("fffe48656c6c6f"),
+        "a non-UTF-8 string carries its bytes as hex: {r}"
+    );
+}
+
+/// fork: the parent's counts are exact; the child (which inherits
+/// LD_PRELOAD's libddl but not its shadow thread) finishes promptly and, if
+/// it writes a report, its counts add up.
+#[test]
+fn stress_fork() {
+    let fx = fixtures();
+    let tmp = TempDir::new("fork");
+    let mut config = calc_config(fx, None);
+    config["report"] = json!("report-%p.jsonl");
+    let cfg = tmp.write_config(&config);
+    let app = stress(fx, "fork").timeout(Duration::from_secs(30));
+    let plain = run_plain(&app, tmp.path());
+    let ddl = run_ddl(&app, &cfg, tmp.path());
+    assert_transparent(&plain, &ddl);
+    let parent = read_report(&tmp.path().join(format!("report-{}.jsonl", ddl.pid)), &ddl);
+    assert_summary(&parent, &[want("calc_add", 10, 0), want("calc_div", 10, 0)]);
+    let others: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("tmp dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            n.starts_with("report-") && n != format!("report-{}.jsonl", ddl.pid)
+        })
+        .collect();
+    assert!(others.len() <= 1, "more reports than processes: {others:?}");
+    for p in others {
+        let child = read_report(&p, &ddl);
+        assert_invariants(&child);
+        let div = child.get("calc_div");
+        assert!(
+            div.calls == 0 || div.calls == 10,
+            "the child made 10 calc_div calls: {div:?}"
+        );
+        assert!(div.mismatch == 0 || div.mismatch == 10, "{div:?}");
+        for r in &child.records {
+            assert_eq!(r["function"], Value::from("calc_div"), "{r}");
+        }
+    }
+}
+
+/// `_exit` after a pause: the last periodic summary (`summary_every_s: 1`)
+/// stands and has every call made before it.
+#[test]
+fn stress_periodic_summary_survives_underscore_exit() {
+    let fx = fixtures();
+    let tmp = TempDir::new("sleep-exit");
+    let mut config = calc_config(fx, None);
+    config["summary_every_s"] = json!(1);
+    let (_, _, report) = run_both(&tmp, &stress(fx, "sleep-exit"), config);
+    assert_summary(&report, &[want("calc_add", 5, 0), want("calc_div", 3, 3)]);
+}
+
+/// The app's own SIGSEGV handler (installed in main, after libddl booted)
+/// still gets its own fault, with the right si_addr.
+#[test]
+fn stress_app_signal_handler_chained() {
+    let fx = fixtures();
+    let tmp = TempDir::new("signal");
+    let mut config = calc_config(fx, None);
+    let report_path = tmp.path().join("report.jsonl");
+    config["report"] = json!(report_path);
+    let cfg = tmp.write_config(&config);
+    let app = stress(fx, "signal").timeout(Duration::from_secs(30));
+    let plain = run_plain(&app, tmp.path());
+    assert!(
+        String::from_utf8_lossy(&plain.stdout).contains("si_addr ok"),
+        "{plain:?}"
+    );
+    let ddl = run_ddl(&app, &cfg, tmp.path());
+    assert_transparent(&plain, &ddl);
+}
+
+/// Calls made by the executable's constructor, before main, are rebound
+/// and mirrored too (libddl's constructor runs first).
+#[test]
+fn stress_calls_from_constructor() {
+    let fx = fixtures();
+    let tmp = TempDir::new("ctor");
+    let (_, _, report) = run_both(&tmp, &stress(fx, "ctor"), calc_config(fx, None));
+    assert_summary(&report, &[want("calc_add", 2, 0), want("calc_div", 1, 1)]);
+}
+
+/// system(): the shell inherits LD_PRELOAD and DDL_CONFIG but never loads
+/// libcalc: no error, and (with `%p`) the app's own report is exact.
+#[test]
+fn stress_child_shell_inherits_preload() {
+    let fx = fixtures();
+    let tmp = TempDir::new("spawn");
+    let mut config = calc_config(fx, None);
+    config["report"] = json!("report-%p.jsonl");
+    let cfg = tmp.write_config(&config);
+    let app = stress(fx, "spawn");
+    let plain = run_plain(&app, tmp.path());
+    let ddl = run_ddl(&app, &cfg, tmp.path());
+    assert_transparent(&plain, &ddl);
+    let report = read_report(&tmp.path().join(format!("report-{}.jsonl", ddl.pid)), &ddl);
+    assert_summary(&report, &[want("calc_add", 2, 0), want("calc_div", 1, 1)]);
+    for e in std::fs::read_dir(tmp.path()).expect("tmp dir").flatten() {
+        let p = e.path();
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with("report-") && n != format!("report-{}.jsonl", ddl.pid) {
+            let other = read_report(&p, &ddl);
+            assert!(other.records.is_empty(), "{n}: {:?}", other.records);
+            for (f, c) in other.counts() {
+                assert_eq!(c.calls, 0, "{n}: the shell made no {f} call: {c:?}");
+            }
+        }
+    }
+}
