@@ -5,7 +5,10 @@
 
 pub mod compare;
 pub mod config;
+pub mod invoke;
+pub mod marshal;
 pub mod report;
+pub mod shadow;
 pub mod signature;
 pub mod types;
 pub mod value;
