@@ -3,9 +3,9 @@
  * line per boundary call, starting with the function's name.
  *
  * Boundary calls made by this app (and the inputs where the new build differs):
- *   buf_encode     5  (3 direct, 2 through the data table `ops`)
+ *   buf_encode     6  (4 direct, 2 through the data table `ops`; one with src NULL, len 0)
  *                     differs: "a"+200*"b" (first at dst[3]), 300*"z" (first at dst[1]): 2
- *   buf_stats      2  differs: never
+ *   buf_stats      3  (one with xs NULL, n 0) differs: never
  *   buf_reverse    5  differs for n >= 10 -> n = 10, n = 12: 2
  *   buf_upper      4  differs with '-' -> "foo-bar", "long-string-truncated" (cap 8): 2
  *   buf_fill       4  differs for n >= 64 -> n = 64, n = 100 (at dst[20]): 2
@@ -16,7 +16,7 @@
  *   buf_scale3     2  differs for k < 0 -> k = -1 (at ret.c): 1
  *   buf_many       3  differs when a8 == 8 and d10 > 100 -> second call: 1
  *   buf_identity   2  differs: never (opaque)
- * Total: 37 calls, 12 differing calls.
+ * Total: 39 calls, 12 differing calls.
  */
 #include <stdio.h>
 #include <string.h>
@@ -60,6 +60,7 @@ int main(void)
     memset(src, 'q', 100);
     encode("100*\"q\"", src, 100, 64, 1);
     encode("\"abcdef\"", (const uint8_t *)"abcdef", 6, 4, 1);
+    encode("NULL", NULL, 0, 64, 0); /* a NULL buffer: no size is evaluated */
 
     static const double xs1[4] = { 1, 2, 3, 4 }, xs2[3] = { -1.5, 2.25, 1e10 };
     double mean = 0, max = 0;
@@ -67,6 +68,8 @@ int main(void)
     printf("buf_stats({1,2,3,4}, 4) = %d mean %a max %a\n", n, mean, max);
     n = buf_stats(xs2, 3, &mean, &max);
     printf("buf_stats({-1.5,2.25,1e10}, 3) = %d mean %a max %a\n", n, mean, max);
+    n = buf_stats(NULL, 0, &mean, &max);
+    printf("buf_stats(NULL, 0) = %d mean %a max %a\n", n, mean, max);
 
     static const int rev_n[5] = { 5, 10, 12, 1, 0 };
     for (int k = 0; k < 5; k++) {

@@ -11,12 +11,36 @@
  *   calc_name  2  differs for code 3: 1
  *   calc_hash  1  (looked up with RTLD_DEFAULT) differs for "Abc": 1
  * Total: 10 calls, 5 differing.
+ *
+ * With the argument "twice", it then opens libcalc again (after the
+ * dlclose), looks calc_add and calc_div up again and calls calc_add(1, 1)
+ * and calc_div(4, 0) (differs): 12 calls, 6 differing in all.
  */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
-int main(void)
+static int again(void)
+{
+    void *h = dlopen("libcalc.so.1", RTLD_NOW);
+    if (!h) {
+        printf("dlopen again failed: %s\n", dlerror());
+        return 1;
+    }
+    int (*add)(int, int) = (int (*)(int, int))dlsym(h, "calc_add");
+    int (*div)(int, int) = (int (*)(int, int))dlsym(h, "calc_div");
+    if (!add || !div) {
+        printf("dlsym again failed\n");
+        return 1;
+    }
+    printf("calc_add(1, 1) = %d [again]\n", add(1, 1));
+    printf("calc_div(4, 0) = %d [again]\n", div(4, 0));
+    dlclose(h);
+    return 0;
+}
+
+int main(int argc, char **argv)
 {
     void *h = dlopen("libcalc.so.1", RTLD_NOW | RTLD_GLOBAL);
     if (!h) {
@@ -46,6 +70,8 @@ int main(void)
         printf("dlclose failed\n");
         return 1;
     }
+    if (argc > 1 && !strcmp(argv[1], "twice") && again() != 0)
+        return 1;
     printf("calc-dlopen: done\n");
     return 0;
 }

@@ -113,6 +113,17 @@ fn calc_dlopen() {
     assert_summary(&report, CALC_DLOPEN);
 }
 
+/// dlclose, then dlopen again: the wrappers stood down with the first
+/// instance and the second one is rebound when it arrives.
+#[test]
+fn calc_dlopen_twice() {
+    let fx = fixtures();
+    let tmp = TempDir::new("calc-dlopen-twice");
+    let app = App::new(fx.join("calc/apps/calc-dlopen")).arg("twice");
+    let (_, _, report) = run_both(&tmp, &app, calc_config(fx, None));
+    assert_summary(&report, CALC_DLOPEN_TWICE);
+}
+
 /// A plugin found by a bare-name dlopen through the app's RUNPATH
 /// `$ORIGIN/plugins`; the plugin's own references to libcalc are rebound.
 #[test]
@@ -566,8 +577,12 @@ fn fixtures_agree_with_expectations() {
     }
     cases.push((fx.join("calc/apps/calc-dlopen"), "calc", CALC_DLOPEN));
     cases.push((fx.join("calc/apps/calc-plugin-app"), "calc", CALC_PLUGIN));
+    cases.push((fx.join("calc/apps/calc-dlopen"), "calc", CALC_DLOPEN_TWICE));
     for (prog, comp, wants) in cases {
-        let app = App::new(&prog);
+        let mut app = App::new(&prog);
+        if std::ptr::eq(wants, CALC_DLOPEN_TWICE) {
+            app = app.arg("twice");
+        }
         let old = run_plain(&app, tmp.path());
         let new_app = app.clone().env(
             "LD_LIBRARY_PATH",
@@ -748,5 +763,65 @@ fn no_config_is_inert() {
     assert!(
         files.is_empty(),
         "libddl wrote files without a config: {files:?}"
+    );
+}
+
+/// `sampling: 0.5`: decided per call; every call is counted, mirrored or
+/// skipped, and mismatches are only among the mirrored.
+#[test]
+fn sampling_half() {
+    let fx = fixtures();
+    let tmp = TempDir::new("sampling-half");
+    let mut config = calc_config(fx, None);
+    config["sampling"] = json!(0.5);
+    let app = App::new(fx.join("calc/apps/calc-stress")).arg("threads");
+    let (_, _, report) = run_both(&tmp, &app, config);
+    assert_invariants(&report);
+    for (f, calls, max_mismatch) in [
+        ("calc_add", 100_000u64, 0u64),
+        ("calc_div", 100_000, 10_000),
+    ] {
+        let c = report.get(f);
+        assert_eq!(c.calls, calls, "{f}: {c:?}");
+        assert!(
+            c.skipped > calls / 4 && c.skipped < calls * 3 / 4,
+            "{f}: about half should be skipped: {c:?}"
+        );
+        assert!(c.mismatch <= max_mismatch, "{f}: {c:?}");
+        assert_eq!(
+            c.shadow_fault + c.shadow_timeout + c.unmirrored,
+            0,
+            "{f}: {c:?}"
+        );
+    }
+}
+
+/// `queue_bytes` smaller than one buf_encode invocation: those are dropped
+/// (counted), the app is untouched, the counts add up.
+#[test]
+fn queue_bytes_drops_big_invocations() {
+    let fx = fixtures();
+    let tmp = TempDir::new("queue-bytes");
+    let mut config = buf_config(fx);
+    config["queue_bytes"] = json!(64);
+    let (_, _, report) = run_both(&tmp, &buf_app(fx, "pie-now"), config);
+    assert_invariants(&report);
+    let mut errors = Vec::new();
+    for w in BUF_APP {
+        let c = report.get(w.function);
+        if c.calls != w.calls || c.skipped != 0 || c.mismatch > w.mismatch {
+            errors.push(format!("{}: {c:?}", w.function));
+        }
+    }
+    let enc = report.get("buf_encode");
+    if enc.dropped == 0 {
+        errors.push(format!(
+            "buf_encode captures more than 64 bytes (a 201-byte src), yet nothing was dropped: {enc:?}"
+        ));
+    }
+    assert!(
+        errors.is_empty(),
+        "queue_bytes 64:\n  {}",
+        errors.join("\n  ")
     );
 }

@@ -73,6 +73,16 @@ pub const CALC_DLOPEN: &[Want] = &[
     want("calc_hash", 1, 1),
 ];
 
+/// calc-dlopen twice: the first round, then libcalc opened again after its
+/// dlclose.
+pub const CALC_DLOPEN_TWICE: &[Want] = &[
+    want("calc_add", 3, 0),
+    want("calc_div", 4, 3),
+    want("calc_sqrt", 2, 1),
+    want("calc_name", 2, 1),
+    want("calc_hash", 1, 1),
+];
+
 /// calc-plugin-app + libplugin.so (see cxx-fixtures/calc/plugin.c).
 pub const CALC_PLUGIN: &[Want] = &[
     want("calc_add", 1, 0),
@@ -106,8 +116,8 @@ pub const BUF_SIGS: &[&str] = &[
 
 /// buf-app, any layout (see cxx-fixtures/buf/buf-app.c).
 pub const BUF_APP: &[Want] = &[
-    want("buf_encode", 5, 2),
-    want("buf_stats", 2, 0),
+    want("buf_encode", 6, 2),
+    want("buf_stats", 3, 0),
     want("buf_reverse", 5, 2),
     want("buf_upper", 4, 2),
     want("buf_fill", 4, 2),
