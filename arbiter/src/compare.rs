@@ -166,42 +166,38 @@ pub fn spec_ulps_eq_f32(a: f32, b: f32, spec: Spec) -> bool {
 // Spec resolution (private twin of `Comparator::spec_for` in config.rs)
 // ---------------------------------------------------------------------------
 
-/// The spec for the value(s) under `key` (`ret` or a parameter name):
-/// func.all → func key → (float) func.float → defaults.all → defaults key →
-/// (float) defaults.float → exact.
-fn spec_for(cmp: &Comparator, key: &str, is_float: bool) -> Spec {
-    fn in_set(set: &CompareSet, key: &str, is_float: bool) -> Option<Spec> {
-        if let Some(s) = set.all {
-            return Some(s);
+impl Comparator {
+    /// The spec for a path under `key` (`ret` or a parameter name): the
+    /// function's whole-`compare` spec, its key, its `float` (for floats),
+    /// then the same in `defaults.compare`, then `exact` (CONFIG.md:
+    /// "the most specific spec wins").
+    pub fn spec_for(&self, key: &str, is_float: bool) -> Spec {
+        fn in_set(set: &CompareSet, key: &str, is_float: bool) -> Option<Spec> {
+            if let Some(s) = set.all {
+                return Some(s);
+            }
+            let keyed = if key == "ret" {
+                set.ret
+            } else {
+                set.params.get(key).copied()
+            };
+            keyed.or(if is_float { set.float } else { None })
         }
-        let keyed = if key == "ret" {
-            set.ret
-        } else {
-            set.params.get(key).copied()
-        };
-        if keyed.is_some() {
-            return keyed;
-        }
-        if is_float {
-            return set.float;
-        }
-        None
+        in_set(&self.func, key, is_float)
+            .or_else(|| in_set(&self.defaults, key, is_float))
+            .unwrap_or(Spec::Exact)
     }
-    in_set(&cmp.func, key, is_float)
-        .or_else(|| in_set(&cmp.defaults, key, is_float))
-        .unwrap_or(Spec::Exact)
-}
 
-/// The spec errno is compared with, `None` when it is not compared (errno is
-/// compared only when asked for; a function whose whole `compare` is
-/// `"ignore"` has nothing compared, errno included).
-fn cmp_errno_spec(cmp: &Comparator) -> Option<Spec> {
-    if cmp.func.all == Some(Spec::Ignore) {
-        return None;
-    }
-    match cmp.func.errno.or(cmp.defaults.errno) {
-        Some(Spec::Ignore) | None => None,
-        s => s,
+    /// How errno is compared; `None`: not compared (errno is compared only
+    /// when asked for, and never for a function whose `compare` is `"ignore"`).
+    pub fn errno_spec(&self) -> Option<Spec> {
+        if self.func.all == Some(Spec::Ignore) {
+            return None;
+        }
+        match self.func.errno.or(self.defaults.errno) {
+            Some(Spec::Ignore) | None => None,
+            s => s,
+        }
     }
 }
 
@@ -259,7 +255,7 @@ pub fn judge(sig: &Signature, cmp: &Comparator, primary: &Outcome, shadow: &Outc
         };
         j.value(&param.name, &param.ty, &param.role, p, s);
     }
-    if let Some(spec) = cmp_errno_spec(cmp) {
+    if let Some(spec) = cmp.errno_spec() {
         // errno is an integer: every spec but `ignore` compares it exactly.
         let _ = spec;
         if primary.errno != shadow.errno {
@@ -340,7 +336,7 @@ struct Judge<'a> {
 
 impl Judge<'_> {
     fn spec(&self, is_float: bool) -> Spec {
-        spec_for(self.cmp, self.key, is_float)
+        self.cmp.spec_for(self.key, is_float)
     }
 
     fn push(&mut self, path: String, p: serde_json::Value, s: serde_json::Value) {
@@ -941,27 +937,27 @@ mod tests {
     #[test]
     fn resolution_order() {
         let mut c = Comparator::default();
-        assert_eq!(spec_for(&c, "ret", true), Spec::Exact);
+        assert_eq!(c.spec_for("ret", true), Spec::Exact);
         c.defaults.float = Some(Spec::Ulps(1));
-        assert_eq!(spec_for(&c, "ret", true), Spec::Ulps(1));
-        assert_eq!(spec_for(&c, "ret", false), Spec::Exact);
+        assert_eq!(c.spec_for("ret", true), Spec::Ulps(1));
+        assert_eq!(c.spec_for("ret", false), Spec::Exact);
         c.defaults.params.insert("x".into(), Spec::Ulps(2));
-        assert_eq!(spec_for(&c, "x", true), Spec::Ulps(2));
+        assert_eq!(c.spec_for("x", true), Spec::Ulps(2));
         c.func.float = Some(Spec::Ulps(3));
-        assert_eq!(spec_for(&c, "x", true), Spec::Ulps(3));
-        assert_eq!(spec_for(&c, "x", false), Spec::Ulps(2));
+        assert_eq!(c.spec_for("x", true), Spec::Ulps(3));
+        assert_eq!(c.spec_for("x", false), Spec::Ulps(2));
         c.func.ret = Some(Spec::Ulps(4));
-        assert_eq!(spec_for(&c, "ret", true), Spec::Ulps(4));
-        assert_eq!(spec_for(&c, "y", true), Spec::Ulps(3));
+        assert_eq!(c.spec_for("ret", true), Spec::Ulps(4));
+        assert_eq!(c.spec_for("y", true), Spec::Ulps(3));
         c.func.all = Some(Spec::Ignore);
-        assert_eq!(spec_for(&c, "ret", true), Spec::Ignore);
-        assert_eq!(cmp_errno_spec(&c), None);
+        assert_eq!(c.spec_for("ret", true), Spec::Ignore);
+        assert_eq!(c.errno_spec(), None);
         c.func.all = None;
-        assert_eq!(cmp_errno_spec(&c), None);
+        assert_eq!(c.errno_spec(), None);
         c.defaults.errno = Some(Spec::Exact);
-        assert_eq!(cmp_errno_spec(&c), Some(Spec::Exact));
+        assert_eq!(c.errno_spec(), Some(Spec::Exact));
         c.func.errno = Some(Spec::Ignore);
-        assert_eq!(cmp_errno_spec(&c), None);
+        assert_eq!(c.errno_spec(), None);
     }
 
     // ---- judge ----

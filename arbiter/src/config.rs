@@ -829,41 +829,6 @@ impl Config {
     }
 }
 
-impl Comparator {
-    /// The spec for the value(s) under `key` (`ret` or a parameter name),
-    /// CONFIG.md's order: the function's whole `compare`, its key, its
-    /// `float` (for floating values), then the same in `defaults.compare`,
-    /// then exact.
-    pub fn spec_for(&self, key: &str, is_float: bool) -> Spec {
-        fn in_set(set: &CompareSet, key: &str, is_float: bool) -> Option<Spec> {
-            if let Some(s) = set.all {
-                return Some(s);
-            }
-            let keyed = if key == "ret" {
-                set.ret
-            } else {
-                set.params.get(key).copied()
-            };
-            keyed.or(if is_float { set.float } else { None })
-        }
-        in_set(&self.func, key, is_float)
-            .or_else(|| in_set(&self.defaults, key, is_float))
-            .unwrap_or(Spec::Exact)
-    }
-
-    /// How errno is compared; `None`: not compared (errno is compared only
-    /// when asked for, and never for a function whose `compare` is `"ignore"`).
-    pub fn errno_spec(&self) -> Option<Spec> {
-        if self.func.all == Some(Spec::Ignore) {
-            return None;
-        }
-        match self.func.errno.or(self.defaults.errno) {
-            Some(Spec::Ignore) | None => None,
-            s => s,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
