@@ -20,9 +20,12 @@
  *   calc_hash     5  differs with upper case -> "Hello" "abc-XYZ": 2
  *   calc_name     6  differs for code 3 (called twice): 2
  *   calc_version  1  differs always (1 vs 2) but is compared with "ignore": 0
+ * The "identity:" lines check that function pointers stay equal however the
+ * app obtains them (GOT, data table, dlsym): rebinding must keep them so.
  * Total: 54 calls; 14 of them differ, 13 mismatches (calc_version is ignored),
  * 10 when calc_sqrt is compared with {"ret": {"ulps": 2}}.
  */
+#include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
 
@@ -103,6 +106,13 @@ int main(void)
     static const int name_in[6] = { 0, 1, 2, 3, 4, 3 };
     for (int i = 0; i < 6; i++)
         printf("calc_name(%d) = \"%s\"\n", name_in[i], calc_name(name_in[i]));
+
+    void *d_add = dlsym(RTLD_DEFAULT, "calc_add");
+    void *d_sqrt = dlsym(RTLD_DEFAULT, "calc_sqrt");
+    printf("identity: int_ops[0] == calc_add: %d\n", (void *)int_ops[0] == (void *)calc_add);
+    printf("identity: dlsym(calc_add) == calc_add: %d\n", d_add == (void *)calc_add);
+    printf("identity: dlsym(calc_sqrt) == unary_ops[0].fn: %d\n", d_sqrt == (void *)unary[0].fn);
+    printf("identity: calc_sqrt == unary_ops[0].fn: %d\n", (void *)calc_sqrt == (void *)unary[0].fn);
 
     printf("calc_version() = %d\n", calc_version());
     puts("calc-app: done");

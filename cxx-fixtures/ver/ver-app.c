@@ -1,15 +1,25 @@
-/* ver-app: calls ver_scale through its default version (VER_2) and, from
- * ver-app-v1.c, through ver_scale@VER_1, for x = 0..19 each: 40 calls of
- * ver_scale. Under DDL with new = the NEW libver: 9 mismatches (the VER_1
- * calls with x = 11..19), 31 matches. */
+/* ver-app: calls both versions of ver_value, printing every result.
+ *
+ * Boundary calls (and where the new build differs):
+ *   ver_value  5  (2 through its VER_1 reference: never differ;
+ *                  3 through the default VER_2 reference: all differ): 3
+ *   ver_twice  2  differs: never
+ */
 #include <stdio.h>
 
-int ver_scale(int x);      /* the default version, VER_2 */
-int ver_scale_old(int x);  /* ver-app-v1.c: ver_scale@VER_1 */
+#include "ver.h"
+
+/* A reference to the old version VER_1 under another local name. */
+int ver_value_v1(void);
+__asm__(".symver ver_value_v1, ver_value@VER_1");
 
 int main(void)
 {
-    for (int x = 0; x < 20; x++)
-        printf("x=%d v2=%d v1=%d\n", x, ver_scale(x), ver_scale_old(x));
+    for (int i = 0; i < 2; i++)
+        printf("ver_value@VER_1() = %d\n", ver_value_v1());
+    for (int i = 0; i < 3; i++)
+        printf("ver_value@@VER_2() = %d\n", ver_value());
+    printf("ver_twice(21) = %d\n", ver_twice(21));
+    printf("ver_twice(-4) = %d\n", ver_twice(-4));
     return 0;
 }

@@ -46,6 +46,66 @@ pub fn buf_config(fx: &Path) -> Value {
     })
 }
 
+pub fn ver_config(fx: &Path) -> Value {
+    json!({
+        "old": "libver.so.1",
+        "new": fx.join("ver/new/libver.so.1"),
+        "functions": VER_SIGS,
+    })
+}
+
+/// Symbol versions: each reference is rebound to a wrapper of the version it
+/// names, and mirrored into the new build's function of that version.
+fn check_ver_layout(layout: &str) {
+    let fx = fixtures();
+    let tmp = TempDir::new(&format!("ver-{layout}"));
+    let app = App::new(fx.join(format!("ver/apps/ver-app-{layout}")));
+    let (_, _, report) = run_both(&tmp, &app, ver_config(fx));
+    assert_summary(&report, VER_APP);
+}
+
+#[test]
+fn ver_app_pie_lazy() {
+    check_ver_layout("pie-lazy");
+}
+
+#[test]
+fn ver_app_pie_now() {
+    check_ver_layout("pie-now");
+}
+
+#[test]
+fn ver_app_noplt() {
+    check_ver_layout("noplt");
+}
+
+#[test]
+fn ver_app_nopie() {
+    check_ver_layout("nopie");
+}
+
+/// dlvsym(handle, "ver_value", "VER_1") / "VER_2" and dlsym: each answer
+/// is a wrapper of that version, mirrored into the same version.
+#[test]
+fn ver_dlvsym() {
+    let fx = fixtures();
+    let tmp = TempDir::new("ver-dlopen");
+    let app = App::new(fx.join("ver/apps/ver-dlopen"));
+    let (_, _, report) = run_both(&tmp, &app, ver_config(fx));
+    assert_summary(&report, VER_DLOPEN);
+}
+
+/// The boundary calls come from a library the app links (libplugin.so,
+/// loaded at start), not from the app.
+#[test]
+fn calc_mid_library() {
+    let fx = fixtures();
+    let tmp = TempDir::new("calc-mid");
+    let app = App::new(fx.join("calc/apps/calc-mid-app"));
+    let (_, _, report) = run_both(&tmp, &app, calc_config(fx, None));
+    assert_summary(&report, CALC_PLUGIN);
+}
+
 fn check_calc_layout(layout: &str) {
     let fx = fixtures();
     let tmp = TempDir::new(&format!("calc-{layout}"));
@@ -574,7 +634,10 @@ fn fixtures_agree_with_expectations() {
     for l in LAYOUTS {
         cases.push((fx.join(format!("calc/apps/calc-app-{l}")), "calc", CALC_APP));
         cases.push((fx.join(format!("buf/apps/buf-app-{l}")), "buf", BUF_APP));
+        cases.push((fx.join(format!("ver/apps/ver-app-{l}")), "ver", VER_APP));
     }
+    cases.push((fx.join("calc/apps/calc-mid-app"), "calc", CALC_PLUGIN));
+    cases.push((fx.join("ver/apps/ver-dlopen"), "ver", VER_DLOPEN));
     cases.push((fx.join("calc/apps/calc-dlopen"), "calc", CALC_DLOPEN));
     cases.push((fx.join("calc/apps/calc-plugin-app"), "calc", CALC_PLUGIN));
     cases.push((fx.join("calc/apps/calc-dlopen"), "calc", CALC_DLOPEN_TWICE));
@@ -608,10 +671,11 @@ fn fixtures_agree_with_expectations() {
         let mut got: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         for (a, b) in ol.iter().zip(&nl) {
             let line = a.strip_prefix("plugin: ").unwrap_or(a);
-            let Some(f) = line.split('(').next() else {
+            let Some(f) = line.split(['(', '@']).next() else {
                 continue;
             };
-            if !(f.starts_with("calc_") || f.starts_with("buf_")) || !line.contains('(') {
+            let ours = ["calc_", "buf_", "ver_"].iter().any(|p| f.starts_with(p));
+            if !ours || !line.contains('(') {
                 continue;
             }
             let e = got.entry(f.to_string()).or_default();

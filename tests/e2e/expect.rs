@@ -130,6 +130,17 @@ pub const BUF_APP: &[Want] = &[
     want("buf_identity", 2, 0),
 ];
 
+/// libver's boundary: ver_value exists as ver_value@VER_1 and the default
+/// ver_value@@VER_2.
+pub const VER_SIGS: &[&str] = &["int ver_value(void)", "int ver_twice(int x)"];
+
+/// ver-app, any layout (see cxx-fixtures/ver/ver-app.c): the two VER_1
+/// calls match (10 and 10), the three VER_2 calls differ (20 vs 21).
+pub const VER_APP: &[Want] = &[want("ver_value", 5, 3), want("ver_twice", 2, 0)];
+
+/// ver-dlopen (see cxx-fixtures/ver/ver-dlopen.c).
+pub const VER_DLOPEN: &[Want] = &[want("ver_value", 4, 2)];
+
 pub const LAYOUTS: &[&str] = &["pie-lazy", "pie-now", "noplt", "nopie"];
 
 /// `wants` with one function's mismatch count replaced.
