@@ -32,6 +32,19 @@
  *   spawn     2 calc_add calls, system("exit 7") (a shell that inherits
  *             LD_PRELOAD and DDL_CONFIG, and never loads libcalc), then
  *             1 calc_div(1, 0) call (differs).
+ *   closefds  2 calc_div(i, 0) calls (differ), then closes every fd from 3
+ *             up (as daemons do), opens its own file (which gets the lowest
+ *             free fd), makes 2 more calc_div(i, 0) calls (differ), writes a
+ *             line to the file, and prints the file: nothing of libddl's may
+ *             land in it.
+ *   busy-exit 3 threads call calc_add(1, 1) in a loop, forever; main sleeps
+ *             200 ms and returns while they still call: no crash, no hang,
+ *             counts that add up (calc_add's total is not deterministic).
+ *   sigreentry
+ *             a 50 us interval timer whose SIGALRM handler calls
+ *             calc_div(1, 1) while main makes 300000 calc_add(i, 1) calls:
+ *             boundary calls from a signal handler, often interrupting a
+ *             wrapper on the same thread. Nothing differs.
  */
 #include <errno.h>
 #include <math.h>
@@ -40,7 +53,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -231,6 +246,80 @@ static int spawn(void)
     return 0;
 }
 
+static int closefds(void)
+{
+    int s = calc_div(1, 0) + calc_div(2, 0);
+    for (int fd = 3; fd < 4096; fd++)
+        close(fd);
+    int fd = open("app-own-file.txt", O_CREAT | O_TRUNC | O_RDWR, 0644);
+    if (fd < 0)
+        return 1;
+    s += calc_div(3, 0) + calc_div(4, 0);
+    usleep(200 * 1000); /* give the shadow time to write its records */
+    char line[64];
+    int n = snprintf(line, sizeof line, "app line: %d\n", s);
+    if (write(fd, line, (size_t)n) != n)
+        return 1;
+    lseek(fd, 0, SEEK_SET);
+    char buf[4096];
+    ssize_t r = read(fd, buf, sizeof buf);
+    close(fd);
+    printf("closefds: the app's own file holds %zd bytes:\n", r);
+    fwrite(buf, 1, r > 0 ? (size_t)r : 0, stdout);
+    return 0;
+}
+
+static void *busy(void *arg)
+{
+    (void)arg;
+    volatile long sink = 0;
+    for (;;)
+        sink += calc_add(1, 1);
+    return NULL;
+}
+
+static int busy_exit(void)
+{
+    pthread_t th[3];
+    for (int t = 0; t < 3; t++)
+        if (pthread_create(&th[t], NULL, busy, NULL) != 0)
+            return 1;
+    usleep(200 * 1000);
+    printf("busy-exit: main returns\n");
+    return 0;
+}
+
+static volatile sig_atomic_t alarms;
+static volatile long alarm_sum;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    alarm_sum += calc_div(1, 1);
+    alarms++;
+    errno = saved;
+}
+
+static int sigreentry(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = { { 0, 50 }, { 0, 50 } };
+    setitimer(ITIMER_REAL, &it, NULL);
+    long long sum = 0;
+    for (int i = 0; i < 300000; i++)
+        sum += calc_add(i, 1);
+    struct itimerval off = { { 0, 0 }, { 0, 0 } };
+    setitimer(ITIMER_REAL, &off, NULL);
+    printf("sigreentry: sum %lld, handler results consistent: %d\n", sum, alarm_sum == alarms);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "";
@@ -252,6 +341,12 @@ int main(int argc, char **argv)
         return ctor();
     if (!strcmp(what, "spawn"))
         return spawn();
-    fprintf(stderr, "usage: calc-stress threads|exit-thread|errno|special|fork|sleep-exit|signal|ctor|spawn\n");
+    if (!strcmp(what, "closefds"))
+        return closefds();
+    if (!strcmp(what, "busy-exit"))
+        return busy_exit();
+    if (!strcmp(what, "sigreentry"))
+        return sigreentry();
+    fprintf(stderr, "usage: calc-stress threads|exit-thread|errno|special|fork|sleep-exit|signal|ctor|spawn|closefds|busy-exit|sigreentry\n");
     return 2;
 }
