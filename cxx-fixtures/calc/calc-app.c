@@ -20,14 +20,23 @@
  *   calc_hash     5  differs with upper case -> "Hello" "abc-XYZ": 2
  *   calc_name     6  differs for code 3 (called twice): 2
  *   calc_version  1  differs always (1 vs 2) but is compared with "ignore": 0
+ * The "pages" lines print whether the first and last pages of the
+ * executable's PT_GNU_RELRO segment (which holds the GOT in the full-RELRO
+ * layouts), the RELRO table and the writable table are writable (from
+ * /proc/self/maps): after rebinding, RELRO must be read-only again and the
+ * rest as it was (the app also writes to the data table).
  * The "identity:" lines check that function pointers stay equal however the
  * app obtains them (GOT, data table, dlsym): rebinding must keep them so.
  * Total: 54 calls; 14 of them differ, 13 mismatches (calc_version is ignored),
  * 10 when calc_sqrt is compared with {"ret": {"ulps": 2}}.
  */
+#define _GNU_SOURCE
 #include <dlfcn.h>
 #include <limits.h>
+#include <link.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "calc.h"
 
@@ -42,8 +51,56 @@ static const struct {
     double (*fn)(double);
 } unary_ops[1] = { { "calc_sqrt", calc_sqrt } };
 
+static int find_relro(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    uintptr_t *r = data;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_GNU_RELRO) {
+            r[0] = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+            r[1] = r[0] + info->dlpi_phdr[i].p_memsz;
+        }
+    return 1; /* the first object is the executable */
+}
+
+/* "rw" / "r-" / "?" for the mapping that holds p, into res[3]. */
+static const char *prot_of(const void *p, char *res)
+{
+    uintptr_t a = (uintptr_t)p;
+    FILE *f = fopen("/proc/self/maps", "r");
+    strcpy(res, "?");
+    if (!f)
+        return res;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char perms[5];
+        if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3 && a >= lo && a < hi) {
+            res[0] = perms[0];
+            res[1] = perms[1];
+            res[2] = 0;
+            break;
+        }
+    }
+    fclose(f);
+    return res;
+}
+
+static void pages(const char *when)
+{
+    uintptr_t relro[2] = { 0, 0 };
+    dl_iterate_phdr(find_relro, relro);
+    char a[3], b[3], r[3], d[3];
+    printf("pages %s: RELRO first %s last %s, RELRO table %s, data table %s\n", when,
+           relro[1] ? prot_of((void *)relro[0], a) : "none",
+           relro[1] ? prot_of((void *)(relro[1] - 1), b) : "none",
+           prot_of(unary_ops, r), prot_of(int_ops, d));
+}
+
 int main(void)
 {
+    pages("at start");
+
     static const int add_in[4][2] = { { 1, 2 }, { -5, 5 }, { 100000, 23 }, { 7, -9 } };
     for (int i = 0; i < 4; i++)
         printf("calc_add(%d, %d) = %d\n", add_in[i][0], add_in[i][1], calc_add(add_in[i][0], add_in[i][1]));
@@ -113,6 +170,11 @@ int main(void)
     printf("identity: dlsym(calc_add) == calc_add: %d\n", d_add == (void *)calc_add);
     printf("identity: dlsym(calc_sqrt) == unary_ops[0].fn: %d\n", d_sqrt == (void *)unary[0].fn);
     printf("identity: calc_sqrt == unary_ops[0].fn: %d\n", (void *)calc_sqrt == (void *)unary[0].fn);
+
+    /* the data table stays writable */
+    int (*volatile *slot)(int, int) = &int_ops[1];
+    *slot = *slot;
+    pages("at end");
 
     printf("calc_version() = %d\n", calc_version());
     puts("calc-app: done");
