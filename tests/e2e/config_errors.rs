@@ -328,3 +328,176 @@ fn config_error_refused_key_handles() {
         &format!("ddl: error: {}:{l}: handles: ", path.display()),
     );
 }
+
+/// A size expression naming a parameter that does not exist: the column
+/// of the name (33).
+#[test]
+fn config_error_size_expression_unknown_name() {
+    let fx = fixtures();
+    let tmp = TempDir::new("err-size");
+    let sig = "void buf_reverse(int *xs [inout m], int n)";
+    assert_eq!(sig.find("m]"), Some(32));
+    let text = [
+        "{".to_string(),
+        "  \"old\": \"libbuf.so.1\",".to_string(),
+        format!(
+            "  \"new\": {},",
+            q(fx.join("buf/new/libbuf.so.1").display().to_string())
+        ),
+        "  \"functions\": [".to_string(),
+        "    \"void *buf_identity(void *p)\",".to_string(),
+        format!("    {}", q(sig)),
+        "  ]".to_string(),
+        "}".to_string(),
+    ]
+    .join("\n");
+    let path = tmp.write("ddl.json", &text);
+    let app = App::new(fx.join("buf/apps/buf-app-pie-now"));
+    let plain = run_plain(&app, tmp.path());
+    let ddl = run_ddl(&app, &path, tmp.path());
+    assert_eq!(plain.status, ddl.status, "stderr:\n{}", ddl.stderr);
+    assert!(
+        plain.stdout == ddl.stdout,
+        "stdout changed; stderr:\n{}",
+        ddl.stderr
+    );
+    let errors = ddl.error_lines();
+    assert_eq!(errors.len(), 1, "stderr:\n{}", ddl.stderr);
+    let l = line_of(&text, sig);
+    assert_prefix(
+        errors[0],
+        &format!(
+            "ddl: error: {}:{l}: functions[1]: column 33 of \"{sig}\": ",
+            path.display()
+        ),
+    );
+}
+
+/// An unknown type inside a struct declared in `types`: `types[0]`, the
+/// column of the type name (26).
+#[test]
+fn config_error_bad_struct_declaration() {
+    let fx = fixtures();
+    let tmp = TempDir::new("err-types");
+    let decl = "struct point { double x; dooble y; }";
+    assert_eq!(decl.find("dooble"), Some(25));
+    let text = [
+        "{".to_string(),
+        "  \"old\": \"libbuf.so.1\",".to_string(),
+        format!(
+            "  \"new\": {},",
+            q(fx.join("buf/new/libbuf.so.1").display().to_string())
+        ),
+        "  \"types\": [".to_string(),
+        format!("    {}", q(decl)),
+        "  ],".to_string(),
+        "  \"functions\": [".to_string(),
+        "    \"struct point buf_mid(struct point a, struct point b)\"".to_string(),
+        "  ]".to_string(),
+        "}".to_string(),
+    ]
+    .join("\n");
+    let path = tmp.write("ddl.json", &text);
+    let app = App::new(fx.join("buf/apps/buf-app-pie-now"));
+    let plain = run_plain(&app, tmp.path());
+    let ddl = run_ddl(&app, &path, tmp.path());
+    assert_eq!(plain.status, ddl.status, "stderr:\n{}", ddl.stderr);
+    assert!(
+        plain.stdout == ddl.stdout,
+        "stdout changed; stderr:\n{}",
+        ddl.stderr
+    );
+    let errors = ddl.error_lines();
+    assert_eq!(errors.len(), 1, "stderr:\n{}", ddl.stderr);
+    let l = line_of(&text, decl);
+    assert_prefix(
+        errors[0],
+        &format!(
+            "ddl: error: {}:{l}: types[0]: column 26 of \"{decl}\": ",
+            path.display()
+        ),
+    );
+}
+
+/// `mode` takes `shadow` or `off` for now (`guarded`, `promoted` come later).
+#[test]
+fn config_error_mode_not_yet_supported() {
+    let fx = fixtures();
+    let tmp = TempDir::new("err-mode");
+    let text = calc_text(fx, None, &[], "int calc_div(int a, int b)")
+        .replace("\"mode\": \"shadow\"", "\"mode\": \"guarded\"");
+    let path = tmp.write("ddl.json", &text);
+    let line = error_line(&tmp, &path);
+    let l = line_of(&text, "\"mode\"");
+    assert_prefix(
+        &line,
+        &format!("ddl: error: {}:{l}: mode: ", path.display()),
+    );
+}
+
+/// The other keys that come with later issues are refused clearly too.
+#[test]
+fn config_error_refused_keys_capture_classes_sandbox() {
+    let fx = fixtures();
+    for (key, line_text) in [
+        ("capture", "\"capture\": \"calls.zst\","),
+        (
+            "classes",
+            "\"classes\": [{ \"name\": \"Shape\", \"size\": 64 }],",
+        ),
+        ("sandbox", "\"sandbox\": { \"intercept\": [\"system\"] },"),
+    ] {
+        let tmp = TempDir::new(&format!("err-{key}"));
+        let text = calc_text(fx, None, &[line_text], "int calc_div(int a, int b)");
+        let path = tmp.write("ddl.json", &text);
+        let line = error_line(&tmp, &path);
+        let l = line_of(&text, &format!("\"{key}\""));
+        assert_prefix(
+            &line,
+            &format!("ddl: error: {}:{l}: {key}: ", path.display()),
+        );
+    }
+}
+
+/// A C++ declaration in `functions` comes with a later issue: refused,
+/// naming functions[1].
+#[test]
+fn config_error_cxx_declaration_refused() {
+    let fx = fixtures();
+    let tmp = TempDir::new("err-cxx");
+    let sig = "int Shape::area() const";
+    let text = calc_text(fx, None, &[], sig);
+    let path = tmp.write("ddl.json", &text);
+    let line = error_line(&tmp, &path);
+    let l = line_of(&text, sig);
+    assert_prefix(
+        &line,
+        &format!("ddl: error: {}:{l}: functions[1]: ", path.display()),
+    );
+}
+
+/// A comparator keyed by a name that is not a parameter of the function.
+#[test]
+fn config_error_compare_unknown_parameter() {
+    let fx = fixtures();
+    let tmp = TempDir::new("err-compare");
+    let text = calc_text(fx, None, &[], "int calc_div(int a, int b)").replace(
+        "    \"int calc_div(int a, int b)\",",
+        "    { \"sig\": \"int calc_div(int a, int b)\", \"compare\": { \"c\": \"exact\" } },",
+    );
+    let path = tmp.write("ddl.json", &text);
+    let line = error_line(&tmp, &path);
+    let l = line_of(&text, "calc_div");
+    assert_prefix(
+        &line,
+        &format!("ddl: error: {}:{l}: functions[1]", path.display()),
+    );
+    assert!(
+        line.contains("\"c\"")
+            || line.contains(" c ")
+            || line.contains("`c`")
+            || line.contains("'c'")
+            || line.contains(": c"),
+        "the message should name `c`: {line}"
+    );
+}
