@@ -45,6 +45,10 @@
  *             calc_div(1, 1) while main makes 300000 calc_add(i, 1) calls:
  *             boundary calls from a signal handler, often interrupting a
  *             wrapper on the same thread. Nothing differs.
+ *   forever   2 threads call calc_div(i, i % 10) (differs when i % 10 == 0)
+ *             and calc_add(i, 1) until the process is killed (SIGKILL by the
+ *             test): the report must stay readable, the last periodic
+ *             summary standing.
  */
 #include <errno.h>
 #include <math.h>
@@ -320,6 +324,27 @@ static int sigreentry(void)
     return 0;
 }
 
+static void *forever_worker(void *arg)
+{
+    (void)arg;
+    volatile long sink = 0;
+    for (unsigned i = 0;; i++)
+        sink += calc_div((int)i, (int)(i % 10)) + calc_add((int)i, 1);
+    return NULL;
+}
+
+static int forever(void)
+{
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++)
+        if (pthread_create(&th[t], NULL, forever_worker, NULL) != 0)
+            return 1;
+    printf("forever: running\n");
+    fflush(stdout);
+    for (;;)
+        pause();
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "";
@@ -347,6 +372,8 @@ int main(int argc, char **argv)
         return busy_exit();
     if (!strcmp(what, "sigreentry"))
         return sigreentry();
-    fprintf(stderr, "usage: calc-stress threads|exit-thread|errno|special|fork|sleep-exit|signal|ctor|spawn|closefds|busy-exit|sigreentry\n");
+    if (!strcmp(what, "forever"))
+        return forever();
+    fprintf(stderr, "usage: calc-stress threads|exit-thread|errno|special|fork|sleep-exit|signal|ctor|spawn|closefds|busy-exit|sigreentry|forever\n");
     return 2;
 }

@@ -300,3 +300,65 @@ fn stress_boundary_calls_from_signal_handler() {
     );
     assert!(report.records.is_empty(), "{:?}", report.records);
 }
+
+/// SIGKILL while two threads keep calling and the shadow keeps writing:
+/// every line of the report is still whole JSON, and the last periodic
+/// summary (`summary_every_s: 1`) stands with counts that add up.
+#[test]
+fn stress_report_readable_after_sigkill() {
+    use std::process::{Command, Stdio};
+    let fx = fixtures();
+    let tmp = TempDir::new("sigkill");
+    let mut config = calc_config(fx, None);
+    config["summary_every_s"] = json!(1);
+    let report_path = tmp.path().join("report.jsonl");
+    config["report"] = json!(report_path);
+    let cfg = tmp.write_config(&config);
+    let mut child = Command::new(fx.join("calc/apps/calc-stress"))
+        .arg("forever")
+        .current_dir(tmp.path())
+        .env("LD_PRELOAD", libddl())
+        .env("DDL_CONFIG", &cfg)
+        .env_remove("DDL_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start calc-stress forever");
+    std::thread::sleep(Duration::from_millis(3500));
+    let _ = child.kill(); // SIGKILL
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let text = std::fs::read_to_string(&report_path).unwrap_or_else(|e| {
+        panic!(
+            "no report at {} after SIGKILL ({e}); stderr:\n{stderr}",
+            report_path.display()
+        )
+    });
+    let mut summaries = 0;
+    for (i, line) in text.lines().enumerate() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| {
+            panic!(
+                "line {} of the report is not whole JSON after SIGKILL ({e}): {line:?}",
+                i + 1
+            )
+        });
+        summaries += usize::from(v.get("summary").is_some());
+    }
+    assert!(
+        summaries >= 2,
+        "expected a summary at least every second over 3.5 s, found {summaries}"
+    );
+    let fake = Output {
+        status: out.status,
+        stdout: Vec::new(),
+        stderr,
+        pid: 0,
+        what: "calc-stress forever (SIGKILLed)".into(),
+    };
+    let report = read_report(&report_path, &fake);
+    assert_invariants(&report);
+    let div = report.get("calc_div");
+    assert!(div.calls > 0 && div.mismatch > 0, "{div:?}");
+    assert_eq!(report.get("calc_add").mismatch, 0);
+}
