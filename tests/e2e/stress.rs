@@ -280,8 +280,10 @@ fn stress_exit_while_threads_call() {
 }
 
 /// Boundary calls from a SIGALRM handler, often interrupting a wrapper on
-/// the same thread (such a nested call is forwarded, not counted): no false
-/// mismatch from a capture the signal interrupted, calc_add's count exact.
+/// the same thread (such a nested call is forwarded, not counted): the
+/// handler's calc_div(7, 7) always returns 1 (the app prints how many did
+/// not), no false mismatch from a capture the signal interrupted, and
+/// calc_add's count is exact.
 #[test]
 fn stress_boundary_calls_from_signal_handler() {
     let fx = fixtures();
@@ -361,4 +363,20 @@ fn stress_report_readable_after_sigkill() {
     let div = report.get("calc_div");
     assert!(div.calls > 0 && div.mismatch > 0, "{div:?}");
     assert_eq!(report.get("calc_add").mismatch, 0);
+}
+
+/// A process-directed signal the app's main thread blocks must stay
+/// pending for it (the app has no other thread): libddl's threads (and the
+/// new build's) must block the application's signals, or they run the
+/// app's handler on a thread the app does not know.
+#[test]
+fn stress_app_signals_not_taken_by_ddl_threads() {
+    let fx = fixtures();
+    let tmp = TempDir::new("sigthread");
+    let (plain, _, report) = run_both(&tmp, &stress(fx, "sigthread"), calc_config(fx, None));
+    assert!(
+        String::from_utf8_lossy(&plain.stdout).contains("while main blocked SIGUSR1: 0"),
+        "{plain:?}"
+    );
+    assert_summary(&report, &[want("calc_add", 6, 0)]);
 }
