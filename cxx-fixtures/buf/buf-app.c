@@ -16,7 +16,7 @@
  *   buf_scale3     2  differs for k < 0 -> k = -1 (at ret.c): 1
  *   buf_many       3  differs when a8 == 8 and d10 > 100 -> second call: 1
  *   buf_identity   2  differs: never (opaque)
- * Total: 39 calls, 12 differing calls.
+ * Total: 39 calls, 12 differing calls. (buf_pump has its own app.)
  */
 #include <stdio.h>
 #include <string.h>

@@ -136,4 +136,25 @@ double buf_many(int a1, int a2, int a3, int a4, int a5, int a6, int a7, int a8,
     return s;
 }
 
+int buf_pump(struct pump *p)
+{
+    size_t n = p->avail_in < p->avail_out ? p->avail_in : p->avail_out;
+    if (n > 64)
+        n = 64;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p->next_in[i];
+#ifdef NEW
+        if (c == 'z')
+            c = 'Z';
+#endif
+        p->next_out[i] = c;
+    }
+    p->next_in += n;
+    p->next_out += n;
+    p->avail_in -= n;
+    p->avail_out -= n;
+    p->total += n;
+    return (int)n;
+}
+
 void *buf_identity(void *p) { return p; }

@@ -48,6 +48,22 @@ struct box3 buf_scale3(struct box3 b, double k);
 double buf_many(int a1, int a2, int a3, int a4, int a5, int a6, int a7, int a8,
                 double d1, double d2, double d3, double d4, double d5,
                 double d6, double d7, double d8, double d9, double d10);
+/* A caller-owned stream struct updated in place, zlib style:
+ *   struct pump { const uint8_t *next_in [in avail_in]; size_t avail_in;
+ *                 uint8_t *next_out [out avail_out]; size_t avail_out;
+ *                 unsigned long total; void *user [null]; }
+ * buf_pump moves n = min(avail_in, avail_out, 64) bytes from next_in to
+ * next_out, advances both pointers, decreases both counts, adds n to total
+ * and returns n. user is never touched. New writes 'Z' for every 'z'. */
+struct pump {
+    const uint8_t *next_in;
+    size_t avail_in;
+    uint8_t *next_out;
+    size_t avail_out;
+    unsigned long total;
+    void *user;
+};
+int buf_pump(struct pump *p);
 /* opaque pointer, returned unchanged. Identical. */
 void *buf_identity(void *p);
 

@@ -96,6 +96,7 @@ pub const BUF_TYPES: &[&str] = &[
     "struct point { double x; double y; }",
     "struct rect { int x; int y; int w; int h; }",
     "struct box3 { double a; double b; double c; }",
+    "struct pump { const uint8_t *next_in [in avail_in]; size_t avail_in; uint8_t *next_out [out avail_out]; size_t avail_out; unsigned long total; void *user [null]; }",
 ];
 
 /// libbuf's boundary.
@@ -112,6 +113,7 @@ pub const BUF_SIGS: &[&str] = &[
     "struct box3 buf_scale3(struct box3 b, double k)",
     "double buf_many(int a1, int a2, int a3, int a4, int a5, int a6, int a7, int a8, double d1, double d2, double d3, double d4, double d5, double d6, double d7, double d8, double d9, double d10)",
     "void *buf_identity(void *p)",
+    "int buf_pump(struct pump *p)",
 ];
 
 /// buf-app, any layout (see cxx-fixtures/buf/buf-app.c).
@@ -129,6 +131,9 @@ pub const BUF_APP: &[Want] = &[
     want("buf_many", 3, 1),
     want("buf_identity", 2, 0),
 ];
+
+/// buf-pump-app, any layout (see cxx-fixtures/buf/buf-pump-app.c).
+pub const BUF_PUMP: &[Want] = &[want("buf_pump", 5, 3)];
 
 /// libver's boundary: ver_value exists as ver_value@VER_1 and the default
 /// ver_value@@VER_2.
