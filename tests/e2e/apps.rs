@@ -173,6 +173,17 @@ fn calc_dlopen() {
     assert_summary(&report, CALC_DLOPEN);
 }
 
+/// The shadow never writes into the app's memory: the app looks at its
+/// buffers again 100 ms after each call (the shadow has run by then).
+#[test]
+fn buf_shadow_writes_stay_in_the_shadow() {
+    let fx = fixtures();
+    let tmp = TempDir::new("buf-leak");
+    let app = App::new(fx.join("buf/apps/buf-leak-app"));
+    let (_, _, report) = run_both(&tmp, &app, buf_config(fx));
+    assert_summary(&report, BUF_LEAK);
+}
+
 /// A caller-owned stream struct updated in place (zlib style): its buffer
 /// fields are compared over how far the callee advanced them, so the 'Z'
 /// bytes the new build writes through next_out are mismatches.
@@ -664,6 +675,7 @@ fn fixtures_agree_with_expectations() {
     }
     cases.push((fx.join("calc/apps/calc-mid-app"), "calc", CALC_PLUGIN));
     cases.push((fx.join("ver/apps/ver-dlopen"), "ver", VER_DLOPEN));
+    cases.push((fx.join("buf/apps/buf-leak-app"), "buf", BUF_LEAK));
     cases.push((fx.join("calc/apps/calc-dlopen"), "calc", CALC_DLOPEN));
     cases.push((fx.join("calc/apps/calc-plugin-app"), "calc", CALC_PLUGIN));
     cases.push((fx.join("calc/apps/calc-dlopen"), "calc", CALC_DLOPEN_TWICE));

@@ -132,6 +132,15 @@ pub const BUF_APP: &[Want] = &[
     want("buf_identity", 2, 0),
 ];
 
+/// buf-leak-app (see cxx-fixtures/buf/buf-leak-app.c).
+pub const BUF_LEAK: &[Want] = &[
+    want("buf_reverse", 1, 1),
+    want("buf_fill", 1, 1),
+    want("buf_translate", 1, 1),
+    want("buf_upper", 1, 1),
+    want("buf_encode", 1, 1),
+];
+
 /// buf-pump-app, any layout (see cxx-fixtures/buf/buf-pump-app.c).
 pub const BUF_PUMP: &[Want] = &[want("buf_pump", 5, 3)];
 
