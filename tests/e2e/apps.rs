@@ -927,3 +927,51 @@ fn queue_bytes_drops_big_invocations() {
         errors.join("\n  ")
     );
 }
+
+/// `new` relative to the config file's folder (not the working directory),
+/// and `old` given as the old build's absolute path instead of its soname.
+#[test]
+fn config_paths_relative_new_absolute_old() {
+    let fx = fixtures();
+    let tmp = TempDir::new("paths");
+    let lib = tmp.path().join("builds/v2");
+    std::fs::create_dir_all(&lib).expect("mkdir");
+    std::fs::copy(fx.join("calc/new/libcalc.so.1"), lib.join("libcalc.so.1")).expect("copy new");
+    let cfg_dir = tmp.path().join("conf");
+    std::fs::create_dir_all(&cfg_dir).expect("mkdir");
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    let mut config = calc_config(fx, None);
+    config["new"] = json!("../builds/v2/libcalc.so.1");
+    config["old"] = json!(fx.join("calc/old/libcalc.so.1"));
+    let report_path = tmp.path().join("report.jsonl");
+    config["report"] = json!(report_path);
+    let cfg = cfg_dir.join("calc.ddl.json");
+    std::fs::write(&cfg, serde_json::to_string_pretty(&config).unwrap()).expect("write config");
+    let app = calc_app(fx, "pie-now");
+    let plain = run_plain(&app, &work);
+    let ddl = run_ddl(&app, &cfg, &work);
+    assert_transparent(&plain, &ddl);
+    let report = read_report(&report_path, &ddl);
+    assert_summary(&report, CALC_APP);
+}
+
+/// `DDL_LOG=debug`: diagnostics only on stderr, every line prefixed `ddl:`;
+/// the app's stdout untouched and the counts the same.
+#[test]
+fn ddl_log_debug_lines_are_prefixed() {
+    let fx = fixtures();
+    let tmp = TempDir::new("log-debug");
+    let app = calc_app(fx, "noplt").env("DDL_LOG", "debug");
+    let (_, ddl, report) = run_both(&tmp, &app, calc_config(fx, None));
+    let bad: Vec<&str> = ddl
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with("ddl:"))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "stderr lines without the ddl: prefix: {bad:?}"
+    );
+    assert_summary(&report, CALC_APP);
+}
