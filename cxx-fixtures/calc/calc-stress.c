@@ -51,6 +51,9 @@
  *             unblocks it, and the handler runs on main. A library thread
  *             that does not block the app's signals would take it instead.
  *             Then 1 calc_add call.
+ *   maps      3 calc_add calls, then prints how many of its mappings come
+ *             from a path containing "/new/" (the new build's folder): with
+ *             `mode: off` libddl loads nothing, so 0 as without it.
  *   forever   2 threads call calc_div(i, i % 10) (differs when i % 10 == 0)
  *             and calc_add(i, 1) until the process is killed (SIGKILL by the
  *             test): the report must stay readable, the last periodic
@@ -381,6 +384,22 @@ static int sigthread(void)
     return 0;
 }
 
+static int maps(void)
+{
+    int s = calc_add(1, 2) + calc_add(3, 4) + calc_add(5, 6);
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return 1;
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "/new/"))
+            n++;
+    fclose(f);
+    printf("maps: %d; mappings from a /new/ folder: %d\n", s, n);
+    return 0;
+}
+
 static int forever(void)
 {
     pthread_t th[2];
@@ -424,6 +443,8 @@ int main(int argc, char **argv)
         return forever();
     if (!strcmp(what, "sigthread"))
         return sigthread();
-    fprintf(stderr, "usage: calc-stress threads|exit-thread|errno|special|fork|sleep-exit|signal|ctor|spawn|closefds|busy-exit|sigreentry|forever|sigthread\n");
+    if (!strcmp(what, "maps"))
+        return maps();
+    fprintf(stderr, "usage: calc-stress threads|exit-thread|errno|special|fork|sleep-exit|signal|ctor|spawn|closefds|busy-exit|sigreentry|forever|sigthread|maps\n");
     return 2;
 }

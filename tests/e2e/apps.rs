@@ -104,6 +104,9 @@ fn calc_mid_library() {
     let app = App::new(fx.join("calc/apps/calc-mid-app"));
     let (_, _, report) = run_both(&tmp, &app, calc_config(fx, None));
     assert_summary(&report, CALC_PLUGIN);
+    for r in &report.records {
+        assert_caller(r, "libplugin.so");
+    }
 }
 
 fn check_calc_layout(layout: &str) {
@@ -171,6 +174,9 @@ fn calc_dlopen() {
     let app = App::new(fx.join("calc/apps/calc-dlopen"));
     let (_, _, report) = run_both(&tmp, &app, calc_config(fx, None));
     assert_summary(&report, CALC_DLOPEN);
+    for r in &report.records {
+        assert_caller(r, "calc-dlopen");
+    }
 }
 
 /// The shadow never writes into the app's memory: the app looks at its
@@ -225,6 +231,9 @@ fn calc_plugin_runpath() {
     let app = App::new(fx.join("calc/apps/calc-plugin-app"));
     let (_, _, report) = run_both(&tmp, &app, calc_config(fx, None));
     assert_summary(&report, CALC_PLUGIN);
+    for r in &report.records {
+        assert_caller(r, "libplugin.so");
+    }
 }
 
 fn libnext_lines(o: &Output) -> Vec<String> {
@@ -316,6 +325,25 @@ fn float_exact_is_mismatch() {
     let (_, _, report) = run_both(&tmp, &calc_app(fx, "pie-now"), config);
     assert_summary(&report, CALC_APP);
     assert_eq!(report.get("calc_sqrt").mismatch, 3);
+}
+
+/// `mode: off` loads nothing: the app sees no mapping of the new build.
+#[test]
+fn mode_off_loads_nothing() {
+    let fx = fixtures();
+    let tmp = TempDir::new("mode-off-maps");
+    let mut config = calc_config(fx, None);
+    config["mode"] = json!("off");
+    config["report"] = json!(tmp.path().join("report.jsonl"));
+    let cfg = tmp.write_config(&config);
+    let app = App::new(fx.join("calc/apps/calc-stress")).arg("maps");
+    let plain = run_plain(&app, tmp.path());
+    assert!(
+        String::from_utf8_lossy(&plain.stdout).contains("folder: 0"),
+        "{plain:?}"
+    );
+    let ddl = run_ddl(&app, &cfg, tmp.path());
+    assert_transparent(&plain, &ddl);
 }
 
 /// `mode: off`: nothing is loaded or rebound; the app runs; no mismatch,

@@ -50,6 +50,15 @@ fn stress_threads() {
     let tmp = TempDir::new("threads");
     let (_, _, report) = run_both(&tmp, &stress(fx, "threads"), calc_config(fx, None));
     assert_invariants(&report);
+    let mut seqs: Vec<u64> = report
+        .records
+        .iter()
+        .filter_map(|r| r["seq"].as_u64())
+        .collect();
+    let n = seqs.len();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), n, "seq numbers repeat across threads");
     assert_counts_with_drops(&report, "calc_add", 100_000, 0);
     assert_counts_with_drops(&report, "calc_div", 100_000, 10_000);
 }
