@@ -398,3 +398,22 @@ fn stress_app_signals_not_taken_by_ddl_threads() {
     );
     assert_summary(&report, &[want("calc_add", 6, 0)]);
 }
+
+/// calc-threads: 4 threads x 20000 calc_add calls, then the process ends by
+/// returning from main, by exit, or by exit from the last worker thread
+/// while main is blocked in pthread_join: every call is counted, each
+/// mirrored or dropped, and none differs.
+#[test]
+fn stress_counts_add_up_however_the_process_ends() {
+    let fx = fixtures();
+    for mode in ["return", "exit", "thread-exit"] {
+        let tmp = TempDir::new(&format!("calc-threads-{mode}"));
+        let app = App::new(fx.join("calc/apps/calc-threads"))
+            .arg("4")
+            .arg("20000")
+            .arg(mode);
+        let (_, _, report) = run_both(&tmp, &app, calc_config(fx, None));
+        assert_invariants(&report);
+        assert_counts_with_drops(&report, "calc_add", 80_000, 0);
+    }
+}
