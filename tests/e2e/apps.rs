@@ -211,6 +211,17 @@ fn buf_pump_stream_struct() {
     }
 }
 
+/// The same plugin opened with RTLD_LAZY: its slots are unresolved PLT
+/// stubs when libddl rebinds them.
+#[test]
+fn calc_plugin_runpath_lazy() {
+    let fx = fixtures();
+    let tmp = TempDir::new("calc-plugin-lazy");
+    let app = App::new(fx.join("calc/apps/calc-plugin-app")).arg("lazy");
+    let (_, _, report) = run_both(&tmp, &app, calc_config(fx, None));
+    assert_summary(&report, CALC_PLUGIN);
+}
+
 /// dlclose, then dlopen again: the wrappers stood down with the first
 /// instance and the second one is rebound when it arrives.
 #[test]
