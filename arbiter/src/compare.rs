@@ -297,15 +297,17 @@ fn struct_def<'t>(ty: &'t Type, role: &'t Role) -> Option<&'t Arc<StructDef>> {
 pub(crate) fn single_element_role(role: &Role) -> bool {
     matches!(
         role,
-        Role::Buffer {
-            scalar_out: true,
-            ..
-        } | Role::Buffer {
-            count: Expr::Int(1),
-            written: None,
-            string: false,
-            ..
-        }
+        Role::Value
+            | Role::Buffer {
+                scalar_out: true,
+                ..
+            }
+            | Role::Buffer {
+                count: Expr::Int(1),
+                written: None,
+                string: false,
+                ..
+            }
     )
 }
 

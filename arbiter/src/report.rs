@@ -8,7 +8,6 @@
 //! ([`read_report`]) ignore a last line without its newline.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -586,7 +585,6 @@ type CapKey = (String, Verdict, Vec<String>);
 /// `write(2)` per line, applying `records_per_signature`.
 #[derive(Debug)]
 pub struct ReportWriter {
-    file: File,
     path: PathBuf,
     cap: u32,
     seen: HashMap<CapKey, u32>,
@@ -599,14 +597,13 @@ impl ReportWriter {
     /// opened with `O_APPEND`. At most `records_per_signature` records are
     /// written per (function, verdict, differing paths).
     pub fn create(path: &Path, records_per_signature: u32) -> std::io::Result<ReportWriter> {
-        let file = std::fs::OpenOptions::new()
+        std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .custom_flags(libc::O_APPEND | libc::O_CLOEXEC)
+            .custom_flags(libc::O_CLOEXEC)
             .open(path)?;
         Ok(ReportWriter {
-            file,
             path: path.to_path_buf(),
             cap: records_per_signature,
             seen: HashMap::new(),
@@ -633,7 +630,16 @@ impl ReportWriter {
     /// Writes one line with a single `write(2)` (retried only for the
     /// remainder of a short write or after `EINTR`).
     fn write_line(&mut self, line: &str) -> bool {
-        match self.file.write_all(line.as_bytes()) {
+        // The file is opened for each line rather than kept open: an
+        // application may close every descriptor it did not open itself
+        // (daemons do), and a descriptor number DDL kept could then be
+        // reused for the application's own file.
+        let r = std::fs::OpenOptions::new()
+            .append(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&self.path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        match r {
             Ok(()) => true,
             Err(_) => {
                 self.errors += 1;

@@ -62,6 +62,10 @@ pub struct Invocation {
     pub inputs: Inputs,
     /// What the primary produced.
     pub primary: Outcome,
+    /// `errno` when the application made the call: the shadow's errno is
+    /// set to it before the shadow call, so a callee that leaves errno alone
+    /// leaves the same value on both sides.
+    pub errno_before: i32,
 }
 
 /// Settings of the shadow (from the config).
@@ -189,9 +193,22 @@ impl Shadow {
     /// Starts the shadow thread.
     pub fn start(self: &Arc<Self>) -> std::io::Result<()> {
         let me = Arc::clone(self);
+        // The shadow thread takes no signal meant for the process (SIGINT,
+        // SIGCHLD, SIGUSR1…): it starts with every signal blocked, inherited
+        // from this mask, which is put back right after.
+        // SAFETY: plain signal-mask calls on sigset_t values we own.
+        let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+        unsafe {
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        }
         let h = std::thread::Builder::new()
             .name("ddl-shadow".into())
-            .spawn(move || me.run())?;
+            .spawn(move || me.run());
+        // SAFETY: restoring the mask saved above.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+        let h = h?;
         *self.thread.lock().unwrap() = Some(h.thread().clone());
         Ok(())
     }
@@ -262,6 +279,10 @@ impl Shadow {
             };
             match inv {
                 Some(inv) => {
+                    if last_summary.elapsed() >= period {
+                        last_summary = Instant::now();
+                        self.write_summary(false);
+                    }
                     let bytes = inv.inputs.heap_bytes()
                         + inv
                             .primary
@@ -321,12 +342,18 @@ impl Shadow {
             return (Verdict::Unmirrored, None, Vec::new());
         }
         let m = Materialised::new(&f.sig, &inv.inputs);
+        let loc = self.new_errno.load(Ordering::Acquire);
+        if f.wants_errno && loc != 0 {
+            // SAFETY: the new namespace's own `__errno_location`, on this thread.
+            let loc: unsafe extern "C" fn() -> *mut libc::c_int =
+                unsafe { std::mem::transmute(loc) };
+            unsafe { *loc() = inv.errno_before };
+        }
         // SAFETY: `new_fn` is the new build's definition of this boundary
         // function, resolved by name (and version) from its namespace; the
         // arguments point only into `m`, sized by the same counts as the
         // primary's buffers.
         let ret = unsafe { f.invoker.call(inv.new_fn as *const libc::c_void, &m.raw) };
-        let loc = self.new_errno.load(Ordering::Acquire);
         let errno = if f.wants_errno && loc != 0 {
             // SAFETY: the new namespace's own `__errno_location`, called on
             // the thread that made the call.

@@ -26,7 +26,8 @@ use crate::interpose::{real_dlclose, real_dlopen, real_dlsym, real_dlvsym};
 use crate::namespace::NewBuild;
 use crate::wrapper::{make_thunks, FnCtx};
 
-/// One wrapper: a (function, symbol version) pair.
+/// One wrapper: the old build's function a (function, symbol version) pair resolves to.
+#[derive(Clone, Copy)]
 struct Wrapper {
     ctx: &'static FnCtx,
     thunk: usize,
@@ -461,21 +462,44 @@ fn ensure_wrappers(
     let (Some(old), Some(new)) = (st.old.as_ref(), st.new.as_ref()) else {
         return Err("no old build".into());
     };
+    // One wrapper per old function: a (name, version) pair that resolves to
+    // a function that already has a wrapper gets that wrapper, so that
+    // `dlsym(h, "f") == dlvsym(h, "f", "V2")` stays true under DDL.
     let mut ctxs = Vec::new();
-    for (func, ver) in &missing {
-        let f = &s.shadow.functions()[*func as usize];
+    let mut fresh: Vec<((u32, Option<String>), usize)> = Vec::new();
+    for (func, ver) in missing {
+        let f = &s.shadow.functions()[func as usize];
         let target = resolve_old(old.handle, &f.name, ver.as_deref()).ok_or("symbol vanished")?;
+        let existing = st
+            .wrappers
+            .values()
+            .find(|w| w.ctx.target.load(Ordering::Relaxed) as usize == target);
+        if let Some(w) = existing.copied() {
+            st.wrappers.insert((func, ver), w);
+            continue;
+        }
+        if let Some(i) = fresh.iter().position(|(_, t)| *t == target) {
+            fresh.push(((func, ver), fresh[i].1));
+            continue;
+        }
         let new_fn = new.resolve(&f.name, ver.as_deref()).unwrap_or(0);
         ctxs.push(FnCtx {
             target: AtomicU64::new(target as u64),
             new_fn: AtomicU64::new(new_fn as u64),
             copy_bytes: f.layout.stack_bytes as u64,
-            func: *func,
+            func,
         });
+        fresh.push(((func, ver), target));
+    }
+    if ctxs.is_empty() {
+        return Ok(());
     }
     let made = make_thunks(ctxs).map_err(|e| e.to_string())?;
-    for (key, (ctx, thunk)) in missing.into_iter().zip(made) {
-        st.wrappers.insert(key, Wrapper { ctx, thunk });
+    for (ctx, thunk) in made {
+        let target = ctx.target.load(Ordering::Relaxed) as usize;
+        for (key, _) in fresh.iter().filter(|(_, t)| *t == target) {
+            st.wrappers.insert(key.clone(), Wrapper { ctx, thunk });
+        }
     }
     Ok(())
 }
@@ -624,6 +648,7 @@ impl Drop for Busy {
 /// What the pre hook captured, waiting for the primary call to return.
 struct Pending {
     seq: u64,
+    errno_before: i32,
     raw: Vec<Raw>,
     inputs: Inputs,
     caller: u64,
@@ -678,6 +703,7 @@ pub fn before_call(ctx: &FnCtx, frame: &Frame) -> bool {
     let inputs = unsafe { capture_inputs(&f.sig, &raw) };
     let p = Box::new(Pending {
         seq,
+        errno_before: crate::wrapper::entry_errno(),
         raw,
         inputs,
         caller: frame.ret_addr,
@@ -711,6 +737,7 @@ pub fn after_call(ctx: &FnCtx, frame: &Frame) {
         new_fn: ctx.new_fn.load(Ordering::Relaxed) as usize,
         inputs: p.inputs,
         primary,
+        errno_before: p.errno_before,
     });
     s.shadow.submit(inv);
 }

@@ -170,6 +170,13 @@ pub fn set_busy(v: bool) -> bool {
 thread_local! {
     /// `errno` as the primary call left it, for the post hook's capture.
     static PRIMARY_ERRNO: Cell<i32> = const { Cell::new(0) };
+    /// `errno` when the application made the current call.
+    static ENTRY_ERRNO: Cell<i32> = const { Cell::new(0) };
+}
+
+/// `errno` as the application had it when it made the current call.
+pub fn entry_errno() -> i32 {
+    ENTRY_ERRNO.with(|e| e.get())
 }
 
 /// `errno` as the primary call of the current mirrored call left it.
@@ -188,6 +195,7 @@ const MIRROR: u64 = 1;
 /// freed) and `frame` on its own stack.
 unsafe extern "C" fn ddl_wrapper_pre(ctx: *const FnCtx, frame: *mut Frame) -> u64 {
     let errno = *libc::__errno_location();
+    ENTRY_ERRNO.with(|e| e.set(errno));
     let ctx = &*ctx;
     let frame = &mut *frame;
     frame.target = ctx.target.load(Ordering::Relaxed);
