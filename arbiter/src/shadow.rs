@@ -405,10 +405,19 @@ impl Shadow {
             .iter()
             .enumerate()
             .map(|(i, f)| {
+                // Judged counts are stable (we hold `judged`); `calls` is
+                // read last, so it covers every call whose skip or drop was
+                // read before it. What is neither judged, skipped nor dropped
+                // is still queued or in flight: were the process to die now,
+                // it would be lost, so a summary counts it as `dropped` and
+                // `calls = mirrored + dropped + skipped` holds in every line.
                 let mut c = j.counters[i];
-                c.calls = self.caller[i].calls.load(Ordering::Relaxed);
-                c.skipped = self.caller[i].skipped.load(Ordering::Relaxed);
-                c.dropped = self.caller[i].dropped.load(Ordering::Relaxed);
+                c.skipped = self.caller[i].skipped.load(Ordering::SeqCst);
+                c.dropped = self.caller[i].dropped.load(Ordering::SeqCst);
+                c.calls = self.caller[i].calls.load(Ordering::SeqCst);
+                let accounted = c.mirrored + c.skipped + c.dropped;
+                c.dropped += c.calls.saturating_sub(accounted);
+                c.calls = c.calls.max(accounted);
                 (f.name.clone(), c)
             })
             .collect()
