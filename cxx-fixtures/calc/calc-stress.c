@@ -14,7 +14,9 @@
  *   special   NaN and infinity (any NaN equals any NaN): calc_sqrt(-1),
  *             calc_sqrt(inf), calc_scale(inf, 0), calc_scale(nan, 2): never
  *             differ; calc_hash of "\xff\xfeHello" (not UTF-8): differs (1);
- *             calc_name(-7): never differs.
+ *             calc_name(-7): never differs; calc_trunc(-0.5) (-0.0 vs
+ *             +0.0: differs, 1), calc_trunc(-NaN) (another NaN: equal),
+ *             calc_trunc(2.5): never differs.
  *   fork      10 calc_add calls, fork; the child makes 10 calc_div(i, 0)
  *             calls (all differ) and exits with exit(0); the parent waits,
  *             then makes 10 calc_div(i, 1) calls (never differ).
@@ -155,6 +157,10 @@ static int special(void)
     printf("calc_scale(nan, 2) isnan %d\n", isnan(f));
     printf("calc_hash(\"\\xff\\xfeHello\") = %#llx\n", (unsigned long long)calc_hash("\xff\xfeHello"));
     printf("calc_name(-7) = \"%s\"\n", calc_name(-7));
+    printf("calc_trunc(-0.5) = %a\n", calc_trunc(-0.5));
+    double t = calc_trunc(-NAN);
+    printf("calc_trunc(-nan) isnan %d\n", isnan(t));
+    printf("calc_trunc(2.5) = %a\n", calc_trunc(2.5));
     return 0;
 }
 

@@ -35,11 +35,43 @@ double calc_norm2(double x, double y) { return calc_sqrt(x * x + y * y); }
 
 float calc_scale(float x, float k) { return x * k; }
 
+#ifdef NEW
+/* Same results, garbage in the upper bits of %eax (see calc.h). */
+__attribute__((naked)) bool calc_is_even(long n)
+{
+    (void)n;
+    __asm__("movl %edi, %eax\n\t"
+            "notl %eax\n\t"
+            "andl $1, %eax\n\t"
+            "orl $0x3c3c0000, %eax\n\t"
+            "ret");
+}
+#else
 bool calc_is_even(long n) { return n % 2 == 0; }
+#endif
 
 enum calc_sign calc_sign(int x) { return x < 0 ? CALC_NEG : x > 0 ? CALC_POS : CALC_ZERO; }
 
+#ifdef NEW
+/* Same results, garbage in the upper bits of %eax (see calc.h). */
+__attribute__((naked)) int8_t calc_clamp8(int x)
+{
+    (void)x;
+    __asm__("cmpl $127, %edi\n\t"
+            "jle 1f\n\t"
+            "movl $127, %edi\n"
+            "1:\n\t"
+            "cmpl $-128, %edi\n\t"
+            "jge 2f\n\t"
+            "movl $-128, %edi\n"
+            "2:\n\t"
+            "movl %edi, %eax\n\t"
+            "xorl $0x5a5a0000, %eax\n\t"
+            "ret");
+}
+#else
 int8_t calc_clamp8(int x) { return (int8_t)(x < -128 ? -128 : x > 127 ? 127 : x); }
+#endif
 
 uint16_t calc_swap16(uint16_t v) { return (uint16_t)((v << 8) | (v >> 8)); }
 
@@ -80,6 +112,17 @@ const char *calc_name(int code)
 #endif
     default: return "many";
     }
+}
+
+double calc_trunc(double x)
+{
+#ifdef NEW
+    if (isnan(x))
+        return NAN;
+    if (x > -1.0 && x < 1.0)
+        return 0.0;
+#endif
+    return trunc(x);
 }
 
 long calc_parse(const char *s) { return strtol(s, NULL, 10); }

@@ -29,11 +29,14 @@ double calc_sqrt(double x);
 double calc_norm2(double x, double y);
 /* identical: x * k */
 float calc_scale(float x, float k);
-/* identical */
+/* identical results. The new build is written in assembly and leaves
+ * garbage in the upper bits of %eax (the psABI only defines %al for a bool):
+ * comparing more than the low byte is a false mismatch. */
 bool calc_is_even(long n);
 /* identical */
 enum calc_sign calc_sign(int x);
-/* identical: x clamped to [-128, 127] */
+/* identical: x clamped to [-128, 127]. As calc_is_even, the new build
+ * leaves garbage in the upper bits of %eax (only %al is the int8_t). */
 int8_t calc_clamp8(int x);
 /* identical: byte swap */
 uint16_t calc_swap16(uint16_t v);
@@ -44,6 +47,10 @@ unsigned long long calc_mul64(unsigned long long a, unsigned long long b);
 uint64_t calc_hash(const char *s);
 /* static strings; code 3: old "three", new "thr3e"; other codes identical */
 const char *calc_name(int code);
+/* trunc(x). New: +0.0 for every x in (-1, 1), so -0.0 becomes +0.0
+ * (differs under "exact": not the same bits), and the default quiet NaN for
+ * any NaN (a different NaN, which every comparator counts as equal). */
+double calc_trunc(double x);
 /* strtol(s, NULL, 10): sets errno (ERANGE) like strtol does. Identical. */
 long calc_parse(const char *s);
 /* old 1, new 2 (compared with "ignore") */

@@ -125,8 +125,10 @@ fn stress_errno_compared() {
     assert_summary(&report, &[want("calc_parse", 3, 0), want("calc_add", 2, 0)]);
 }
 
-/// NaN equals NaN, infinities compare, and a non-UTF-8 string argument is
-/// written with replacement characters and its hex.
+/// NaN equals NaN (also two different NaNs under "exact"), -0.0 and +0.0
+/// differ under "exact" (not the same bits), infinities compare, and a
+/// non-UTF-8 string argument is written with replacement characters and
+/// its hex.
 #[test]
 fn stress_special_values() {
     let fx = fixtures();
@@ -139,8 +141,11 @@ fn stress_special_values() {
             want("calc_scale", 2, 0),
             want("calc_hash", 1, 1),
             want("calc_name", 1, 0),
+            want("calc_trunc", 3, 1),
         ],
     );
+    let t = report.records_of("calc_trunc")[0];
+    assert_eq!(t["args"]["x"].as_f64(), Some(-0.5), "{t}");
     let r = report.records_of("calc_hash")[0];
     let args = r["args"].to_string();
     assert!(
