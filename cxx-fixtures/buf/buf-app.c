@@ -16,7 +16,11 @@
  *   buf_scale3     2  differs for k < 0 -> k = -1 (at ret.c): 1
  *   buf_many       3  differs when a8 == 8 and d10 > 100 -> second call: 1
  *   buf_identity   2  differs: never (opaque)
- * Total: 39 calls, 12 differing calls. (buf_pump has its own app.)
+ *   buf_tag        2  mixed INTEGER/SSE struct; differs for k < 0 -> k = -1 (ret.id): 1
+ *   buf_swapf      2  two floats in one eightbyte; differs: never
+ *   buf_scale3f    2  three floats (xmm0 + xmm1); differs: never
+ *   buf_apply      2  a callback; differs for n > 4 -> n = 5 (xs[4]): 1
+ * Total: 47 calls, 14 differing calls. (buf_pump has its own app.)
  */
 #include <stdio.h>
 #include <string.h>
@@ -30,6 +34,9 @@ struct buf_ops {
     size_t (*encode)(const uint8_t *, size_t, uint8_t *, size_t);
     double (*dist)(const struct point *, const struct point *);
 } ops = { buf_encode, buf_dist };
+
+/* a pure callback for buf_apply */
+static int triple_plus_one(int x) { return 3 * x + 1; }
 
 static void print_hex(const uint8_t *p, size_t n)
 {
@@ -132,6 +139,29 @@ int main(void)
     printf("buf_many(1..8, 1..10) = %a\n", buf_many(1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10));
     printf("buf_many(1..8, 1..9, 200) = %a\n", buf_many(1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 200));
     printf("buf_many(1..7, 9, 1..9, 200) = %a\n", buf_many(1, 2, 3, 4, 5, 6, 7, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 200));
+
+    struct tag tg = { 7, 1.5 };
+    static const int tag_k[2] = { 2, -1 };
+    for (int k = 0; k < 2; k++) {
+        struct tag r = buf_tag(tg, tag_k[k]);
+        printf("buf_tag({7, 1.5}, %d) = {%d, %a}\n", tag_k[k], r.id, r.w);
+    }
+    struct fpair fp = { 1.25f, -3.5f };
+    struct fpair fr = buf_swapf(fp);
+    printf("buf_swapf({1.25, -3.5}) = {%a, %a}\n", (double)fr.a, (double)fr.b);
+    fr = buf_swapf(fr);
+    printf("buf_swapf({-3.5, 1.25}) = {%a, %a}\n", (double)fr.a, (double)fr.b);
+    struct pt3f p3 = { 1.0f, 2.0f, 3.0f };
+    struct pt3f r3 = buf_scale3f(p3, 0.5f);
+    printf("buf_scale3f({1, 2, 3}, 0.5) = {%a, %a, %a}\n", (double)r3.x, (double)r3.y, (double)r3.z);
+    r3 = buf_scale3f(r3, -4.0f);
+    printf("buf_scale3f({0.5, 1, 1.5}, -4) = {%a, %a, %a}\n", (double)r3.x, (double)r3.y, (double)r3.z);
+    static const int apply_n[2] = { 3, 5 };
+    for (int k = 0; k < 2; k++) {
+        int xs[5] = { 1, 2, 3, 4, 5 };
+        buf_apply(xs, apply_n[k], triple_plus_one);
+        printf("buf_apply(n %d, triple_plus_one) = [%d %d %d %d %d]\n", apply_n[k], xs[0], xs[1], xs[2], xs[3], xs[4]);
+    }
 
     int local[4] = { 1, 2, 3, 4 };
     printf("buf_identity(local) = %s\n", buf_identity(local) == (void *)local ? "same" : "different");

@@ -136,6 +136,39 @@ double buf_many(int a1, int a2, int a3, int a4, int a5, int a6, int a7, int a8,
     return s;
 }
 
+struct tag buf_tag(struct tag t, int k)
+{
+    struct tag r = { t.id + k, t.w * k };
+#ifdef NEW
+    if (k < 0)
+        r.id = t.id - k;
+#endif
+    return r;
+}
+
+struct fpair buf_swapf(struct fpair p)
+{
+    struct fpair r = { p.b, p.a };
+    return r;
+}
+
+struct pt3f buf_scale3f(struct pt3f p, float k)
+{
+    struct pt3f r = { p.x * k, p.y * k, p.z * k };
+    return r;
+}
+
+void buf_apply(int *xs, int n, int (*fn)(int))
+{
+    int m = n;
+#ifdef NEW
+    if (n > 4)
+        m = n - 1;
+#endif
+    for (int i = 0; i < m; i++)
+        xs[i] = fn(xs[i]);
+}
+
 int buf_pump(struct pump *p)
 {
     size_t n = p->avail_in < p->avail_out ? p->avail_in : p->avail_out;

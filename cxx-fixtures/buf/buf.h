@@ -48,6 +48,20 @@ struct box3 buf_scale3(struct box3 b, double k);
 double buf_many(int a1, int a2, int a3, int a4, int a5, int a6, int a7, int a8,
                 double d1, double d2, double d3, double d4, double d5,
                 double d6, double d7, double d8, double d9, double d10);
+/* Mixed-class struct by value and returned (INTEGER + SSE eightbytes):
+ * {t.id + k, t.w * k}. New computes id - k when k < 0. */
+struct tag { int id; double w; };
+struct tag buf_tag(struct tag t, int k);
+/* Two floats in one SSE eightbyte, swapped. Identical. */
+struct fpair { float a; float b; };
+struct fpair buf_swapf(struct fpair p);
+/* Three floats (12 bytes: %xmm0 holds x and y, %xmm1 holds z), each
+ * multiplied by k. Identical. */
+struct pt3f { float x; float y; float z; };
+struct pt3f buf_scale3f(struct pt3f p, float k);
+/* A callback (function pointer, opaque: the shadow calls the same one):
+ * xs[i] = fn(xs[i]) for i < n. New skips the last element when n > 4. */
+void buf_apply(int *xs, int n, int (*fn)(int));
 /* A caller-owned stream struct updated in place, zlib style:
  *   struct pump { const uint8_t *next_in [in avail_in]; size_t avail_in;
  *                 uint8_t *next_out [out avail_out]; size_t avail_out;

@@ -681,6 +681,16 @@ fn record_shape_buf() {
     assert_eq!(many[0]["args"]["d10"].as_f64(), Some(200.0), "{}", many[0]);
     assert_eq!(diff_paths(many[0]), vec!["ret"]);
 
+    let tag = sorted_records(&report, "buf_tag");
+    assert_eq!(tag.len(), 1);
+    assert_eq!(tag[0]["args"]["t"]["id"], json!(7), "{}", tag[0]);
+    assert_eq!(tag[0]["args"]["k"], json!(-1), "{}", tag[0]);
+    assert_eq!(diff_paths(tag[0]), vec!["ret.id"], "{}", tag[0]);
+
+    let apply = sorted_records(&report, "buf_apply");
+    assert_eq!(apply.len(), 1);
+    assert_eq!(diff_paths(apply[0]), vec!["xs[4]"], "{}", apply[0]);
+
     let up = sorted_records(&report, "buf_upper");
     assert_eq!(up.len(), 2);
     for r in &up {

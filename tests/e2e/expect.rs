@@ -97,6 +97,9 @@ pub const BUF_TYPES: &[&str] = &[
     "struct point { double x; double y; }",
     "struct rect { int x; int y; int w; int h; }",
     "struct box3 { double a; double b; double c; }",
+    "struct tag { int id; double w; }",
+    "struct fpair { float a; float b; }",
+    "struct pt3f { float x; float y; float z; }",
     "struct pump { const uint8_t *next_in [in avail_in]; size_t avail_in; uint8_t *next_out [out avail_out]; size_t avail_out; unsigned long total; void *user [null]; }",
 ];
 
@@ -115,6 +118,10 @@ pub const BUF_SIGS: &[&str] = &[
     "double buf_many(int a1, int a2, int a3, int a4, int a5, int a6, int a7, int a8, double d1, double d2, double d3, double d4, double d5, double d6, double d7, double d8, double d9, double d10)",
     "void *buf_identity(void *p)",
     "int buf_pump(struct pump *p)",
+    "struct tag buf_tag(struct tag t, int k)",
+    "struct fpair buf_swapf(struct fpair p)",
+    "struct pt3f buf_scale3f(struct pt3f p, float k)",
+    "void buf_apply(int *xs [inout n], int n, int (*fn)(int))",
 ];
 
 /// buf-app, any layout (see cxx-fixtures/buf/buf-app.c).
@@ -131,6 +138,10 @@ pub const BUF_APP: &[Want] = &[
     want("buf_scale3", 2, 1),
     want("buf_many", 3, 1),
     want("buf_identity", 2, 0),
+    want("buf_tag", 2, 1),
+    want("buf_swapf", 2, 0),
+    want("buf_scale3f", 2, 0),
+    want("buf_apply", 2, 1),
 ];
 
 /// buf-leak-app (see cxx-fixtures/buf/buf-leak-app.c).
