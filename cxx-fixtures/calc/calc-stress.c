@@ -56,6 +56,10 @@
  *   maps      3 calc_add calls, then prints how many of its mappings come
  *             from a path containing "/new/" (the new build's folder): with
  *             `mode: off` libddl loads nothing, so 0 as without it.
+ *   slow      20 calc_slow(200) calls back to back, then main returns. The
+ *             new build sleeps 200 ms in each: the caller never waits for
+ *             the shadow, and with timeout_ms 100 the drain at exit is
+ *             bounded (what is left is counted as dropped). Never differs.
  *   forever   2 threads call calc_div(i, i % 10) (differs when i % 10 == 0)
  *             and calc_add(i, 1) until the process is killed (SIGKILL by the
  *             test): the report must stay readable, the last periodic
@@ -406,6 +410,15 @@ static int maps(void)
     return 0;
 }
 
+static int slow(void)
+{
+    int s = 0;
+    for (int i = 0; i < 20; i++)
+        s += calc_slow(200);
+    printf("slow: %d\n", s);
+    return 0;
+}
+
 static int forever(void)
 {
     pthread_t th[2];
@@ -451,6 +464,8 @@ int main(int argc, char **argv)
         return sigthread();
     if (!strcmp(what, "maps"))
         return maps();
-    fprintf(stderr, "usage: calc-stress threads|exit-thread|errno|special|fork|sleep-exit|signal|ctor|spawn|closefds|busy-exit|sigreentry|forever|sigthread|maps\n");
+    if (!strcmp(what, "slow"))
+        return slow();
+    fprintf(stderr, "usage: calc-stress threads|exit-thread|errno|special|fork|sleep-exit|signal|ctor|spawn|closefds|busy-exit|sigreentry|forever|sigthread|maps|slow\n");
     return 2;
 }

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 int calc_add(int a, int b) { return a + b; }
 
@@ -123,6 +124,14 @@ double calc_trunc(double x)
         return 0.0;
 #endif
     return trunc(x);
+}
+
+int calc_slow(int ms)
+{
+#ifdef NEW
+    usleep((useconds_t)ms * 1000);
+#endif
+    return ms;
 }
 
 long calc_parse(const char *s) { return strtol(s, NULL, 10); }

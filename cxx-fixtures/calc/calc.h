@@ -51,6 +51,9 @@ const char *calc_name(int code);
  * (differs under "exact": not the same bits), and the default quiet NaN for
  * any NaN (a different NaN, which every comparator counts as equal). */
 double calc_trunc(double x);
+/* returns ms; the new build first sleeps ms milliseconds (a slow
+ * candidate: the shadow falls behind, the caller must not). */
+int calc_slow(int ms);
 /* strtol(s, NULL, 10): sets errno (ERANGE) like strtol does. Identical. */
 long calc_parse(const char *s);
 /* old 1, new 2 (compared with "ignore") */

@@ -39,6 +39,7 @@ pub const CALC_SIGS: &[&str] = &[
     "const char *calc_name(int code)",
     "long calc_parse(const char *s)",
     "double calc_trunc(double x)",
+    "int calc_slow(int ms)",
 ];
 pub const CALC_VERSION_SIG: &str = "int calc_version(void)";
 pub const CALC_SQRT_SIG: &str = "double calc_sqrt(double x)";

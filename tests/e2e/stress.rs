@@ -422,3 +422,30 @@ fn stress_counts_add_up_however_the_process_ends() {
         assert_counts_with_drops(&report, "calc_add", 80_000, 0);
     }
 }
+
+/// A slow new build (200 ms a call, 20 calls back to back): the caller
+/// never waits for the shadow, and at exit the drain is bounded by
+/// `timeout_ms` (100): the process ends well before the 4 s a full drain
+/// would take; every call is counted, mirrored or dropped.
+#[test]
+fn stress_slow_new_build_bounded_drain() {
+    let fx = fixtures();
+    let tmp = TempDir::new("slow");
+    let mut config = calc_config(fx, None);
+    config["timeout_ms"] = json!(100);
+    let app = stress(fx, "slow").timeout(Duration::from_secs(60));
+    let t0 = std::time::Instant::now();
+    let (_, ddl, report) = run_both(&tmp, &app, config);
+    let elapsed = t0.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(2500),
+        "plain + libddl runs took {elapsed:?}: the caller waited for the slow shadow or the drain at exit ignored timeout_ms 100; stderr:\n{}",
+        ddl.stderr
+    );
+    assert_invariants(&report);
+    let c = report.get("calc_slow");
+    assert_eq!(c.calls, 20, "{c:?}");
+    assert_eq!(c.mirrored + c.dropped + c.skipped, 20, "{c:?}");
+    assert_eq!(c.mismatch + c.shadow_fault, 0, "{c:?}");
+    assert!(c.dropped > 0, "a 4 s backlog cannot drain in 100 ms: {c:?}");
+}
