@@ -332,6 +332,208 @@ pub struct Inputs {
     /// Per parameter: the element count of a buffer (`None` otherwise or
     /// when the pointer was NULL).
     pub counts: Vec<Option<usize>>,
+    /// Per parameter: for a struct captured field by field ([`deep_struct`]),
+    /// where its pointer fields pointed before the call, on the primary's side.
+    pub deep: Vec<Option<Vec<FieldPtr>>>,
+}
+
+/// Where a pointer field of a struct pointed before the call, and how many
+/// elements its annotation gave it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FieldPtr {
+    /// The field's value before the call (0 for NULL and non-pointer fields).
+    pub addr: u64,
+    /// Elements of the buffer it points to.
+    pub count: usize,
+}
+
+/// A struct whose pointer fields carry roles (buffers, strings, `[null]`,
+/// `[private]`): passed by pointer, it is captured field by field, and the
+/// shadow gets its own copy whose pointer fields point into memory DDL owns —
+/// never into the application's. Such structs are handled one at a time
+/// (count 1, the stream-struct case); in an array of them, those pointer
+/// fields reach the shadow as NULL.
+pub fn deep_struct(elem: &Type) -> Option<&StructDef> {
+    match elem {
+        Type::Struct(def)
+            if def
+                .fields
+                .iter()
+                .any(|f| matches!(f.ty, Type::Pointer { .. } | Type::FnPtr)) =>
+        {
+            Some(def)
+        }
+        _ => None,
+    }
+}
+
+/// Size expressions inside a struct see its sibling fields.
+struct FieldEnv<'a> {
+    def: &'a StructDef,
+    base: u64,
+}
+
+impl ExprEnv for FieldEnv<'_> {
+    fn param(&self, _i: usize) -> Option<i64> {
+        None
+    }
+    fn field(&self, i: usize) -> Option<i64> {
+        let f = self.def.fields.get(i)?;
+        // SAFETY: `base` points at a whole struct of this definition.
+        let bytes = unsafe {
+            std::slice::from_raw_parts((self.base as usize + f.offset) as *const u8, f.ty.size())
+        };
+        match &f.ty {
+            Type::Scalar(s) => Value::scalar_from_bytes(*s, bytes).as_i64(),
+            Type::Pointer { .. } | Type::FnPtr => {
+                Some(u64::from_le_bytes(bytes.try_into().ok()?) as i64)
+            }
+            _ => None,
+        }
+    }
+    fn ret(&self) -> Option<i64> {
+        None
+    }
+    fn deref(&self, _i: usize) -> Option<i64> {
+        None
+    }
+    fn strlen(&self, _i: usize) -> Option<i64> {
+        None
+    }
+}
+
+/// Reads one field's raw word (pointer fields).
+///
+/// # Safety
+/// `base` must point at a whole struct that has this field.
+unsafe fn field_word(base: u64, f: &crate::types::Field) -> u64 {
+    std::ptr::read_unaligned((base as usize + f.offset) as *const u64)
+}
+
+/// Captures a struct field by field, before the call.
+///
+/// # Safety
+/// `base` must point at a whole struct of `def`, whose annotated pointer
+/// fields are valid for their sizes.
+unsafe fn capture_deep(def: &StructDef, base: u64) -> (Value, Vec<FieldPtr>) {
+    let env = FieldEnv { def, base };
+    let mut fields = Vec::with_capacity(def.fields.len());
+    let mut ptrs = Vec::with_capacity(def.fields.len());
+    for f in &def.fields {
+        let at = (base as usize + f.offset) as *const u8;
+        let mut fp = FieldPtr::default();
+        let v = match (&f.ty, &f.role) {
+            (_, Role::Array { len }) => Value::Buf {
+                elem: f.ty.clone(),
+                bytes: read_bytes(at as u64, len * f.ty.size()),
+            },
+            (Type::Scalar(s), _) => {
+                Value::scalar_from_bytes(*s, std::slice::from_raw_parts(at, s.size()))
+            }
+            (Type::Struct(_), _) => Value::Buf {
+                elem: f.ty.clone(),
+                bytes: read_bytes(at as u64, f.ty.size()),
+            },
+            (_, role) => {
+                let addr = field_word(base, f);
+                fp.addr = addr;
+                match role {
+                    _ if addr == 0 => Value::Null,
+                    Role::Buffer { elem, count, .. } => {
+                        let n = count_of(count, &env).unwrap_or(0);
+                        fp.count = n;
+                        Value::Buf {
+                            elem: byte_elem(elem),
+                            bytes: read_bytes(addr, n * elem_size(elem)),
+                        }
+                    }
+                    Role::String => read_cstr(addr),
+                    Role::Null => Value::Null,
+                    Role::Private => Value::None,
+                    _ => Value::Opaque(addr),
+                }
+            }
+        };
+        fields.push(v);
+        ptrs.push(fp);
+    }
+    (Value::Struct(fields), ptrs)
+}
+
+/// Captures a struct field by field after the call. A buffer field is
+/// compared by how far the callee advanced it, never by address: an input
+/// buffer by the number of elements it advanced over, an output buffer by
+/// the elements it advanced over (or `written`), an inout one whole.
+///
+/// # Safety
+/// As [`capture_deep`]; `before` is what that capture saw on this side.
+unsafe fn capture_deep_after(def: &StructDef, base: u64, before: &[FieldPtr]) -> Value {
+    let env = FieldEnv { def, base };
+    let mut fields = Vec::with_capacity(def.fields.len());
+    for (k, f) in def.fields.iter().enumerate() {
+        let at = (base as usize + f.offset) as *const u8;
+        let v = match (&f.ty, &f.role) {
+            (_, Role::Array { len }) => Value::Buf {
+                elem: f.ty.clone(),
+                bytes: read_bytes(at as u64, len * f.ty.size()),
+            },
+            (Type::Scalar(s), _) => {
+                Value::scalar_from_bytes(*s, std::slice::from_raw_parts(at, s.size()))
+            }
+            (Type::Struct(_), _) => Value::Buf {
+                elem: f.ty.clone(),
+                bytes: read_bytes(at as u64, f.ty.size()),
+            },
+            (
+                _,
+                Role::Buffer {
+                    dir, elem, written, ..
+                },
+            ) => {
+                let b = before.get(k).copied().unwrap_or_default();
+                let after = field_word(base, f);
+                let esz = elem_size(elem) as u64;
+                if b.addr == 0 {
+                    Value::None
+                } else if after < b.addr || (after - b.addr) / esz > b.count as u64 {
+                    // Pointed somewhere else: only where it went is known, and
+                    // addresses are never compared.
+                    Value::None
+                } else {
+                    let advanced = ((after - b.addr) / esz) as usize;
+                    match dir {
+                        Dir::In => Value::Int(Scalar::I64, advanced as i64),
+                        Dir::Out => {
+                            let n = match written {
+                                Some(w) => count_of(w, &env).unwrap_or(0).min(b.count),
+                                None => advanced,
+                            };
+                            Value::Buf {
+                                elem: byte_elem(elem),
+                                bytes: read_bytes(b.addr, n * esz as usize),
+                            }
+                        }
+                        Dir::InOut => Value::Buf {
+                            elem: byte_elem(elem),
+                            bytes: read_bytes(b.addr, b.count * esz as usize),
+                        },
+                    }
+                }
+            }
+            _ => Value::None,
+        };
+        fields.push(v);
+    }
+    Value::Struct(fields)
+}
+
+/// A buffer's element type as stored (`void` means bytes).
+fn byte_elem(elem: &Type) -> Type {
+    if matches!(elem, Type::Void) {
+        Type::Scalar(Scalar::U8)
+    } else {
+        elem.clone()
+    }
 }
 
 impl Inputs {
@@ -431,7 +633,12 @@ fn count_of(e: &Expr, env: &dyn ExprEnv) -> Option<usize> {
 fn null_fields(def: &StructDef, bytes: &mut [u8], count: usize) {
     for i in 0..count {
         for f in &def.fields {
-            if matches!(f.role, Role::Null | Role::Private) {
+            // In an array of structs, pointer fields that would let the
+            // shadow reach the application's memory reach it as NULL.
+            let pointer = matches!(f.ty, Type::Pointer { .. } | Type::FnPtr);
+            if matches!(f.role, Role::Null | Role::Private)
+                || (pointer && matches!(f.role, Role::Buffer { .. } | Role::String))
+            {
                 let at = i * def.size + f.offset;
                 if at + f.ty.size() <= bytes.len() {
                     bytes[at..at + f.ty.size()].fill(0);
@@ -454,6 +661,7 @@ pub unsafe fn capture_inputs(sig: &Signature, raw: &[Raw]) -> Inputs {
     };
     let mut values = Vec::with_capacity(sig.params.len());
     let mut counts = Vec::with_capacity(sig.params.len());
+    let mut deep = vec![None; sig.params.len()];
     for (i, p) in sig.params.iter().enumerate() {
         let r = &raw[i];
         let (v, c) = match (&p.role, &p.ty) {
@@ -471,6 +679,13 @@ pub unsafe fn capture_inputs(sig: &Signature, raw: &[Raw]) -> Inputs {
             (Role::Value, _) => (Value::Opaque(r.bits()), None),
             (_, _) if r.bits() == 0 && !matches!(p.role, Role::Value) => (Value::Null, None),
             (Role::String, _) => (read_cstr(r.bits()), None),
+            (Role::Buffer { elem, count, .. }, _)
+                if deep_struct(elem).is_some() && count_of(count, &env) == Some(1) =>
+            {
+                let (v, ptrs) = capture_deep(deep_struct(elem).unwrap(), r.bits());
+                deep[i] = Some(ptrs);
+                (v, Some(1))
+            }
             (Role::Buffer { elem, count, .. }, _) => {
                 let n = count_of(count, &env).unwrap_or(0);
                 let mut bytes = read_bytes(r.bits(), n * elem_size(elem));
@@ -490,7 +705,11 @@ pub unsafe fn capture_inputs(sig: &Signature, raw: &[Raw]) -> Inputs {
         values.push(v);
         counts.push(c);
     }
-    Inputs { values, counts }
+    Inputs {
+        values,
+        counts,
+        deep,
+    }
 }
 
 /// Captures what a call produced: the return value and every written
@@ -499,8 +718,16 @@ pub unsafe fn capture_inputs(sig: &Signature, raw: &[Raw]) -> Inputs {
 /// # Safety
 /// `raw` and `ret` must be the arguments and return value of a completed
 /// call of `sig`; `inputs` the capture taken before that call (its counts
-/// bound every read).
-pub unsafe fn capture_outputs(sig: &Signature, raw: &[Raw], ret: &Raw, inputs: &Inputs) -> Outcome {
+/// bound every read); `deep` where this side's struct pointer fields pointed
+/// before the call ([`Inputs::deep`] for the primary, [`Materialised::deep`]
+/// for the shadow).
+pub unsafe fn capture_outputs(
+    sig: &Signature,
+    raw: &[Raw],
+    ret: &Raw,
+    inputs: &Inputs,
+    deep: &[Option<Vec<FieldPtr>>],
+) -> Outcome {
     let ret_value = match (&sig.ret_role, &sig.ret, ret) {
         (_, Type::Void, _) => Value::None,
         (Role::Value, Type::Scalar(s), Raw::Bits(b)) => Value::scalar_from_bits(*s, *b),
@@ -541,6 +768,12 @@ pub unsafe fn capture_outputs(sig: &Signature, raw: &[Raw], ret: &Raw, inputs: &
     for (i, p) in sig.params.iter().enumerate() {
         let addr = raw[i].bits();
         let out = match &p.role {
+            Role::Buffer { dir, elem, .. }
+                if dir.writes() && addr != 0 && deep.get(i).is_some_and(Option::is_some) =>
+            {
+                let def = deep_struct(elem).expect("deep capture of a struct");
+                capture_deep_after(def, addr, deep[i].as_deref().unwrap_or_default())
+            }
             Role::Buffer {
                 dir,
                 elem,
@@ -595,6 +828,9 @@ pub unsafe fn capture_outputs(sig: &Signature, raw: &[Raw], ret: &Raw, inputs: &
 pub struct Materialised {
     /// Per parameter: the raw argument to pass (pointers point into `storage`).
     pub raw: Vec<Raw>,
+    /// Per parameter: where the pointer fields of a struct captured field by
+    /// field point in the shadow's copy, before the call.
+    pub deep: Vec<Option<Vec<FieldPtr>>>,
     /// Owned buffers; `raw` points into them, so they must outlive the call.
     storage: Vec<Vec<u8>>,
 }
@@ -604,11 +840,21 @@ impl Materialised {
     pub fn new(sig: &Signature, inputs: &Inputs) -> Materialised {
         let mut storage: Vec<Vec<u8>> = Vec::new();
         let mut raw = Vec::with_capacity(sig.params.len());
+        let mut deep = vec![None; sig.params.len()];
         for (i, p) in sig.params.iter().enumerate() {
             let v = &inputs.values[i];
             let r = match (v, &p.role) {
                 (Value::Null, _) => Raw::Bits(0),
                 (_, Role::Null) => Raw::Bits(0),
+                (Value::Struct(fields), Role::Buffer { elem, .. }) => {
+                    let Some(def) = deep_struct(elem) else {
+                        unreachable!("struct values come from deep_struct")
+                    };
+                    let (bytes, ptrs) = build_deep(def, fields, &mut storage);
+                    deep[i] = Some(ptrs);
+                    storage.push(bytes);
+                    Raw::Bits(storage.last().unwrap().as_ptr() as u64)
+                }
                 (Value::Str(s), _) => {
                     let mut b = s.clone();
                     b.push(0);
@@ -630,13 +876,61 @@ impl Materialised {
             };
             raw.push(r);
         }
-        Materialised { raw, storage }
+        Materialised { raw, deep, storage }
     }
 
     /// Bytes owned for this call.
     pub fn owned_bytes(&self) -> usize {
         self.storage.iter().map(Vec::len).sum()
     }
+}
+
+/// Builds the shadow's own copy of a struct captured field by field: its
+/// buffers and strings are allocated in `storage` (the shadow's memory), its
+/// `[null]` and `[private]` fields are NULL, `[opaque]` ones pass through.
+fn build_deep(
+    def: &StructDef,
+    fields: &[Value],
+    storage: &mut Vec<Vec<u8>>,
+) -> (Vec<u8>, Vec<FieldPtr>) {
+    let mut bytes = vec![0u8; def.size.max(1)];
+    let mut ptrs = Vec::with_capacity(def.fields.len());
+    for (f, v) in def.fields.iter().zip(fields) {
+        let at = f.offset;
+        let mut fp = FieldPtr::default();
+        let is_ptr = matches!(f.ty, Type::Pointer { .. } | Type::FnPtr);
+        match v {
+            Value::Buf { bytes: b, .. } if !is_ptr => {
+                let n = b.len().min(def.size - at);
+                bytes[at..at + n].copy_from_slice(&b[..n]);
+            }
+            Value::Buf { bytes: b, .. } => {
+                let mut buf = b.clone();
+                buf.push(0); // never empty: a distinct, valid pointer
+                storage.push(buf);
+                fp.addr = storage.last().unwrap().as_ptr() as u64;
+                if let Role::Buffer { elem, .. } = &f.role {
+                    fp.count = b.len() / elem_size(elem);
+                }
+                bytes[at..at + 8].copy_from_slice(&fp.addr.to_le_bytes());
+            }
+            Value::Str(st) => {
+                let mut buf = st.clone();
+                buf.push(0);
+                storage.push(buf);
+                fp.addr = storage.last().unwrap().as_ptr() as u64;
+                bytes[at..at + 8].copy_from_slice(&fp.addr.to_le_bytes());
+            }
+            Value::Opaque(a) => bytes[at..at + 8].copy_from_slice(&a.to_le_bytes()),
+            v @ (Value::Int(..) | Value::UInt(..) | Value::F32(_) | Value::F64(_)) => {
+                let n = f.ty.size();
+                bytes[at..at + n].copy_from_slice(&v.scalar_bits().to_le_bytes()[..n]);
+            }
+            _ => {}
+        }
+        ptrs.push(fp);
+    }
+    (bytes, ptrs)
 }
 
 /// Which parameters a report shows as arguments: inputs, not pure outputs.

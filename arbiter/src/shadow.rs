@@ -364,7 +364,7 @@ impl Shadow {
             None
         };
         // SAFETY: the call completed; its pointers are `m`'s buffers.
-        let mut shadow = unsafe { capture_outputs(&f.sig, &m.raw, &ret, &inv.inputs) };
+        let mut shadow = unsafe { capture_outputs(&f.sig, &m.raw, &ret, &inv.inputs, &m.deep) };
         shadow.errno = errno;
         let diffs = judge(&f.sig, &f.comparator, &inv.primary, &shadow);
         let verdict = if diffs.is_empty() {

@@ -725,7 +725,7 @@ pub fn after_call(ctx: &FnCtx, frame: &Frame) {
     // SAFETY: the primary call returned; its registers are in the frame.
     let ret = unsafe { raw_ret(frame, &f.layout, &f.sig) };
     // SAFETY: the same pointers the callee was given, within their sizes.
-    let mut primary = unsafe { capture_outputs(&f.sig, &p.raw, &ret, &p.inputs) };
+    let mut primary = unsafe { capture_outputs(&f.sig, &p.raw, &ret, &p.inputs, &p.inputs.deep) };
     if f.wants_errno {
         primary.errno = Some(crate::wrapper::primary_errno());
     }
