@@ -60,6 +60,9 @@
  *             new build sleeps 200 ms in each: the caller never waits for
  *             the shadow, and with timeout_ms 100 the drain at exit is
  *             bounded (what is left is counted as dropped). Never differs.
+ *   exec      3 calc_add calls and 1 calc_div(1, 0) (differs), then execs
+ *             itself (same pid) as "exec-child", which makes 2 calc_add
+ *             calls. The summary written before exec must survive.
  *   forever   2 threads call calc_div(i, i % 10) (differs when i % 10 == 0)
  *             and calc_add(i, 1) until the process is killed (SIGKILL by the
  *             test): the report must stay readable, the last periodic
@@ -419,6 +422,22 @@ static int slow(void)
     return 0;
 }
 
+static int exec_self(char *argv0)
+{
+    int s = calc_add(1, 1) + calc_add(2, 2) + calc_add(3, 3);
+    printf("exec: before %d, calc_div(1, 0) = %d\n", s, calc_div(1, 0));
+    fflush(stdout);
+    execl("/proc/self/exe", argv0, "exec-child", (char *)NULL);
+    printf("exec failed\n");
+    return 1;
+}
+
+static int exec_child(void)
+{
+    printf("exec-child: %d\n", calc_add(10, 1) + calc_add(20, 2));
+    return 0;
+}
+
 static int forever(void)
 {
     pthread_t th[2];
@@ -466,6 +485,10 @@ int main(int argc, char **argv)
         return maps();
     if (!strcmp(what, "slow"))
         return slow();
-    fprintf(stderr, "usage: calc-stress threads|exit-thread|errno|special|fork|sleep-exit|signal|ctor|spawn|closefds|busy-exit|sigreentry|forever|sigthread|maps|slow\n");
+    if (!strcmp(what, "exec"))
+        return exec_self(argv[0]);
+    if (!strcmp(what, "exec-child"))
+        return exec_child();
+    fprintf(stderr, "usage: calc-stress threads|exit-thread|errno|special|fork|sleep-exit|signal|ctor|spawn|closefds|busy-exit|sigreentry|forever|sigthread|maps|slow|exec\n");
     return 2;
 }

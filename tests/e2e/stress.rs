@@ -449,3 +449,48 @@ fn stress_slow_new_build_bounded_drain() {
     assert_eq!(c.mismatch + c.shadow_fault, 0, "{c:?}");
     assert!(c.dropped > 0, "a 4 s backlog cannot drain in 100 ms: {c:?}");
 }
+
+/// exec keeps the pid (so `%p` names the same report): the summary and the
+/// mismatch record written before exec must survive the new image, whose
+/// own summary comes last.
+#[test]
+fn stress_exec_keeps_the_pre_exec_report() {
+    let fx = fixtures();
+    let tmp = TempDir::new("exec");
+    let mut config = calc_config(fx, None);
+    config["report"] = json!("report-%p.jsonl");
+    let cfg = tmp.write_config(&config);
+    let app = stress(fx, "exec");
+    let plain = run_plain(&app, tmp.path());
+    let ddl = run_ddl(&app, &cfg, tmp.path());
+    assert_transparent(&plain, &ddl);
+    let path = tmp.path().join(format!("report-{}.jsonl", ddl.pid));
+    let report = read_report(&path, &ddl);
+    // the last summary: the exec'd image (2 calc_add calls)
+    assert_summary(
+        &report,
+        &[want("calc_add", 2, 0), want("calc_div", 1, 1)][..1],
+    );
+    let text = std::fs::read_to_string(&path).expect("report");
+    let lines: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let pre_exec_summary = lines.iter().any(|v| {
+        v["summary"]["calc_add"]["calls"] == json!(3)
+            && v["summary"]["calc_div"]["mismatch"] == json!(1)
+    });
+    let div_record = lines
+        .iter()
+        .any(|v| v["function"] == json!("calc_div") && v["verdict"] == json!("mismatch"));
+    assert!(
+        pre_exec_summary && div_record,
+        "before exec: 3 calc_add calls and 1 calc_div mismatch; the report keeps {}: {text}",
+        match (pre_exec_summary, div_record) {
+            (false, false) => "neither their summary nor the mismatch record",
+            (false, true) => "the record but not their summary",
+            (true, false) => "their summary but not the mismatch record",
+            _ => "both",
+        }
+    );
+}
