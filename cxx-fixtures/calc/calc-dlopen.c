@@ -15,6 +15,11 @@
  * With the argument "twice", it then opens libcalc again (after the
  * dlclose), looks calc_add and calc_div up again and calls calc_add(1, 1)
  * and calc_div(4, 0) (differs): 12 calls, 6 differing in all.
+ *
+ * With the argument "cycles", it instead opens and closes libcalc 40 times
+ * (a plugin host reloading it; more than the namespaces glibc can give),
+ * each time calling calc_div(i, 0) (differs) and calc_add(i, i): 40 calls
+ * each, 40 differing.
  */
 #include <dlfcn.h>
 #include <stdint.h>
@@ -40,8 +45,38 @@ static int again(void)
     return 0;
 }
 
+static int cycles(void)
+{
+    long s = 0;
+    for (int i = 0; i < 40; i++) {
+        void *h = dlopen("libcalc.so.1", RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            printf("cycle %d: dlopen failed: %s\n", i, dlerror());
+            return 1;
+        }
+        int (*add)(int, int) = (int (*)(int, int))dlsym(h, "calc_add");
+        int (*div)(int, int) = (int (*)(int, int))dlsym(h, "calc_div");
+        if (!add || !div) {
+            printf("cycle %d: dlsym failed\n", i);
+            return 1;
+        }
+        int d = div(i, 0), a = add(i, i);
+        printf("calc_div(%d, 0) = %d [cycle]\n", i, d);
+        printf("calc_add(%d, %d) = %d [cycle]\n", i, i, a);
+        s += d + a;
+        if (dlclose(h) != 0) {
+            printf("cycle %d: dlclose failed\n", i);
+            return 1;
+        }
+    }
+    printf("cycles: 40, sum %ld\n", s);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "cycles"))
+        return cycles();
     void *h = dlopen("libcalc.so.1", RTLD_NOW | RTLD_GLOBAL);
     if (!h) {
         printf("dlopen failed: %s\n", dlerror());

@@ -233,6 +233,17 @@ fn calc_dlopen_twice() {
     assert_summary(&report, CALC_DLOPEN_TWICE);
 }
 
+/// A plugin host reloading the component 40 times (more than the link-map
+/// namespaces glibc has): every cycle is rebound and mirrored.
+#[test]
+fn calc_dlopen_dlclose_cycles() {
+    let fx = fixtures();
+    let tmp = TempDir::new("calc-dlopen-cycles");
+    let app = App::new(fx.join("calc/apps/calc-dlopen")).arg("cycles");
+    let (_, _, report) = run_both(&tmp, &app, calc_config(fx, None));
+    assert_summary(&report, CALC_DLOPEN_CYCLES);
+}
+
 /// A plugin found by a bare-name dlopen through the app's RUNPATH
 /// `$ORIGIN/plugins`; the plugin's own references to libcalc are rebound.
 #[test]
@@ -728,10 +739,14 @@ fn fixtures_agree_with_expectations() {
     cases.push((fx.join("calc/apps/calc-dlopen"), "calc", CALC_DLOPEN));
     cases.push((fx.join("calc/apps/calc-plugin-app"), "calc", CALC_PLUGIN));
     cases.push((fx.join("calc/apps/calc-dlopen"), "calc", CALC_DLOPEN_TWICE));
+    cases.push((fx.join("calc/apps/calc-dlopen"), "calc", CALC_DLOPEN_CYCLES));
     for (prog, comp, wants) in cases {
         let mut app = App::new(&prog);
         if std::ptr::eq(wants, CALC_DLOPEN_TWICE) {
             app = app.arg("twice");
+        }
+        if std::ptr::eq(wants, CALC_DLOPEN_CYCLES) {
+            app = app.arg("cycles");
         }
         let old = run_plain(&app, tmp.path());
         let new_app = app.clone().env(

@@ -85,6 +85,9 @@ pub const CALC_DLOPEN_TWICE: &[Want] = &[
     want("calc_hash", 1, 1),
 ];
 
+/// calc-dlopen cycles: libcalc opened and closed 40 times.
+pub const CALC_DLOPEN_CYCLES: &[Want] = &[want("calc_add", 40, 0), want("calc_div", 40, 40)];
+
 /// calc-plugin-app + libplugin.so (see cxx-fixtures/calc/plugin.c).
 pub const CALC_PLUGIN: &[Want] = &[
     want("calc_add", 1, 0),
