@@ -63,11 +63,18 @@
  *   exec      3 calc_add calls and 1 calc_div(1, 0) (differs), then execs
  *             itself (same pid) as "exec-child", which makes 2 calc_add
  *             calls. The summary written before exec must survive.
+ *   dladdr    where do the app's function pointers point? dladdr() on
+ *             calc_add (through the GOT) and on dlsym(RTLD_DEFAULT,
+ *             "calc_div"): the object's base name and the symbol (apps use
+ *             this to find their install folder). Then 1 calc_add and 1
+ *             calc_div(1, 0) call (differs) through those pointers.
  *   forever   2 threads call calc_div(i, i % 10) (differs when i % 10 == 0)
  *             and calc_add(i, 1) until the process is killed (SIGKILL by the
  *             test): the report must stay readable, the last periodic
  *             summary standing.
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -438,6 +445,30 @@ static int exec_child(void)
     return 0;
 }
 
+static void where(const char *what, void *p)
+{
+    Dl_info info;
+    memset(&info, 0, sizeof info);
+    if (!dladdr(p, &info) || !info.dli_fname) {
+        printf("dladdr(%s): not found\n", what);
+        return;
+    }
+    const char *base = strrchr(info.dli_fname, '/');
+    printf("dladdr(%s): %s %s%s\n", what, base ? base + 1 : info.dli_fname,
+           info.dli_sname ? info.dli_sname : "?", info.dli_saddr == p ? " (exact)" : "");
+}
+
+static int dladdr_check(void)
+{
+    int (*add)(int, int) = calc_add;
+    int (*div)(int, int) = (int (*)(int, int))dlsym(RTLD_DEFAULT, "calc_div");
+    where("calc_add", (void *)add);
+    where("dlsym calc_div", (void *)div);
+    printf("calc_add(2, 3) = %d\n", add(2, 3));
+    printf("calc_div(1, 0) = %d\n", div ? div(1, 0) : -99);
+    return 0;
+}
+
 static int forever(void)
 {
     pthread_t th[2];
@@ -487,8 +518,10 @@ int main(int argc, char **argv)
         return slow();
     if (!strcmp(what, "exec"))
         return exec_self(argv[0]);
+    if (!strcmp(what, "dladdr"))
+        return dladdr_check();
     if (!strcmp(what, "exec-child"))
         return exec_child();
-    fprintf(stderr, "usage: calc-stress threads|exit-thread|errno|special|fork|sleep-exit|signal|ctor|spawn|closefds|busy-exit|sigreentry|forever|sigthread|maps|slow|exec\n");
+    fprintf(stderr, "usage: calc-stress threads|exit-thread|errno|special|fork|sleep-exit|signal|ctor|spawn|closefds|busy-exit|sigreentry|forever|sigthread|maps|slow|exec|dladdr\n");
     return 2;
 }

@@ -494,3 +494,18 @@ fn stress_exec_keeps_the_pre_exec_report() {
         }
     );
 }
+
+/// dladdr() on a boundary function's pointer (through the GOT, or from
+/// dlsym) names the old component and the function, as without libddl:
+/// applications use it to find the folder they are installed in.
+#[test]
+fn stress_dladdr_on_boundary_pointers() {
+    let fx = fixtures();
+    let tmp = TempDir::new("dladdr");
+    let (plain, _, report) = run_both(&tmp, &stress(fx, "dladdr"), calc_config(fx, None));
+    assert!(
+        String::from_utf8_lossy(&plain.stdout).contains("libcalc.so.1 calc_add (exact)"),
+        "{plain:?}"
+    );
+    assert_summary(&report, &[want("calc_add", 1, 0), want("calc_div", 1, 1)]);
+}
