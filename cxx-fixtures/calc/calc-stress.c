@@ -68,6 +68,11 @@
  *             "calc_div"): the object's base name and the symbol (apps use
  *             this to find their install folder). Then 1 calc_add and 1
  *             calc_div(1, 0) call (differs) through those pointers.
+ *   forkstorm a background thread calls calc_add in a loop while main forks
+ *             20 children one after the other; each child makes 100
+ *             calc_div(i, 1) calls and exit(0)s (a child inherits whatever
+ *             lock another thread held at fork time: it must not hang).
+ *             Prints how many children exited 0. Nothing differs.
  *   forever   2 threads call calc_div(i, i % 10) (differs when i % 10 == 0)
  *             and calc_add(i, 1) until the process is killed (SIGKILL by the
  *             test): the report must stay readable, the last periodic
@@ -469,6 +474,44 @@ static int dladdr_check(void)
     return 0;
 }
 
+static volatile int storm_stop;
+
+static void *storm_busy(void *arg)
+{
+    (void)arg;
+    volatile long sink = 0;
+    while (!storm_stop)
+        sink += calc_add(1, 2);
+    return NULL;
+}
+
+static int forkstorm(void)
+{
+    pthread_t th;
+    if (pthread_create(&th, NULL, storm_busy, NULL) != 0)
+        return 1;
+    int ok = 0;
+    for (int k = 0; k < 20; k++) {
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid < 0)
+            return 1;
+        if (pid == 0) {
+            long s = 0;
+            for (int i = 0; i < 100; i++)
+                s += calc_div(i, 1);
+            exit(s == 4950 ? 0 : 3);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        ok += WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    storm_stop = 1;
+    pthread_join(th, NULL);
+    printf("forkstorm: %d of 20 children exited 0\n", ok);
+    return 0;
+}
+
 static int forever(void)
 {
     pthread_t th[2];
@@ -520,8 +563,10 @@ int main(int argc, char **argv)
         return exec_self(argv[0]);
     if (!strcmp(what, "dladdr"))
         return dladdr_check();
+    if (!strcmp(what, "forkstorm"))
+        return forkstorm();
     if (!strcmp(what, "exec-child"))
         return exec_child();
-    fprintf(stderr, "usage: calc-stress threads|exit-thread|errno|special|fork|sleep-exit|signal|ctor|spawn|closefds|busy-exit|sigreentry|forever|sigthread|maps|slow|exec|dladdr\n");
+    fprintf(stderr, "usage: calc-stress threads|exit-thread|errno|special|fork|sleep-exit|signal|ctor|spawn|closefds|busy-exit|sigreentry|forever|sigthread|maps|slow|exec|dladdr|forkstorm\n");
     return 2;
 }

@@ -515,3 +515,30 @@ fn stress_dladdr_on_boundary_pointers() {
     );
     assert_summary(&report, &[want("calc_add", 1, 0), want("calc_div", 1, 1)]);
 }
+
+/// 20 forks while another thread keeps calling the boundary: every child
+/// (which inherits whatever lock that thread held) makes its calls and
+/// exits cleanly; the parent's counts add up.
+#[test]
+fn stress_fork_while_another_thread_calls() {
+    let fx = fixtures();
+    let tmp = TempDir::new("forkstorm");
+    let mut config = calc_config(fx, None);
+    config["report"] = json!("report-%p.jsonl");
+    let cfg = tmp.write_config(&config);
+    let app = stress(fx, "forkstorm").timeout(Duration::from_secs(60));
+    let plain = run_plain(&app, tmp.path());
+    let ddl = run_ddl(&app, &cfg, tmp.path());
+    assert_transparent(&plain, &ddl);
+    let parent = read_report(&tmp.path().join(format!("report-{}.jsonl", ddl.pid)), &ddl);
+    assert_invariants(&parent);
+    assert!(parent.records.is_empty(), "{:?}", parent.records);
+    for e in std::fs::read_dir(tmp.path()).expect("tmp").flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with("report-") && n != format!("report-{}.jsonl", ddl.pid) {
+            let child = read_report(&e.path(), &ddl);
+            assert_invariants(&child);
+            assert!(child.records.is_empty(), "{n}: {:?}", child.records);
+        }
+    }
+}
