@@ -593,14 +593,15 @@ pub struct ReportWriter {
 }
 
 impl ReportWriter {
-    /// Creates (or truncates) the report at `path` (its folder must exist),
-    /// opened with `O_APPEND`. At most `records_per_signature` records are
+    /// Creates the report at `path` (its folder must exist), or appends to
+    /// it: a process that `exec`s keeps its pid and its report path, and
+    /// the report written before the exec must stand (readers take the last
+    /// summary line). Every line is appended with `O_APPEND`. At most `records_per_signature` records are
     /// written per (function, verdict, differing paths).
     pub fn create(path: &Path, records_per_signature: u32) -> std::io::Result<ReportWriter> {
         std::fs::OpenOptions::new()
             .write(true)
             .create(true)
-            .truncate(true)
             .custom_flags(libc::O_CLOEXEC)
             .open(path)?;
         Ok(ReportWriter {
@@ -1067,10 +1068,11 @@ mod tests {
         assert_eq!(sum["zeta"]["mismatch"], json!(1));
         assert!(sum.get("alpha").is_none());
 
-        // create() truncates.
+        // create() appends: what an earlier image of the process wrote stays.
+        let before = std::fs::read(&path).unwrap().len();
         let w = ReportWriter::create(&path, 2).unwrap();
         drop(w);
-        assert_eq!(std::fs::read(&path).unwrap().len(), 0);
+        assert_eq!(std::fs::read(&path).unwrap().len(), before);
         // A missing folder is an error.
         assert!(ReportWriter::create(&tmp("no/such/dir.jsonl"), 1).is_err());
         std::fs::remove_file(&path).unwrap();

@@ -67,6 +67,8 @@ struct Real {
     dlsym: AtomicUsize,
     dlvsym: AtomicUsize,
     dlclose: AtomicUsize,
+    dladdr: AtomicUsize,
+    dladdr1: AtomicUsize,
     start_main: AtomicUsize,
 }
 
@@ -75,6 +77,8 @@ static REAL: Real = Real {
     dlsym: AtomicUsize::new(0),
     dlvsym: AtomicUsize::new(0),
     dlclose: AtomicUsize::new(0),
+    dladdr: AtomicUsize::new(0),
+    dladdr1: AtomicUsize::new(0),
     start_main: AtomicUsize::new(0),
 };
 
@@ -105,6 +109,11 @@ fn real() -> &'static Real {
                     REAL.dlclose.store(find(b"dlclose"), Ordering::Relaxed);
                     REAL.start_main
                         .store(find(b"__libc_start_main"), Ordering::Relaxed);
+                    REAL.dladdr.store(find(b"dladdr"), Ordering::Relaxed);
+                    REAL.dladdr1.store(find(b"dladdr1"), Ordering::Relaxed);
+                    for (slot, name) in EXEC_REAL.iter().zip(EXEC_NAMES) {
+                        slot.store(find(name.as_bytes()), Ordering::Relaxed);
+                    }
                     REAL.dlsym.store(find(b"dlsym"), Ordering::Release);
                     break;
                 }
@@ -339,4 +348,101 @@ pub unsafe extern "C" fn __libc_start_main(
     let real: StartMain = std::mem::transmute(real().start_main.load(Ordering::Relaxed));
     REAL_MAIN.store(main as usize, Ordering::Relaxed);
     real(main_wrapper, argc, argv, init, fini, rtld_fini, stack_end)
+}
+
+/// The exec family, in the order of [`EXEC_REAL`].
+const EXEC_NAMES: [&str; 8] = [
+    "execve", "execv", "execvp", "execvpe", "execl", "execlp", "execle", "fexecve",
+];
+
+/// libc's exec functions, filled by [`real`].
+static EXEC_REAL: [AtomicUsize; 8] = [const { AtomicUsize::new(0) }; 8];
+
+/// Runs before the process image is replaced: the report gets its summary
+/// (CONFIG.md: "a summary line is also written … before `exec`"). Keeps
+/// every register the exec call was given; the exec functions are variadic
+/// or take pointers only, so no vector register carries an argument.
+extern "C" fn before_exec() {
+    real();
+    crate::runtime::before_exec();
+}
+
+/// Defines an exec-family interposer: save the argument registers, run
+/// [`before_exec`], restore them and jump to libc's function (the variadic
+/// ones included, whose arguments are never touched).
+macro_rules! exec_interposer {
+    ($name:ident, $idx:expr) => {
+        #[doc = concat!("`", stringify!($name), "`: writes DDL's summary, then libc's `", stringify!($name), "`.")]
+        #[unsafe(naked)]
+        #[cfg_attr(not(test), no_mangle)]
+        pub unsafe extern "C" fn $name() {
+            std::arch::naked_asm!(
+                "push rdi", "push rsi", "push rdx", "push rcx", "push r8", "push r9", "push rax",
+                "call {hook}",
+                "pop rax", "pop r9", "pop r8", "pop rcx", "pop rdx", "pop rsi", "pop rdi",
+                "jmp qword ptr [rip + {real} + {off}]",
+                hook = sym before_exec,
+                real = sym EXEC_REAL,
+                off = const $idx * 8,
+            )
+        }
+    };
+}
+
+exec_interposer!(execve, 0);
+exec_interposer!(execv, 1);
+exec_interposer!(execvp, 2);
+exec_interposer!(execvpe, 3);
+exec_interposer!(execl, 4);
+exec_interposer!(execlp, 5);
+exec_interposer!(execle, 6);
+exec_interposer!(fexecve, 7);
+
+/// `dladdr`: a wrapper's address (what `dlsym` answers for a boundary
+/// function) is described as the old function it stands for, with
+/// `dli_saddr` the wrapper itself, so `info.dli_saddr == ptr` still holds.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn dladdr(addr: *const c_void, info: *mut libc::Dl_info) -> c_int {
+    let f = real().dladdr.load(Ordering::Relaxed);
+    let f: extern "C" fn(*const c_void, *mut libc::Dl_info) -> c_int = std::mem::transmute(f);
+    match crate::wrapper::wrapper_at(addr as usize) {
+        Some((ctx, thunk)) if !info.is_null() => {
+            let target = ctx.target.load(Ordering::Relaxed) as usize;
+            let r = f((target + (addr as usize - thunk)) as *const c_void, info);
+            if r != 0 && (*info).dli_saddr as usize == target {
+                (*info).dli_saddr = thunk as *mut c_void;
+            }
+            r
+        }
+        _ => f(addr, info),
+    }
+}
+
+/// `dladdr1`: as [`dladdr`], with the extra information of the old function.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn dladdr1(
+    addr: *const c_void,
+    info: *mut libc::Dl_info,
+    extra: *mut *mut c_void,
+    flags: c_int,
+) -> c_int {
+    let f = real().dladdr1.load(Ordering::Relaxed);
+    let f: extern "C" fn(*const c_void, *mut libc::Dl_info, *mut *mut c_void, c_int) -> c_int =
+        std::mem::transmute(f);
+    match crate::wrapper::wrapper_at(addr as usize) {
+        Some((ctx, thunk)) if !info.is_null() => {
+            let target = ctx.target.load(Ordering::Relaxed) as usize;
+            let r = f(
+                (target + (addr as usize - thunk)) as *const c_void,
+                info,
+                extra,
+                flags,
+            );
+            if r != 0 && (*info).dli_saddr as usize == target {
+                (*info).dli_saddr = thunk as *mut c_void;
+            }
+            r
+        }
+        _ => f(addr, info, extra, flags),
+    }
 }

@@ -624,6 +624,13 @@ pub extern "C" fn at_exit() {
     s.shadow.finish();
 }
 
+/// Runs before `exec` replaces the process image: drain and summary, as at
+/// exit. A `vfork` child (another pid) leaves the parent's session alone.
+/// Should the exec fail, DDL has stood down for the rest of the process.
+pub fn before_exec() {
+    at_exit();
+}
+
 /// Marks the thread as inside DDL for a scope (re-arms on drop).
 struct Busy(bool);
 

@@ -239,6 +239,48 @@ unsafe extern "C" fn ddl_wrapper_post(ctx: *const FnCtx, frame: *mut Frame) {
 /// Size of one thunk.
 const THUNK: usize = 32;
 
+/// The mappings that hold thunks, so that an address can be recognised as
+/// a wrapper (`dladdr` on a `dlsym` answer must describe the old function).
+static REGIONS: [(AtomicU64, AtomicU64); 64] =
+    [const { (AtomicU64::new(0), AtomicU64::new(0)) }; 64];
+
+fn register_region(start: usize, len: usize) {
+    for (s, l) in &REGIONS {
+        if s.load(Ordering::Acquire) == 0 {
+            l.store(len as u64, Ordering::Relaxed);
+            s.store(start as u64, Ordering::Release);
+            return;
+        }
+    }
+}
+
+/// If `addr` is a wrapper (or inside one), the context of that wrapper and
+/// the wrapper's own address.
+pub fn wrapper_at(addr: usize) -> Option<(&'static FnCtx, usize)> {
+    for (s, l) in &REGIONS {
+        let start = s.load(Ordering::Acquire) as usize;
+        if start == 0 {
+            return None;
+        }
+        let len = l.load(Ordering::Relaxed) as usize;
+        if addr >= start && addr < start + len {
+            let thunk = start + (addr - start) / THUNK * THUNK;
+            // SAFETY: every thunk starts `movabs r11, imm64` whose immediate
+            // (bytes 2..10) is its leaked, never-freed FnCtx; unused slots are
+            // 0xcc filled and fail the opcode check.
+            unsafe {
+                let code = thunk as *const u8;
+                if *code != 0x49 || *code.add(1) != 0xbb {
+                    return None;
+                }
+                let ctx = std::ptr::read_unaligned(code.add(2) as *const u64) as *const FnCtx;
+                return Some((&*ctx, thunk));
+            }
+        }
+    }
+    None
+}
+
 /// Builds executable thunks, one per context, and returns their addresses.
 ///
 /// The contexts are leaked: wrappers live as long as the process, since a
@@ -280,6 +322,7 @@ pub fn make_thunks(ctxs: Vec<FnCtx>) -> std::io::Result<Vec<(&'static FnCtx, usi
         if libc::mprotect(mem, len, libc::PROT_READ | libc::PROT_EXEC) != 0 {
             return Err(std::io::Error::last_os_error());
         }
+        register_region(base as usize, len);
         Ok(out)
     }
 }
