@@ -661,10 +661,9 @@ pub fn run_both(tmp: &TempDir, app: &App, mut config: Value) -> (Output, Output,
     let report_path = tmp.path().join("report.jsonl");
     config["report"] = Value::String(report_path.display().to_string());
     let cfg = tmp.write_config(&config);
-    let lib = libddl(); // fail early and clearly when it is missing
+    libddl(); // fail early and clearly when it is missing
     let plain = run_plain(app, tmp.path());
     let ddl = run_ddl(app, &cfg, tmp.path());
-    let _ = lib;
     assert_transparent(&plain, &ddl);
     let report = read_report(&report_path, &ddl);
     (plain, ddl, report)

@@ -16,6 +16,13 @@
 //! `fixtures_agree_with_expectations` checks the expectation tables
 //! themselves without libddl: it runs each app on the old build and on the
 //! new one (`LD_LIBRARY_PATH`, same soname) and compares per-call outputs.
+//!
+//! Modules: `apps` (every app in every link layout, dlopen, plugins,
+//! RTLD_NEXT, symbol versions, comparators, modes, records), `stress`
+//! (threads, exits, signals, errno, fork/exec, fds, slow builds),
+//! `config_errors` (one test per kind of config error), `numpy` (Debian's
+//! numpy on reference BLAS mirrored into OpenBLAS). `DDL_E2E_KEEP=1` keeps
+//! every test's temporary folder (config, report) for inspection.
 
 mod apps;
 mod config_errors;
