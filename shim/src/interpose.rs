@@ -232,6 +232,10 @@ pub fn real_dlclose(handle: *mut c_void) -> c_int {
 }
 
 /// `dlopen`: passes the caller's return address to [`dlopen_hook`].
+///
+/// # Safety
+/// The contract of libc's function of the same name: called by C code
+/// with its arguments.
 #[unsafe(naked)]
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn dlopen(file: *const c_char, mode: c_int) -> *mut c_void {
@@ -239,6 +243,10 @@ pub unsafe extern "C" fn dlopen(file: *const c_char, mode: c_int) -> *mut c_void
 }
 
 /// `dlsym`: passes the caller's return address to [`dlsym_hook`].
+///
+/// # Safety
+/// The contract of libc's function of the same name: called by C code
+/// with its arguments.
 #[unsafe(naked)]
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn dlsym(handle: *mut c_void, name: *const c_char) -> *mut c_void {
@@ -246,6 +254,10 @@ pub unsafe extern "C" fn dlsym(handle: *mut c_void, name: *const c_char) -> *mut
 }
 
 /// `dlvsym`: passes the caller's return address to [`dlvsym_hook`].
+///
+/// # Safety
+/// The contract of libc's function of the same name: called by C code
+/// with its arguments.
 #[unsafe(naked)]
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn dlvsym(
@@ -300,6 +312,10 @@ extern "C" fn dlvsym_hook(
 
 /// `dlclose`: the caller does not matter to it; afterwards DDL notices an
 /// old build that went away (its wrappers then stand down).
+///
+/// # Safety
+/// The contract of libc's function of the same name: called by C code
+/// with its arguments.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
     let r = real_dlclose(handle);
@@ -335,6 +351,10 @@ extern "C" fn main_wrapper(argc: c_int, argv: *mut *mut c_char, envp: *mut *mut 
 
 /// `__libc_start_main`: wraps `main` so DDL's at-exit work runs before
 /// `_dl_fini` (DESIGN.md, "Leaving").
+///
+/// # Safety
+/// The contract of libc's function of the same name: called by C code
+/// with its arguments.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn __libc_start_main(
     main: MainFn,
@@ -373,6 +393,10 @@ extern "C" fn before_exec() {
 macro_rules! exec_interposer {
     ($name:ident, $idx:expr) => {
         #[doc = concat!("`", stringify!($name), "`: writes DDL's summary, then libc's `", stringify!($name), "`.")]
+        ///
+        /// # Safety
+        /// The contract of libc's function of the same name: called by C code
+        /// with its arguments.
         #[unsafe(naked)]
         #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name() {
@@ -401,6 +425,10 @@ exec_interposer!(fexecve, 7);
 /// `dladdr`: a wrapper's address (what `dlsym` answers for a boundary
 /// function) is described as the old function it stands for, with
 /// `dli_saddr` the wrapper itself, so `info.dli_saddr == ptr` still holds.
+///
+/// # Safety
+/// The contract of libc's function of the same name: called by C code
+/// with its arguments.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn dladdr(addr: *const c_void, info: *mut libc::Dl_info) -> c_int {
     let f = real().dladdr.load(Ordering::Relaxed);
@@ -419,6 +447,10 @@ pub unsafe extern "C" fn dladdr(addr: *const c_void, info: *mut libc::Dl_info) -
 }
 
 /// `dladdr1`: as [`dladdr`], with the extra information of the old function.
+///
+/// # Safety
+/// The contract of libc's function of the same name: called by C code
+/// with its arguments.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn dladdr1(
     addr: *const c_void,

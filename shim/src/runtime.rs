@@ -353,6 +353,8 @@ pub fn objects_changed() {
 
 /// The old build has arrived: load the new one, check every boundary
 /// symbol in both, start the shadow. Nothing is rebound yet if this fails.
+// Cold path, once per arrival of the old build: the error's size does not matter.
+#[allow(clippy::result_large_err)]
 fn activate(
     s: &Session,
     st: &mut State,
