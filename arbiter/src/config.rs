@@ -1215,28 +1215,6 @@ mod tests {
     }
 
     #[test]
-    fn spec_resolution_order() {
-        let mut c = Comparator::default();
-        assert_eq!(c.spec_for("ret", true), Spec::Exact);
-        c.defaults.float = Some(Spec::Ulps(1));
-        assert_eq!(c.spec_for("ret", true), Spec::Ulps(1));
-        assert_eq!(c.spec_for("ret", false), Spec::Exact);
-        c.defaults.params.insert("x".into(), Spec::Ulps(2));
-        assert_eq!(c.spec_for("x", true), Spec::Ulps(2));
-        c.defaults.all = Some(Spec::Ulps(9));
-        assert_eq!(c.spec_for("x", true), Spec::Ulps(9));
-        c.func.float = Some(Spec::Ulps(3));
-        assert_eq!(c.spec_for("x", true), Spec::Ulps(3));
-        assert_eq!(c.spec_for("x", false), Spec::Ulps(9));
-        c.func.ret = Some(Spec::Ulps(4));
-        assert_eq!(c.spec_for("ret", true), Spec::Ulps(4));
-        assert_eq!(c.spec_for("ret", false), Spec::Ulps(4));
-        c.func.all = Some(Spec::Ignore);
-        assert_eq!(c.spec_for("ret", true), Spec::Ignore);
-        assert_eq!(c.spec_for("x", false), Spec::Ignore);
-    }
-
-    #[test]
     fn non_ascii_and_escapes_keep_lines() {
         let text = "{\n\"old\": \"lïb\\n.so\",\n\"new\": \"b\",\n\"functions\": [\n\"int f(void)\",\n\n\"int g(intt x)\"]}";
         assert_eq!(

@@ -147,6 +147,23 @@ fn classify(ty: &Type) -> Option<Vec<Class>> {
     )
 }
 
+/// Gives each eightbyte the next free register of its class.
+fn assign_regs(classes: &[Class], gpr: &mut u8, sse: &mut u8) -> Vec<Reg> {
+    classes
+        .iter()
+        .map(|c| match c {
+            Class::Integer => {
+                *gpr += 1;
+                Reg::Gpr(*gpr - 1)
+            }
+            Class::Sse => {
+                *sse += 1;
+                Reg::Sse(*sse - 1)
+            }
+        })
+        .collect()
+}
+
 impl Layout {
     /// Computes the System V x86-64 locations for `sig`.
     pub fn of(sig: &Signature) -> Layout {
@@ -162,21 +179,7 @@ impl Layout {
                 }
                 Some(classes) => {
                     let (mut g, mut s) = (0u8, 0u8);
-                    Loc::Regs(
-                        classes
-                            .iter()
-                            .map(|c| match c {
-                                Class::Integer => {
-                                    g += 1;
-                                    Reg::Gpr(g - 1)
-                                }
-                                Class::Sse => {
-                                    s += 1;
-                                    Reg::Sse(s - 1)
-                                }
-                            })
-                            .collect(),
-                    )
+                    Loc::Regs(assign_regs(&classes, &mut g, &mut s))
                 }
             },
         };
@@ -188,20 +191,7 @@ impl Layout {
                     let need_g = cs.iter().filter(|c| **c == Class::Integer).count() as u8;
                     let need_s = cs.len() as u8 - need_g;
                     if gpr + need_g <= 6 && sse + need_s <= 8 {
-                        Loc::Regs(
-                            cs.iter()
-                                .map(|c| match c {
-                                    Class::Integer => {
-                                        gpr += 1;
-                                        Reg::Gpr(gpr - 1)
-                                    }
-                                    Class::Sse => {
-                                        sse += 1;
-                                        Reg::Sse(sse - 1)
-                                    }
-                                })
-                                .collect(),
-                        )
+                        Loc::Regs(assign_regs(&cs, &mut gpr, &mut sse))
                     } else {
                         let at = stack;
                         stack += p.ty.size().div_ceil(8) * 8;

@@ -68,6 +68,19 @@ pub struct Invocation {
     pub errno_before: i32,
 }
 
+impl Invocation {
+    /// Bytes of captured data it holds (counted against `queue_bytes`).
+    pub fn bytes(&self) -> usize {
+        self.inputs.heap_bytes()
+            + self
+                .primary
+                .outputs
+                .iter()
+                .map(Value::heap_bytes)
+                .sum::<usize>()
+    }
+}
+
 /// Settings of the shadow (from the config).
 #[derive(Clone, Debug)]
 pub struct ShadowSettings {
@@ -234,13 +247,7 @@ impl Shadow {
     /// counts it `dropped`) when the queue or its byte budget is full.
     pub fn submit(&self, inv: Box<Invocation>) -> bool {
         let func = inv.func as usize;
-        let bytes = inv.inputs.heap_bytes()
-            + inv
-                .primary
-                .outputs
-                .iter()
-                .map(Value::heap_bytes)
-                .sum::<usize>();
+        let bytes = inv.bytes();
         let before = self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
         if before + bytes > self.settings.queue_bytes {
             self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
@@ -283,13 +290,7 @@ impl Shadow {
                         last_summary = Instant::now();
                         self.write_summary(false);
                     }
-                    let bytes = inv.inputs.heap_bytes()
-                        + inv
-                            .primary
-                            .outputs
-                            .iter()
-                            .map(Value::heap_bytes)
-                            .sum::<usize>();
+                    let bytes = inv.bytes();
                     self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
                     let (verdict, shadow, diffs) = self.judge_one(&inv);
                     // Same lock order as `finish`: pop_lock, then judged.
