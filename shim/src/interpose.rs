@@ -8,7 +8,7 @@
 //!
 //! 1. each interposer is a naked function that passes its own return address
 //!    (the real caller's) on as an extra argument to a Rust hook;
-//! 2. the hook calls the real function through [`call_as`], which enters it
+//! 2. the hook calls the real function through `ddl_call_as`, which enters it
 //!    with a return address *inside the caller's object*: a `ret` byte
 //!    (0xC3) found in that object's executable segment, which returns on to
 //!    DDL. glibc then sees a caller in the right object, which is all it
@@ -231,7 +231,7 @@ pub fn real_dlclose(handle: *mut c_void) -> c_int {
     f(handle)
 }
 
-/// `dlopen`: passes the caller's return address to [`dlopen_hook`].
+/// `dlopen`: passes the caller's return address to `dlopen_hook`.
 ///
 /// # Safety
 /// The contract of libc's function of the same name: called by C code
@@ -242,7 +242,7 @@ pub unsafe extern "C" fn dlopen(file: *const c_char, mode: c_int) -> *mut c_void
     std::arch::naked_asm!("mov rdx, [rsp]", "jmp {hook}", hook = sym dlopen_hook)
 }
 
-/// `dlsym`: passes the caller's return address to [`dlsym_hook`].
+/// `dlsym`: passes the caller's return address to `dlsym_hook`.
 ///
 /// # Safety
 /// The contract of libc's function of the same name: called by C code
@@ -253,7 +253,7 @@ pub unsafe extern "C" fn dlsym(handle: *mut c_void, name: *const c_char) -> *mut
     std::arch::naked_asm!("mov rdx, [rsp]", "jmp {hook}", hook = sym dlsym_hook)
 }
 
-/// `dlvsym`: passes the caller's return address to [`dlvsym_hook`].
+/// `dlvsym`: passes the caller's return address to `dlvsym_hook`.
 ///
 /// # Safety
 /// The contract of libc's function of the same name: called by C code

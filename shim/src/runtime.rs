@@ -1,7 +1,7 @@
 //! The session: one config, the old build as found among the loaded
 //! objects, the new build in its namespace, the wrappers, and the shadow.
 //!
-//! All rebinding happens under one lock ([`Session::state`]): at start-up,
+//! All rebinding happens under one lock (`Session::state`): at start-up,
 //! after every `dlopen`/`dlclose`, and when the old build arrives late. The
 //! caller's path ([`before_call`], [`after_call`]) takes no lock: it reads
 //! the session through an atomic pointer and hands invocations to the

@@ -3,14 +3,14 @@
 //! A wrapper is a 32-byte thunk, generated at run time, that loads its
 //! [`FnCtx`] into `r11` (free at a call boundary in the System V ABI) and
 //! jumps to one shared assembly entry, `ddl_wrapper_entry`. The entry saves
-//! every argument register into a [`Frame`] and asks [`ddl_wrapper_pre`]
+//! every argument register into a [`Frame`] and asks `ddl_wrapper_pre`
 //! what to do:
 //!
 //! - forward (sampled out, re-entrant, standing down): restore the registers
 //!   and tail-jump to the old function, which returns straight to the
 //!   application; DDL is then off the call entirely;
 //! - mirror: copy the stack arguments down, call the old function, save its
-//!   return registers, call [`ddl_wrapper_post`] to capture the outcome and
+//!   return registers, call `ddl_wrapper_post` to capture the outcome and
 //!   enqueue the invocation, restore the return registers and return.
 //!
 //! The entry never needs to know a signature: the pre hook tells it the
