@@ -323,7 +323,8 @@ pub struct Inputs {
     /// when the pointer was NULL).
     pub counts: Vec<Option<usize>>,
     /// Per parameter: for a struct captured field by field ([`deep_struct`]),
-    /// where its pointer fields pointed before the call, on the primary's side.
+    /// where its pointer fields pointed before the call, on the primary's
+    /// side (empty when no parameter is such a struct).
     pub deep: Vec<Option<Vec<FieldPtr>>>,
 }
 
@@ -651,7 +652,8 @@ pub unsafe fn capture_inputs(sig: &Signature, raw: &[Raw]) -> Inputs {
     };
     let mut values = Vec::with_capacity(sig.params.len());
     let mut counts = Vec::with_capacity(sig.params.len());
-    let mut deep = vec![None; sig.params.len()];
+    // Allocated only when some parameter needs it (rarely).
+    let mut deep: Vec<Option<Vec<FieldPtr>>> = Vec::new();
     for (i, p) in sig.params.iter().enumerate() {
         let r = &raw[i];
         let (v, c) = match (&p.role, &p.ty) {
@@ -673,6 +675,9 @@ pub unsafe fn capture_inputs(sig: &Signature, raw: &[Raw]) -> Inputs {
                 if deep_struct(elem).is_some() && count_of(count, &env) == Some(1) =>
             {
                 let (v, ptrs) = capture_deep(deep_struct(elem).unwrap(), r.bits());
+                if deep.is_empty() {
+                    deep.resize(sig.params.len(), None);
+                }
                 deep[i] = Some(ptrs);
                 (v, Some(1))
             }
@@ -819,7 +824,8 @@ pub struct Materialised {
     /// Per parameter: the raw argument to pass (pointers point into `storage`).
     pub raw: Vec<Raw>,
     /// Per parameter: where the pointer fields of a struct captured field by
-    /// field point in the shadow's copy, before the call.
+    /// field point in the shadow's copy, before the call (empty when no
+    /// parameter is such a struct).
     pub deep: Vec<Option<Vec<FieldPtr>>>,
     /// Owned buffers; `raw` points into them, so they must outlive the call.
     storage: Vec<Vec<u8>>,
@@ -830,7 +836,8 @@ impl Materialised {
     pub fn new(sig: &Signature, inputs: &Inputs) -> Materialised {
         let mut storage: Vec<Vec<u8>> = Vec::new();
         let mut raw = Vec::with_capacity(sig.params.len());
-        let mut deep = vec![None; sig.params.len()];
+        // Allocated only when some parameter needs it (rarely).
+        let mut deep: Vec<Option<Vec<FieldPtr>>> = Vec::new();
         for (i, p) in sig.params.iter().enumerate() {
             let v = &inputs.values[i];
             let r = match (v, &p.role) {
@@ -841,6 +848,9 @@ impl Materialised {
                         unreachable!("struct values come from deep_struct")
                     };
                     let (bytes, ptrs) = build_deep(def, fields, &mut storage);
+                    if deep.is_empty() {
+                        deep.resize(sig.params.len(), None);
+                    }
                     deep[i] = Some(ptrs);
                     storage.push(bytes);
                     Raw::Bits(storage.last().unwrap().as_ptr() as u64)

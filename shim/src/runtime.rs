@@ -7,7 +7,6 @@
 //! the session through an atomic pointer and hands invocations to the
 //! shadow's lock-free queue.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr, CString};
 use std::path::Path;
@@ -24,7 +23,8 @@ use arbiter::shadow::{BoundaryFn, Invocation, Shadow, ShadowHooks, ShadowSetting
 use crate::elf::{self, LoadedObject, ObjectInfo};
 use crate::interpose::{real_dlclose, real_dlopen, real_dlsym, real_dlvsym};
 use crate::namespace::NewBuild;
-use crate::wrapper::{make_thunks, FnCtx};
+use crate::wrapper::{make_thunks, FnCtx, ThreadState};
+use smallvec::SmallVec;
 
 /// One wrapper: the old build's function a (function, symbol version) pair resolves to.
 #[derive(Clone, Copy)]
@@ -636,12 +636,6 @@ pub fn before_exec() {
 /// Marks the thread as inside DDL for a scope (re-arms on drop).
 struct Busy(bool);
 
-thread_local! {
-    static PENDING: Cell<*mut Pending> = const { Cell::new(std::ptr::null_mut()) };
-    static RNG: Cell<u64> = const { Cell::new(0) };
-    static TID: Cell<u32> = const { Cell::new(0) };
-}
-
 impl Busy {
     fn enter() -> Busy {
         Busy(crate::wrapper::set_busy(true))
@@ -655,80 +649,72 @@ impl Drop for Busy {
 }
 
 /// What the pre hook captured, waiting for the primary call to return.
-struct Pending {
+pub struct Pending {
     seq: u64,
     errno_before: i32,
-    raw: Vec<Raw>,
+    raw: SmallVec<[Raw; 8]>,
     inputs: Inputs,
     caller: u64,
 }
 
-fn sampled(threshold: u64) -> bool {
+fn sampled(t: &ThreadState, threshold: u64) -> bool {
     if threshold == u64::MAX {
         return true;
     }
-    RNG.with(|r| {
-        let mut x = r.get();
-        if x == 0 {
-            x = (std::process::id() as u64) << 32 ^ (r as *const _ as u64) | 1;
-        }
-        // xorshift64
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        r.set(x);
-        x < threshold
-    })
+    let mut x = t.rng.get();
+    if x == 0 {
+        x = ((std::process::id() as u64) << 32) ^ (t as *const ThreadState as u64) | 1;
+    }
+    // xorshift64
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    t.rng.set(x);
+    x < threshold
 }
 
-fn tid() -> u32 {
-    TID.with(|t| {
-        if t.get() == 0 {
-            // SAFETY: gettid has no preconditions.
-            t.set(unsafe { libc::gettid() } as u32);
-        }
-        t.get()
-    })
+fn tid(t: &ThreadState) -> u32 {
+    if t.tid.get() == 0 {
+        // SAFETY: gettid has no preconditions.
+        t.tid.set(unsafe { libc::gettid() } as u32);
+    }
+    t.tid.get()
 }
 
 /// The caller's path, before the primary call: count it, decide, capture
 /// the inputs. Returns true to mirror (the entry then calls `after_call`).
-pub fn before_call(ctx: &FnCtx, frame: &Frame) -> bool {
+pub fn before_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) -> bool {
     let Some(s) = session() else { return false };
     if !s.active.load(Ordering::Acquire) {
         return false;
     }
     let seq = s.shadow.count_call(ctx.func);
-    if !sampled(s.threshold) {
+    if !sampled(t, s.threshold) {
         s.shadow.count_skipped(ctx.func);
         return false;
     }
     let f = &s.shadow.functions()[ctx.func as usize];
     // SAFETY: the frame was filled by the entry for a call of this function.
-    let raw: Vec<Raw> = (0..f.sig.params.len())
+    let raw: SmallVec<[Raw; 8]> = (0..f.sig.params.len())
         .map(|i| unsafe { raw_arg(frame, &f.layout, &f.sig, i) })
         .collect();
     // SAFETY: the application's own arguments, read within their annotated sizes.
     let inputs = unsafe { capture_inputs(&f.sig, &raw) };
-    let p = Box::new(Pending {
+    *t.pending.borrow_mut() = Some(Pending {
         seq,
-        errno_before: crate::wrapper::entry_errno(),
+        errno_before: t.entry_errno.get(),
         raw,
         inputs,
         caller: frame.ret_addr,
     });
-    PENDING.with(|c| c.set(Box::into_raw(p)));
     true
 }
 
 /// The caller's path, after the primary call: capture the outcome, enqueue.
-pub fn after_call(ctx: &FnCtx, frame: &Frame) {
-    let p = PENDING.with(|c| c.replace(std::ptr::null_mut()));
-    if p.is_null() {
+pub fn after_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) {
+    let Some(p) = t.pending.borrow_mut().take() else {
         return;
-    }
-    // SAFETY: set by `before_call` on this thread for this very call.
-    let p = unsafe { Box::from_raw(p) };
+    };
     let Some(s) = session() else { return };
     let f = &s.shadow.functions()[ctx.func as usize];
     // SAFETY: the primary call returned; its registers are in the frame.
@@ -736,12 +722,12 @@ pub fn after_call(ctx: &FnCtx, frame: &Frame) {
     // SAFETY: the same pointers the callee was given, within their sizes.
     let mut primary = unsafe { capture_outputs(&f.sig, &p.raw, &ret, &p.inputs, &p.inputs.deep) };
     if f.wants_errno {
-        primary.errno = Some(crate::wrapper::primary_errno());
+        primary.errno = Some(t.primary_errno.get());
     }
     let inv = Box::new(Invocation {
         seq: p.seq,
         func: ctx.func,
-        tid: tid(),
+        tid: tid(t),
         caller: p.caller,
         new_fn: ctx.new_fn.load(Ordering::Relaxed) as usize,
         inputs: p.inputs,

@@ -18,7 +18,7 @@
 //! the frame through `arbiter::marshal::Layout`. Frame offsets are shared
 //! with `arbiter::marshal::Frame` (tested below).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arbiter::marshal::Frame;
@@ -150,38 +150,57 @@ extern "C" {
     fn ddl_wrapper_entry();
 }
 
-thread_local! {
+/// The caller's path's per-thread state, in one thread-local block so that
+/// each hook looks it up once (a `__tls_get_addr` call in a shared object).
+pub struct ThreadState {
     /// Set while this thread is inside DDL's own work or inside a mirrored
     /// boundary call: any boundary call made meanwhile is forwarded.
-    static BUSY: Cell<bool> = const { Cell::new(false) };
+    pub busy: Cell<bool>,
+    /// `errno` when the application made the current call.
+    pub entry_errno: Cell<i32>,
+    /// `errno` as the primary call left it.
+    pub primary_errno: Cell<i32>,
+    /// The sampling generator's state (xorshift64; 0 = not seeded yet).
+    pub rng: Cell<u64>,
+    /// The thread's id (0 = not asked yet).
+    pub tid: Cell<u32>,
+    /// What the pre hook captured, waiting for the primary call to return.
+    pub pending: RefCell<Option<crate::runtime::Pending>>,
+}
+
+thread_local! {
+    static STATE: ThreadState = const {
+        ThreadState {
+            busy: Cell::new(false),
+            entry_errno: Cell::new(0),
+            primary_errno: Cell::new(0),
+            rng: Cell::new(0),
+            tid: Cell::new(0),
+            pending: RefCell::new(None),
+        }
+    };
+}
+
+/// The current thread's state; `None` while the thread is being torn down
+/// (its thread-locals already destroyed): DDL then only forwards.
+fn state() -> Option<&'static ThreadState> {
+    // SAFETY: the reference is used only on this thread and only during the
+    // hook that asked for it, while the thread-local is alive.
+    STATE
+        .try_with(|t| unsafe { &*(t as *const ThreadState) })
+        .ok()
 }
 
 /// Marks the current thread as DDL's own (the shadow and writer threads):
 /// boundary calls it makes are always forwarded, never mirrored.
 pub fn mark_thread_busy() {
-    BUSY.with(|b| b.set(true));
+    set_busy(true);
 }
 
-/// Sets the busy flag and returns its previous value.
+/// Sets the busy flag and returns its previous value (true when the
+/// thread's state is gone: nothing is mirrored then).
 pub fn set_busy(v: bool) -> bool {
-    BUSY.with(|b| b.replace(v))
-}
-
-thread_local! {
-    /// `errno` as the primary call left it, for the post hook's capture.
-    static PRIMARY_ERRNO: Cell<i32> = const { Cell::new(0) };
-    /// `errno` when the application made the current call.
-    static ENTRY_ERRNO: Cell<i32> = const { Cell::new(0) };
-}
-
-/// `errno` as the application had it when it made the current call.
-pub fn entry_errno() -> i32 {
-    ENTRY_ERRNO.with(|e| e.get())
-}
-
-/// `errno` as the primary call of the current mirrored call left it.
-pub fn primary_errno() -> i32 {
-    PRIMARY_ERRNO.with(|e| e.get())
+    state().map(|t| t.busy.replace(v)).unwrap_or(true)
 }
 
 /// What the pre hook decided, for the entry.
@@ -195,25 +214,24 @@ const MIRROR: u64 = 1;
 /// freed) and `frame` on its own stack.
 unsafe extern "C" fn ddl_wrapper_pre(ctx: *const FnCtx, frame: *mut Frame) -> u64 {
     let errno = *libc::__errno_location();
-    ENTRY_ERRNO.with(|e| e.set(errno));
     let ctx = &*ctx;
     let frame = &mut *frame;
     frame.target = ctx.target.load(Ordering::Relaxed);
     frame.copy_bytes = ctx.copy_bytes;
-    let busy = BUSY.with(|b| b.replace(true));
-    let decision = if busy {
-        FORWARD
-    } else {
-        // Nothing may unwind into the assembly entry.
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::runtime::before_call(ctx, frame)
-        })) {
-            Ok(true) => MIRROR,
-            _ => FORWARD,
-        }
+    let Some(t) = state() else { return FORWARD };
+    t.entry_errno.set(errno);
+    if t.busy.replace(true) {
+        return FORWARD;
+    }
+    // Nothing may unwind into the assembly entry.
+    let decision = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crate::runtime::before_call(ctx, frame, t)
+    })) {
+        Ok(true) => MIRROR,
+        _ => FORWARD,
     };
-    if decision == FORWARD && !busy {
-        BUSY.with(|b| b.set(false));
+    if decision == FORWARD {
+        t.busy.set(false);
     }
     *libc::__errno_location() = errno;
     decision
@@ -226,13 +244,15 @@ unsafe extern "C" fn ddl_wrapper_pre(ctx: *const FnCtx, frame: *mut Frame) -> u6
 /// As [`ddl_wrapper_pre`]; only called after it returned `MIRROR`.
 unsafe extern "C" fn ddl_wrapper_post(ctx: *const FnCtx, frame: *mut Frame) {
     let errno = *libc::__errno_location();
-    PRIMARY_ERRNO.with(|e| e.set(errno));
     let ctx = &*ctx;
     let frame = &mut *frame;
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        crate::runtime::after_call(ctx, frame)
-    }));
-    BUSY.with(|b| b.set(false));
+    if let Some(t) = state() {
+        t.primary_errno.set(errno);
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::runtime::after_call(ctx, frame, t)
+        }));
+        t.busy.set(false);
+    }
     *libc::__errno_location() = errno;
 }
 
