@@ -65,6 +65,12 @@ if [ "${BENCH_SKIP_CARGO:-0}" != 1 ]; then
 fi
 [ -f "$ddl" ] || die "$ddl does not exist"
 make -s -C benches/peers OUT="$out"
+# The peers really take the calls: gotfwd patched the app's three slots, the
+# auditor sees bench_add bound through it.
+said=$(GOTFWD_VERBOSE=1 LD_PRELOAD="$out/libgotfwd.so" "$app" add 1000 1 2>&1 >/dev/null)
+grep -q '^gotfwd: 3 slot(s) patched' <<<"$said" || die "libgotfwd.so did not patch the app's 3 GOT slots: $said"
+said=$(LIBAUDIT_VERBOSE=1 LD_AUDIT="$out/libaudit.so" "$app" add 1000 1 2>&1 >/dev/null)
+grep -q '^audit: bound bench_add$' <<<"$said" || die "libaudit.so did not see bench_add bound through it"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ddl-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
