@@ -166,6 +166,11 @@ pub struct ThreadState {
     pub tid: Cell<u32>,
     /// What the pre hook captured, waiting for the primary call to return.
     pub pending: RefCell<Option<crate::runtime::Pending>>,
+    /// While a mirrored call runs the old function: its frame's address and
+    /// the cookie written in the frame (0, 0 otherwise). Lets the pre hook
+    /// tell a call nested in it from a call made after it was abandoned by
+    /// `longjmp` or an exception (see [`abandoned`]).
+    pub inflight: Cell<(usize, u64)>,
 }
 
 thread_local! {
@@ -177,6 +182,7 @@ thread_local! {
             rng: Cell::new(0),
             tid: Cell::new(0),
             pending: RefCell::new(None),
+            inflight: Cell::new((0, 0)),
         }
     };
 }
@@ -221,7 +227,18 @@ unsafe extern "C" fn ddl_wrapper_pre(ctx: *const FnCtx, frame: *mut Frame) -> u6
     let Some(t) = state() else { return FORWARD };
     t.entry_errno.set(errno);
     if t.busy.replace(true) {
-        return FORWARD;
+        if !abandoned(t, frame) {
+            return FORWARD;
+        }
+        // The mirrored call in flight was left by `longjmp` (an error
+        // handler jumping out of the component, libjpeg style) or an
+        // exception, so its post hook never ran: without this the thread
+        // stayed busy for good and every later boundary call on it went
+        // unmirrored and uncounted. Its capture is discarded; it was counted
+        // in `calls` and is reported as `dropped` (the summary counts what
+        // never reached a verdict as dropped).
+        drop(t.pending.borrow_mut().take());
+        t.inflight.set((0, 0));
     }
     // Nothing may unwind into the assembly entry.
     let decision = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -232,9 +249,44 @@ unsafe extern "C" fn ddl_wrapper_pre(ctx: *const FnCtx, frame: *mut Frame) -> u6
     };
     if decision == FORWARD {
         t.busy.set(false);
+    } else {
+        let at = frame as *mut Frame as usize;
+        let cookie = (at as u64).rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;
+        frame._pad = cookie;
+        t.inflight.set((at, cookie));
     }
     *libc::__errno_location() = errno;
     decision
+}
+
+/// Is the mirrored call in flight on this thread (if any) abandoned, as
+/// seen from a new call whose frame is `frame`? A call nested in it (a
+/// callback of the old function calling the boundary) has its frame
+/// strictly below the in-flight frame, which is intact. A frame at or above
+/// it, or an in-flight frame whose cookie was overwritten, means the stack
+/// was unwound past it. A call from a signal handler on the alternate
+/// stack is never taken for a new one.
+fn abandoned(t: &ThreadState, frame: &Frame) -> bool {
+    let (at, cookie) = t.inflight.get();
+    if at == 0 {
+        return false;
+    }
+    let here = frame as *const Frame as usize;
+    let gone = here >= at || {
+        // SAFETY: `at` is above this frame on the same stack, so inside
+        // the live part of the thread's stack.
+        unsafe {
+            std::ptr::read_volatile(std::ptr::addr_of!((*(at as *const Frame))._pad)) != cookie
+        }
+    };
+    if !gone {
+        return false;
+    }
+    let mut ss: libc::stack_t = unsafe { std::mem::zeroed() };
+    // SAFETY: querying the alternate signal stack only.
+    let on_alt = unsafe { libc::sigaltstack(std::ptr::null(), &mut ss) } == 0
+        && ss.ss_flags & libc::SS_ONSTACK != 0;
+    !on_alt
 }
 
 /// Called by the entry after the old function returned, with its return
@@ -247,6 +299,7 @@ unsafe extern "C" fn ddl_wrapper_post(ctx: *const FnCtx, frame: *mut Frame) {
     let ctx = &*ctx;
     let frame = &mut *frame;
     if let Some(t) = state() {
+        t.inflight.set((0, 0));
         t.primary_errno.set(errno);
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             crate::runtime::after_call(ctx, frame, t)

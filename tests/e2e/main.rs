@@ -29,4 +29,5 @@ mod config_errors;
 mod expect;
 mod harness;
 mod numpy;
+mod review;
 mod stress;

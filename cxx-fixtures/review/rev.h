@@ -1,0 +1,14 @@
+/* Review fixtures: a small component, old and new builds identical. */
+#ifndef REV_H
+#define REV_H
+/* x * 2; for x < 0 first calls the error handler if one is set (libjpeg
+ * style: the handler may longjmp out of the library). */
+int rev_check(int x);
+/* x + 1 */
+int rev_inc(int x);
+/* Not in the boundary: sets the error handler. */
+void rev_set_handler(void (*h)(int));
+/* Not in the boundary: 1 when f is rev_check (the library compares the
+ * pointer with its own address of rev_check). */
+int rev_is_check(int (*f)(int));
+#endif
