@@ -338,14 +338,20 @@ pub fn objects_changed() {
         return;
     };
     for obj in &objs {
-        if obj.lmap == old_lmap
-            || obj.lmap == s.own_lmap
+        if obj.lmap == s.own_lmap
             || obj.name.contains("linux-vdso")
             || obj.name.contains("/ld-linux")
         {
             continue;
         }
-        if let Err(e) = rebind_object(s, &mut st, obj) {
+        // The old build itself: only the slots that take a boundary
+        // function's address (GLOB_DAT, R_X86_64_64), never its PLT slots
+        // (its calls to itself stay internal). Without this, in a PIE the
+        // application's `&f` (the wrapper) and the component's own `&f`
+        // differed, and a component comparing a callback with one of its
+        // own functions answered differently under DDL.
+        let own = obj.lmap == old_lmap;
+        if let Err(e) = rebind_object(s, &mut st, obj, own) {
             log_info(&format!("cannot rebind {}: {e}", obj.short_name()));
         }
     }
@@ -508,7 +514,12 @@ fn ensure_wrappers(
 
 /// Points every slot of `obj` that refers to a boundary function of the
 /// old build at its wrapper.
-fn rebind_object(s: &Session, st: &mut State, obj: &LoadedObject) -> Result<(), String> {
+fn rebind_object(
+    s: &Session,
+    st: &mut State,
+    obj: &LoadedObject,
+    addresses_only: bool,
+) -> Result<(), String> {
     let key = (obj.lmap, obj.name.clone());
     if !st.objects.contains_key(&key) {
         let info = elf::object_info(obj, &|n| s.names.contains_key(n))?;
@@ -517,7 +528,11 @@ fn rebind_object(s: &Session, st: &mut State, obj: &LoadedObject) -> Result<(), 
         }
         st.objects.insert(key.clone(), info);
     }
-    let info = st.objects[&key].clone();
+    let mut info = st.objects[&key].clone();
+    if addresses_only {
+        info.slots
+            .retain(|sl| sl.r_type != goblin::elf::reloc::R_X86_64_JUMP_SLOT);
+    }
     if info.slots.is_empty() {
         return Ok(());
     }

@@ -52,7 +52,6 @@ fn longjmp_out_of_a_boundary_call_does_not_stop_mirroring() {
 /// must stay the same function pointer: a library that compares a
 /// callback with one of its own functions answered differently under DDL.
 #[test]
-#[ignore = "bug: the component's own address of a boundary function is not the wrapper"]
 fn function_pointer_identity_with_the_component() {
     let fx = fixtures();
     let tmp = TempDir::new("rev-ptr");
