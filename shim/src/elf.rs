@@ -86,11 +86,32 @@ pub fn exe_path() -> PathBuf {
 }
 
 /// The objects of the base namespace, in load order.
+///
+/// The chain is walked inside a `dl_iterate_phdr` callback, which holds
+/// ld.so's `dl_load_write_lock`: objects are linked into and unlinked from
+/// the chain under that lock, so no `link_map` read here is freed meanwhile
+/// (another application thread may be in `dlopen`/`dlclose` at any time).
+/// An object listed may still be unmapped right after: see
+/// `runtime::pin_objects`.
 pub fn base_namespace_objects() -> Vec<LoadedObject> {
+    unsafe extern "C" fn walk(
+        _info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: `data` is the Vec passed below, on this thread.
+        walk_chain(unsafe { &mut *(data as *mut Vec<LoadedObject>) });
+        1 // once is enough
+    }
     let mut out = Vec::new();
+    // SAFETY: the callback only walks ld.so's chain into `out`.
+    unsafe { libc::dl_iterate_phdr(Some(walk), &mut out as *mut Vec<LoadedObject> as *mut _) };
+    out
+}
+
+fn walk_chain(out: &mut Vec<LoadedObject>) {
     // SAFETY: `_r_debug` is ld.so's; its chain is only changed under ld.so's
-    // load lock, and DDL walks it from its own dlopen/dlclose hooks and the
-    // constructor, never concurrently with a load it started itself.
+    // write lock, which the caller holds.
     unsafe {
         let mut l = std::ptr::addr_of!(_r_debug).read_volatile().r_map;
         while !l.is_null() {
@@ -113,7 +134,6 @@ pub fn base_namespace_objects() -> Vec<LoadedObject> {
             l = (*l).l_next;
         }
     }
-    out
 }
 
 /// A read-only mapping of a whole file.

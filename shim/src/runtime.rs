@@ -288,21 +288,99 @@ fn is_old(old: &str, obj: &LoadedObject) -> bool {
 
 /// Brings rebinding up to date with the loaded objects: called at start-up
 /// and after every successful `dlopen`/`dlclose`.
+///
+/// Another application thread may `dlopen`/`dlclose` meanwhile, and this
+/// may run inside ld.so's load lock (a constructor that calls `dlopen`)
+/// while a thread holding the state lock waits for that lock in a `dlsym`:
+/// so the state lock is never waited for long. When it is busy the holder
+/// is told to look again ([`RESCAN`]), and does so once it is done.
 pub fn objects_changed() {
     let Some(s) = session() else { return };
     if s.pid != std::process::id() {
         return;
     }
     let _guard = Busy::enter();
-    let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        RESCAN.store(true, Ordering::SeqCst);
+        let Some(mut st) = lock_briefly(&s.state) else {
+            return; // the holder looks again
+        };
+        RESCAN.store(false, Ordering::SeqCst);
+        let pins = pin_objects(s);
+        objects_changed_locked(s, &mut st, &pins.0);
+        drop(st);
+        for h in pins.1 {
+            real_dlclose(h);
+        }
+        // DDL's own failed lookups must not show in the caller's dlerror().
+        // SAFETY: dlerror has no preconditions.
+        unsafe { libc::dlerror() };
+        if !RESCAN.load(Ordering::SeqCst) {
+            return;
+        }
+    }
+}
+
+/// Set by a thread that found the state lock held: the holder walks the
+/// objects again before it leaves [`objects_changed`].
+static RESCAN: AtomicBool = AtomicBool::new(false);
+
+/// The state lock, waited for at most 50 ms (see [`objects_changed`]).
+fn lock_briefly(m: &Mutex<State>) -> Option<std::sync::MutexGuard<'_, State>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(50);
+    loop {
+        match m.try_lock() {
+            Ok(g) => return Some(g),
+            Err(std::sync::TryLockError::Poisoned(e)) => return Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => {}
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(50));
+    }
+}
+
+/// The base namespace's objects, each held open (`RTLD_NOLOAD`) so that no
+/// other thread's `dlclose` unmaps it while its slots are read and written;
+/// objects already on their way out are left out. Returns the objects and
+/// the handles to close afterwards.
+fn pin_objects(s: &Session) -> (Vec<LoadedObject>, Vec<*mut c_void>) {
+    let mut objs = Vec::new();
+    let mut handles = Vec::new();
+    for o in elf::base_namespace_objects() {
+        if o.is_main()
+            || o.lmap == s.own_lmap
+            || o.name.contains("linux-vdso")
+            || o.name.contains("/ld-linux")
+        {
+            objs.push(o); // never unloaded
+            continue;
+        }
+        let Ok(c) = CString::new(o.name.as_bytes()) else {
+            continue;
+        };
+        let h = real_dlopen(&c, libc::RTLD_LAZY | libc::RTLD_NOLOAD);
+        if h.is_null() {
+            continue;
+        }
+        handles.push(h);
+        // A dlopen handle is the object's link_map: the same object, still there.
+        if h as usize == o.lmap {
+            objs.push(o);
+        }
+    }
+    (objs, handles)
+}
+
+fn objects_changed_locked(s: &Session, st: &mut State, objs: &[LoadedObject]) {
     if st.failed {
         return;
     }
-    let objs = elf::base_namespace_objects();
     let found = objs.iter().find(|o| is_old(&s.config.old, o)).cloned();
     match (&st.old, found) {
         (None, Some(o)) => {
-            if let Err(e) = activate(s, &mut st, o) {
+            if let Err(e) = activate(s, st, o) {
                 st.failed = true;
                 s.active.store(false, Ordering::Release);
                 fail_open(&e);
@@ -323,7 +401,7 @@ pub fn objects_changed() {
             s.active.store(false, Ordering::Release);
             real_dlclose(prev.handle);
             st.old = None;
-            if let Err(e) = activate(s, &mut st, o) {
+            if let Err(e) = activate(s, st, o) {
                 st.failed = true;
                 fail_open(&e);
                 return;
@@ -337,7 +415,7 @@ pub fn objects_changed() {
     let Some(old_lmap) = st.old.as_ref().map(|o| o.obj.lmap) else {
         return;
     };
-    for obj in &objs {
+    for obj in objs {
         if obj.lmap == s.own_lmap
             || obj.name.contains("linux-vdso")
             || obj.name.contains("/ld-linux")
@@ -351,7 +429,7 @@ pub fn objects_changed() {
         // differed, and a component comparing a callback with one of its
         // own functions answered differently under DDL.
         let own = obj.lmap == old_lmap;
-        if let Err(e) = rebind_object(s, &mut st, obj, own) {
+        if let Err(e) = rebind_object(s, st, obj, own) {
             log_info(&format!("cannot rebind {}: {e}", obj.short_name()));
         }
     }
@@ -604,7 +682,12 @@ pub fn lookup_answer(name: &CStr, version: Option<&CStr>, real: usize) -> usize 
         return real;
     };
     let _guard = Busy::enter();
-    let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
+    // Not waited for long: this may run inside ld.so's load lock (a
+    // constructor's dlsym) while the holder waits for that lock. The real
+    // answer is then the best there is.
+    let Some(mut st) = lock_briefly(&s.state) else {
+        return real;
+    };
     let ver = version.map(|v| v.to_string_lossy().into_owned());
     let Some(old) = st.old.as_ref() else {
         return real;

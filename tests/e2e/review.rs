@@ -63,7 +63,6 @@ fn function_pointer_identity_with_the_component() {
 /// `_r_debug` and read (and could write) GOT slots of an object another
 /// thread was unloading at the same time (SIGSEGV in read_slot).
 #[test]
-#[ignore = "bug: rebinding races another thread's dlclose (SIGSEGV in read_slot)"]
 fn concurrent_dlopen_dlclose_does_not_crash() {
     let fx = fixtures();
     let tmp = TempDir::new("rev-dlrace");
