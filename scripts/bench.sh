@@ -61,7 +61,9 @@ have() { command -v "$1" >/dev/null 2>&1; }
 
 # --- build ------------------------------------------------------------------
 if [ "${BENCH_SKIP_CARGO:-0}" != 1 ]; then
-  cargo build --release
+  # libddl.so's package (a plain `cargo build --release` at the root builds
+  # only the `ddl` command line).
+  cargo build --release -p ddl-shim
 fi
 [ -f "$ddl" ] || die "$ddl does not exist"
 make -s -C benches/peers OUT="$out"
