@@ -675,9 +675,10 @@ fn own_scope_resolves(obj: &LoadedObject, name: &CStr, target: usize) -> bool {
 /// boundary function of the old build, the real answer otherwise.
 pub fn lookup_answer(name: &CStr, version: Option<&CStr>, real: usize) -> usize {
     let Some(s) = session() else { return real };
-    if !s.active.load(Ordering::Acquire) {
-        return real;
-    }
+    // Not gated on `active`: while the old build is there, its rebound slots
+    // hold wrappers even where the wrappers only forward (a forked child,
+    // after the at-exit drain), and a `dlsym` answer must stay equal to
+    // them. Once the old build is gone, `st.old` is None: the real answer.
     let Some(&func) = name.to_str().ok().and_then(|n| s.names.get(n)) else {
         return real;
     };
@@ -689,6 +690,9 @@ pub fn lookup_answer(name: &CStr, version: Option<&CStr>, real: usize) -> usize 
         return real;
     };
     let ver = version.map(|v| v.to_string_lossy().into_owned());
+    if st.failed {
+        return real; // nothing was rebound
+    }
     let Some(old) = st.old.as_ref() else {
         return real;
     };

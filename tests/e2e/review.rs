@@ -84,3 +84,15 @@ fn concurrent_dlopen_dlclose_does_not_crash() {
     let (_, _, report) = run_both(&tmp, &app, rev_config(fx));
     assert_summary(&report, &[want("rev_check", 1, 0)]);
 }
+
+/// In a forked child (where DDL stands down) a `dlsym` answer for a
+/// boundary function was the old function's real address while the
+/// application's `&rev_check` (its rebound GOT slot) is still the wrapper:
+/// `f == dlsym(…, "f")` was true in the parent and false in the child.
+#[test]
+fn function_pointer_identity_after_fork() {
+    let fx = fixtures();
+    let tmp = TempDir::new("rev-fork");
+    let (_, _, report) = run_both(&tmp, &rev_app(fx, "rev-fork-app"), rev_config(fx));
+    assert_invariants(&report);
+}
