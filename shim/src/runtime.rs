@@ -146,6 +146,13 @@ pub fn boot() {
         .collect();
     let pid = std::process::id();
     let report_path = config.report_path(pid);
+    // Relative to the working directory the process starts in: the report
+    // is opened again for every line, and the application may chdir (a
+    // daemon to "/") meanwhile.
+    let report_path = match std::env::current_dir() {
+        Ok(cwd) if report_path.is_relative() => cwd.join(report_path),
+        _ => report_path,
+    };
     // The report is created on first use; check now that it can be, so a
     // bad `report` is a config error before anything is rebound.
     let dir = match report_path.parent() {

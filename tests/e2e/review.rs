@@ -96,3 +96,23 @@ fn function_pointer_identity_after_fork() {
     let (_, _, report) = run_both(&tmp, &rev_app(fx, "rev-fork-app"), rev_config(fx));
     assert_invariants(&report);
 }
+
+/// A relative `report` is relative to the working directory the process
+/// started in: the report was opened again for every line relative to the
+/// *current* directory, so after the application's chdir (daemons chdir to
+/// "/") the summary went to another folder, or nowhere.
+#[test]
+fn relative_report_path_survives_chdir() {
+    let fx = fixtures();
+    let tmp = TempDir::new("rev-chdir");
+    let mut config = rev_config(fx);
+    config["report"] = json!("report.jsonl");
+    let cfg = tmp.write_config(&config);
+    let app = rev_app(fx, "rev-chdir-app");
+    let plain = run_plain(&app, tmp.path());
+    let _ = std::fs::remove_dir_all(tmp.path().join("elsewhere"));
+    let ddl = run_ddl(&app, &cfg, tmp.path());
+    assert_transparent(&plain, &ddl);
+    let report = read_report(&tmp.path().join("report.jsonl"), &ddl);
+    assert_summary(&report, &[want("rev_check", 2, 0)]);
+}
