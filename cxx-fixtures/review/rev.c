@@ -5,8 +5,12 @@ static void (*handler)(int);
 
 void rev_set_handler(void (*h)(int)) { handler = h; }
 
+static int checks;
+int rev_checks(void) { return checks; }
+
 int rev_check(int x)
 {
+    checks++;
     if (x < 0 && handler)
         handler(x);
     return x * 2;

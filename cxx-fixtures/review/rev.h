@@ -11,4 +11,7 @@ void rev_set_handler(void (*h)(int));
 /* Not in the boundary: 1 when f is rev_check (the library compares the
  * pointer with its own address of rev_check). */
 int rev_is_check(int (*f)(int));
+/* Not in the boundary: how many times rev_check ran in this instance of
+ * the library (a fresh load starts at 0). */
+int rev_checks(void);
 #endif

@@ -36,6 +36,10 @@ struct Wrapper {
 /// The old build as found in the base namespace.
 struct OldBuild {
     obj: LoadedObject,
+    /// Its `link_map` as a dlsym handle. DDL holds no reference to it (an
+    /// application's dlclose must unload it as without DDL, so that a later
+    /// dlopen gets a fresh instance): use it only while the object is held
+    /// open (`pin_objects`, [`lookup_answer`]).
     handle: *mut c_void,
 }
 
@@ -44,8 +48,8 @@ struct State {
     old: Option<OldBuild>,
     new: Option<NewBuild>,
     wrappers: HashMap<(u32, Option<String>), Wrapper>,
-    /// Objects already parsed, by `link_map` address and name.
-    objects: HashMap<(usize, String), ObjectInfo>,
+    /// Objects already parsed, by `link_map` address, load address and name.
+    objects: HashMap<(usize, usize, String), ObjectInfo>,
     shadow_started: bool,
     /// The main program's mapped range.
     main_span: (usize, usize),
@@ -400,13 +404,11 @@ fn objects_changed_locked(s: &Session, st: &mut State, objs: &[LoadedObject]) {
                 prev.obj.name
             ));
             s.active.store(false, Ordering::Release);
-            real_dlclose(prev.handle);
             st.old = None;
         }
-        (Some(prev), Some(o)) if prev.obj.lmap != o.lmap => {
+        (Some(prev), Some(o)) if prev.obj.lmap != o.lmap || prev.obj.base != o.base => {
             // Unloaded and loaded again between two looks: start over.
             s.active.store(false, Ordering::Release);
-            real_dlclose(prev.handle);
             st.old = None;
             if let Err(e) = activate(s, st, o) {
                 st.failed = true;
@@ -416,8 +418,10 @@ fn objects_changed_locked(s: &Session, st: &mut State, objs: &[LoadedObject]) {
         }
         _ => {}
     }
-    let live: std::collections::HashSet<(usize, String)> =
-        objs.iter().map(|o| (o.lmap, o.name.clone())).collect();
+    let live: std::collections::HashSet<(usize, usize, String)> = objs
+        .iter()
+        .map(|o| (o.lmap, o.base, o.name.clone()))
+        .collect();
     st.objects.retain(|k, _| live.contains(k));
     let Some(old_lmap) = st.old.as_ref().map(|o| o.obj.lmap) else {
         return;
@@ -513,6 +517,9 @@ fn activate(
         new.path.display()
     ));
     st.old = Some(OldBuild { obj, handle });
+    // No reference is kept (see `OldBuild::handle`); the object is held
+    // open by `objects_changed` for as long as this runs.
+    real_dlclose(handle);
     if !st.shadow_started {
         s.shadow.start().map_err(|e| {
             s.config
@@ -605,7 +612,7 @@ fn rebind_object(
     obj: &LoadedObject,
     addresses_only: bool,
 ) -> Result<(), String> {
-    let key = (obj.lmap, obj.name.clone());
+    let key = (obj.lmap, obj.base, obj.name.clone());
     if !st.objects.contains_key(&key) {
         let info = elf::object_info(obj, &|n| s.names.contains_key(n))?;
         if obj.is_main() {
@@ -703,21 +710,35 @@ pub fn lookup_answer(name: &CStr, version: Option<&CStr>, real: usize) -> usize 
     let Some(old) = st.old.as_ref() else {
         return real;
     };
-    let Some(target) = resolve_old(
-        old.handle,
-        &s.config.functions[func as usize].sig.name,
-        ver.as_deref(),
-    ) else {
+    // Hold the old build open while its handle is used: another thread
+    // may be unloading it.
+    let Ok(path) = CString::new(old.obj.name.as_bytes()) else {
         return real;
     };
-    if target != real {
+    let pin = real_dlopen(&path, libc::RTLD_LAZY | libc::RTLD_NOLOAD);
+    if pin.is_null() {
         return real;
     }
-    let key = (func, ver);
-    if ensure_wrappers(s, &mut st, std::slice::from_ref(&key)).is_err() {
-        return real;
-    }
-    st.wrappers[&key].thunk
+    let answer = if pin != old.handle {
+        real
+    } else {
+        match resolve_old(
+            old.handle,
+            &s.config.functions[func as usize].sig.name,
+            ver.as_deref(),
+        ) {
+            Some(target) if target == real => {
+                let key = (func, ver);
+                match ensure_wrappers(s, &mut st, std::slice::from_ref(&key)) {
+                    Ok(()) => st.wrappers[&key].thunk,
+                    Err(_) => real,
+                }
+            }
+            _ => real,
+        }
+    };
+    real_dlclose(pin);
+    answer
 }
 
 /// Runs once `main` returns or `exit` is called, before `_dl_fini`.

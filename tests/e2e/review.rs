@@ -116,3 +116,15 @@ fn relative_report_path_survives_chdir() {
     let report = read_report(&tmp.path().join("report.jsonl"), &ddl);
     assert_summary(&report, &[want("rev_check", 2, 0)]);
 }
+
+/// DDL kept a reference to the old build (`dlopen(RTLD_NOLOAD)` at
+/// activation), so the application's `dlclose` never unloaded it: a later
+/// `dlopen` got the same instance with its static state, not a fresh one,
+/// and the wrappers never stood down.
+#[test]
+fn dlclose_unloads_the_old_build() {
+    let fx = fixtures();
+    let tmp = TempDir::new("rev-reload");
+    let (_, _, report) = run_both(&tmp, &rev_app(fx, "rev-reload-app"), rev_config(fx));
+    assert_summary(&report, &[want("rev_check", 3, 0)]);
+}
