@@ -323,6 +323,15 @@ pub fn objects_changed() {
         for h in pins.1 {
             real_dlclose(h);
         }
+        // Closing a pin unloads the object when the application's dlclose
+        // came meanwhile, and that unload passed no hook: look again.
+        let now: std::collections::HashSet<usize> = elf::base_namespace_objects()
+            .iter()
+            .map(|o| o.lmap)
+            .collect();
+        if pins.0.iter().any(|o| !now.contains(&o.lmap)) {
+            RESCAN.store(true, Ordering::SeqCst);
+        }
         // DDL's own failed lookups must not show in the caller's dlerror().
         // SAFETY: dlerror has no preconditions.
         unsafe { libc::dlerror() };
