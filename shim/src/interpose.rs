@@ -139,7 +139,15 @@ fn gadget_for(addr: usize) -> usize {
     let fbase = info.dli_fbase as usize;
     let slot = (fbase >> 12) % N;
     if CACHE[slot].0.load(Ordering::Acquire) == fbase {
-        return CACHE[slot].1.load(Ordering::Relaxed);
+        let g = CACHE[slot].1.load(Ordering::Relaxed);
+        // The object at `fbase` may not be the one the entry was made for
+        // (unloaded, another loaded at the same address; or a racing
+        // writer of the same slot): use the gadget only if it is still a
+        // `ret` inside this object's executable segment.
+        // SAFETY: `fbase` is the start of the loaded object that contains `addr`.
+        if unsafe { is_ret_in_text(fbase, g) } {
+            return g;
+        }
     }
     // SAFETY: `fbase` is where the object's first PT_LOAD (file offset 0,
     // so the ELF header and program headers) is mapped.
@@ -181,6 +189,35 @@ unsafe fn find_ret(fbase: usize) -> usize {
         }
     }
     0
+}
+
+/// Is `g` a 0xC3 byte inside an executable PT_LOAD of the ELF object mapped at `fbase`?
+///
+/// # Safety
+/// `fbase` must be the start of a loaded ELF object.
+unsafe fn is_ret_in_text(fbase: usize, g: usize) -> bool {
+    let eh = &*(fbase as *const libc::Elf64_Ehdr);
+    if &eh.e_ident[..4] != b"\x7fELF" {
+        return false;
+    }
+    let phdrs = std::slice::from_raw_parts(
+        (fbase + eh.e_phoff as usize) as *const libc::Elf64_Phdr,
+        eh.e_phnum as usize,
+    );
+    let first = phdrs
+        .iter()
+        .find(|p| p.p_type == libc::PT_LOAD)
+        .map(|p| p.p_vaddr as usize)
+        .unwrap_or(0);
+    let bias = fbase - (first & !0xfff);
+    phdrs.iter().any(|p| {
+        let start = bias + p.p_vaddr as usize;
+        p.p_type == libc::PT_LOAD
+            && p.p_flags & libc::PF_X != 0
+            && g >= start
+            && g < start + p.p_filesz as usize
+            && *(g as *const u8) == 0xc3
+    })
 }
 
 /// Calls libc's function `f` as if from `caller`'s object.

@@ -128,3 +128,29 @@ fn dlclose_unloads_the_old_build() {
     let (_, _, report) = run_both(&tmp, &rev_app(fx, "rev-reload-app"), rev_config(fx));
     assert_summary(&report, &[want("rev_check", 3, 0)]);
 }
+
+/// `ddl_call_as` cached each object's `ret` gadget by load address and
+/// never noticed the object was unloaded: a plugin loaded later at the same
+/// address (same size, another layout) had its dlsym return into its
+/// read-only data (SIGSEGV).
+#[test]
+fn gadget_of_an_unloaded_object_is_not_reused() {
+    let fx = fixtures();
+    let tmp = TempDir::new("rev-gad");
+    let mut config = rev_config(fx);
+    config["report"] = json!(tmp.path().join("report.jsonl"));
+    let cfg = tmp.write_config(&config);
+    let apps = fx.join("review/apps");
+    let app = rev_app(fx, "rev-gad-app")
+        .env(
+            "REV_GAD_A",
+            &apps.join("librev-gad-a.so").display().to_string(),
+        )
+        .env(
+            "REV_GAD_B",
+            &apps.join("librev-gad-b.so").display().to_string(),
+        );
+    let plain = run_plain(&app, tmp.path());
+    let ddl = run_ddl(&app, &cfg, tmp.path());
+    assert_transparent(&plain, &ddl);
+}
