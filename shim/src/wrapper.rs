@@ -314,17 +314,24 @@ const THUNK: usize = 32;
 
 /// The mappings that hold thunks, so that an address can be recognised as
 /// a wrapper (`dladdr` on a `dlsym` answer must describe the old function).
-static REGIONS: [(AtomicU64, AtomicU64); 64] =
-    [const { (AtomicU64::new(0), AtomicU64::new(0)) }; 64];
+/// Every `dlsym` of a boundary function not yet wrapped makes a mapping of
+/// its own; with only 64 entries, the 65th wrapper was handed out
+/// unregistered and `dladdr` failed on it. A wrapper is now only handed out
+/// once registered (callers fall back to the real address otherwise).
+static REGIONS: [(AtomicU64, AtomicU64); 4096] =
+    [const { (AtomicU64::new(0), AtomicU64::new(0)) }; 4096];
 
-fn register_region(start: usize, len: usize) {
+/// Registers a thunk mapping; false when the table is full. Called under
+/// the runtime's state lock (one writer at a time).
+fn register_region(start: usize, len: usize) -> bool {
     for (s, l) in &REGIONS {
         if s.load(Ordering::Acquire) == 0 {
             l.store(len as u64, Ordering::Relaxed);
             s.store(start as u64, Ordering::Release);
-            return;
+            return true;
         }
     }
+    false
 }
 
 /// If `addr` is a wrapper (or inside one), the context of that wrapper and
@@ -395,7 +402,10 @@ pub fn make_thunks(ctxs: Vec<FnCtx>) -> std::io::Result<Vec<(&'static FnCtx, usi
         if libc::mprotect(mem, len, libc::PROT_READ | libc::PROT_EXEC) != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        register_region(base as usize, len);
+        if !register_region(base as usize, len) {
+            libc::munmap(mem, len);
+            return Err(std::io::Error::other("too many wrapper mappings"));
+        }
         Ok(out)
     }
 }

@@ -154,3 +154,23 @@ fn gadget_of_an_unloaded_object_is_not_reused() {
     let ddl = run_ddl(&app, &cfg, tmp.path());
     assert_transparent(&plain, &ddl);
 }
+
+/// Each `dlsym` of a boundary function not wrapped yet makes a thunk
+/// mapping, and only 64 were registered: `dladdr` on the 65th and later
+/// wrappers failed (it succeeds on the real functions).
+#[test]
+fn dladdr_describes_every_dlsym_answer() {
+    let fx = fixtures();
+    let tmp = TempDir::new("rev-many");
+    let functions: Vec<String> = (0..80).map(|i| format!("int rev_f{i}(int x)")).collect();
+    let config = json!({
+        "old": "librevmany.so.1",
+        "new": fx.join("review/new/librevmany.so.1"),
+        "functions": functions,
+    });
+    let (_, _, report) = run_both(&tmp, &rev_app(fx, "rev-many-app"), config);
+    let wants: Vec<Want> = (0..80)
+        .map(|i| want(Box::leak(format!("rev_f{i}").into_boxed_str()), 1, 0))
+        .collect();
+    assert_summary(&report, &wants);
+}
