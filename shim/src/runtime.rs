@@ -667,7 +667,10 @@ fn rebind_object(
             // global answer is the program's canonical PLT entry, which
             // itself jumps through the program's (patched) slot.
             global == target
-                || (global != 0 && global >= st.main_span.0 && global < st.main_span.1)
+                || (global != 0
+                    && global >= st.main_span.0
+                    && global < st.main_span.1
+                    && !defines(global, &name))
                 || (global == 0 && own_scope_resolves(obj, &name, target))
         } else {
             false
@@ -678,6 +681,31 @@ fn rebind_object(
         }
     }
     Ok(())
+}
+
+/// Is `addr` the definition of `name` (not a canonical PLT entry, which is
+/// an undefined symbol with an address, and which `dladdr` never names)?
+/// A program that defines and exports a boundary function overrides the
+/// old build's for every object: its lazy references must not be rebound
+/// (they were, and the program's own function was no longer called).
+fn defines(addr: usize, name: &CStr) -> bool {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let mut sym: *const libc::Elf64_Sym = std::ptr::null();
+    // SAFETY: dladdr1 only reads ld.so's tables; dli_sname and the symbol
+    // entry are ld.so's.
+    unsafe {
+        libc::dladdr1(
+            addr as *const c_void,
+            &mut info,
+            &mut sym as *mut *const libc::Elf64_Sym as *mut *mut c_void,
+            1, // RTLD_DL_SYMENT
+        ) != 0
+            && info.dli_saddr as usize == addr
+            && !info.dli_sname.is_null()
+            && CStr::from_ptr(info.dli_sname) == name
+            && !sym.is_null()
+            && (*sym).st_shndx != 0 // SHN_UNDEF: a canonical PLT entry
+    }
 }
 
 /// For an object loaded with `RTLD_LOCAL`: does its own scope resolve `name` to `target`?

@@ -174,3 +174,16 @@ fn dladdr_describes_every_dlsym_answer() {
         .collect();
     assert_summary(&report, &wants);
 }
+
+/// A program that defines and exports (`-rdynamic`) its own `rev_inc`
+/// overrides librev's for every object; a library's lazy PLT slot for it
+/// (which ld.so would resolve to the program's) was taken for a canonical
+/// PLT entry and rebound to librev's wrapper: the program's function was
+/// no longer called.
+#[test]
+fn program_override_of_a_boundary_function_stays() {
+    let fx = fixtures();
+    let tmp = TempDir::new("rev-override");
+    let (_, _, report) = run_both(&tmp, &rev_app(fx, "rev-override-app"), rev_config(fx));
+    assert_summary(&report, &[want("rev_check", 1, 0)]);
+}
