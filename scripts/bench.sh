@@ -14,7 +14,7 @@
 # for three workloads (int bench_add(int,int), double bench_f(double),
 # size_t bench_sum(buf, 64 KiB)), interleaved in rounds (round 1: every path
 # once, round 2: every path once, ...), and reports medians. Then add at
-# 1/2/4/8 threads (plain, ddl-mirrored), and numpy on BLAS (plain vs DDL)
+# 1/2/4/8 threads (plain, ddl-sampled-out, ddl-mirrored), and numpy on BLAS (plain vs DDL)
 # when python3-numpy, libblas3 and libopenblas0-pthread are installed.
 # Prints the tables and writes them to target/bench/latest.md.
 #
@@ -249,7 +249,7 @@ done
 echo "== add on 1, 2, 4, 8 threads (the same total calls split over the threads)"
 for round in $(seq 1 "$ROUNDS"); do
   for threads in 1 2 4 8; do
-    for path in plain ddl-mirrored; do
+    for path in plain ddl-sampled-out ddl-mirrored; do
       n=$((N[$path,add] / threads))
       run_one "$path" add "$n" "$threads" "$round" threads >/dev/null
     done
@@ -429,18 +429,27 @@ p("Per call and per thread, median thread, median of rounds. `cpu` is the thread
   "(CLOCK_THREAD_CPUTIME_ID), which stays a per-call cost when more threads than cores run; `wall` "
   "includes time spent descheduled.")
 p()
-p("| threads | plain wall ns | plain cpu ns | ddl-mirrored wall ns | ddl-mirrored cpu ns | delta cpu (ns) | dropped % |")
-p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-thread_delta = {}
+p("| threads | plain wall ns | plain cpu ns | ddl-sampled-out wall ns | cpu ns | delta cpu (ns) "
+  "| ddl-mirrored wall ns | cpu ns | delta cpu (ns) | dropped % |")
+p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+thread_delta = {"ddl-sampled-out": {}, "ddl-mirrored": {}}
 for t in (1, 2, 4, 8):
-    a, b = runs.get(("threads", "plain", "add", t)), runs.get(("threads", "ddl-mirrored", "add", t))
-    if not a or not b:
+    a = runs.get(("threads", "plain", "add", t))
+    if not a:
         continue
     aw, ac = med([r["ns"] for r in a]), med([r["cpu"] for r in a])
-    bw, bc = med([r["ns"] for r in b]), med([r["cpu"] for r in b])
-    thread_delta[t] = bc - ac
-    p(f"| {t} | {fmt(aw)} | {fmt(ac)} | {fmt(bw)} | {fmt(bc)} | {bc - ac:+,.1f} "
-      f"| {100 * med([r['dropped'] / r['calls'] for r in b]):.1f} |")
+    cells = [fmt(aw), fmt(ac)]
+    for path in ("ddl-sampled-out", "ddl-mirrored"):
+        b = runs.get(("threads", path, "add", t))
+        if not b:
+            cells += ["", "", ""]
+            continue
+        bw, bc = med([r["ns"] for r in b]), med([r["cpu"] for r in b])
+        thread_delta[path][t] = bc - ac
+        cells += [fmt(bw), fmt(bc), f"{bc - ac:+,.1f}"]
+    b = runs.get(("threads", "ddl-mirrored", "add", t))
+    cells.append(f"{100 * med([r['dropped'] / r['calls'] for r in b]):.1f}" if b else "")
+    p(f"| {t} | " + " | ".join(cells) + " |")
 p()
 
 numpy = [l.rstrip("\n").split("\t") for l in open(numpy_raw) if l.strip()]
@@ -489,11 +498,12 @@ if ("main", "add", 1) in shadow_rate:
     rate, dropped = shadow_rate[("main", "add", 1)]
     note = "queue overflowed (drops): the shadow's capacity" if dropped > 0 else "no drops: a lower bound, the app was slower"
     p(f"| shadow throughput (add, 1 thread) | >= 10 M/s | {rate / 1e6:.2f} M/s ({note}) | {'yes' if rate >= 1e7 else 'no'} |")
-if 1 in thread_delta and 8 in thread_delta:
-    g = ", ".join(f"{t}: {thread_delta[t]:+.1f}" for t in sorted(thread_delta))
-    grow = thread_delta[8] / thread_delta[1] if thread_delta[1] > 0 else float("inf")
-    p(f"| caller's cost flat over 1..8 threads | no growth (10 % allowed for noise) | delta cpu ns {g} (8 vs 1: x{grow:.2f}) "
-      f"| {'yes' if grow <= 1.10 else 'no'} |")
+for path, td in thread_delta.items():
+    if 1 in td and 8 in td:
+        g = ", ".join(f"{t}: {td[t]:+.1f}" for t in sorted(td))
+        grow = td[8] / td[1] if td[1] > 0 else float("inf")
+        p(f"| caller's cost flat over 1..8 threads ({path}) | no growth (10 % allowed for noise) "
+          f"| delta cpu ns {g} (8 vs 1: x{grow:.2f}) | {'yes' if grow <= 1.10 else 'no'} |")
 if np_ratio is not None:
     p(f"| numpy/BLAS wall time | within 5 % | {100 * (np_ratio - 1):+.1f} % | {'yes' if np_ratio <= 1.05 else 'no'} |")
 p()
