@@ -19,3 +19,5 @@ int rev_check(int x)
 int rev_inc(int x) { return x + 1; }
 
 int rev_is_check(int (*f)(int)) { return f == rev_check; }
+
+int rev_apply(int x, int (*fn)(int)) { return fn(x) * 2; }

@@ -14,4 +14,6 @@ int rev_is_check(int (*f)(int));
 /* Not in the boundary: how many times rev_check ran in this instance of
  * the library (a fresh load starts at 0). */
 int rev_checks(void);
+/* fn(x) * 2: calls the application's callback. */
+int rev_apply(int x, int (*fn)(int));
 #endif
