@@ -21,3 +21,14 @@ int rev_inc(int x) { return x + 1; }
 int rev_is_check(int (*f)(int)) { return f == rev_check; }
 
 int rev_apply(int x, int (*fn)(int)) { return fn(x) * 2; }
+
+int rev_fragile(int x)
+{
+#ifdef NEW
+    if (x == 7) {
+        volatile int *p = NULL;
+        return *p; /* the new build crashes on 7 */
+    }
+#endif
+    return x - 1;
+}

@@ -16,4 +16,6 @@ int rev_is_check(int (*f)(int));
 int rev_checks(void);
 /* fn(x) * 2: calls the application's callback. */
 int rev_apply(int x, int (*fn)(int));
+/* x - 1. The new build dereferences NULL when x == 7. */
+int rev_fragile(int x);
 #endif
