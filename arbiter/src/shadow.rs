@@ -70,6 +70,55 @@ pub struct Invocation {
     /// set to it before the shadow call, so a callee that leaves errno alone
     /// leaves the same value on both sides.
     pub errno_before: i32,
+    /// The caller's floating-point control state when it made the call
+    /// (`MXCSR`, x87 control word: rounding mode, FTZ/DAZ, exception
+    /// masks); the shadow call runs under the same, so that a caller's
+    /// `fesetround` does not make identical builds disagree.
+    pub fp_env: FpEnv,
+}
+
+/// Floating-point control registers (x86-64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FpEnv {
+    /// `MXCSR` (SSE).
+    pub mxcsr: u32,
+    /// x87 control word.
+    pub x87_cw: u16,
+}
+
+impl FpEnv {
+    /// The current thread's.
+    #[inline]
+    pub fn current() -> FpEnv {
+        let mut mxcsr: u32 = 0;
+        let mut cw: u16 = 0;
+        // SAFETY: stores two control registers into locals.
+        unsafe {
+            std::arch::asm!(
+                "stmxcsr [{m}]",
+                "fnstcw [{c}]",
+                m = in(reg) &mut mxcsr,
+                c = in(reg) &mut cw,
+                options(nostack, preserves_flags)
+            );
+        }
+        FpEnv { mxcsr, x87_cw: cw }
+    }
+
+    /// Makes this the current thread's.
+    #[inline]
+    pub fn set(self) {
+        // SAFETY: loads two control registers from values read by `current`.
+        unsafe {
+            std::arch::asm!(
+                "ldmxcsr [{m}]",
+                "fldcw [{c}]",
+                m = in(reg) &self.mxcsr,
+                c = in(reg) &self.x87_cw,
+                options(nostack, preserves_flags)
+            );
+        }
+    }
 }
 
 impl Invocation {
@@ -371,7 +420,10 @@ impl Shadow {
         // function, resolved by name (and version) from its namespace; the
         // arguments point only into `m`, sized by the same counts as the
         // primary's buffers.
+        let own_fp = FpEnv::current();
+        inv.fp_env.set();
         let ret = unsafe { f.invoker.call(inv.new_fn as *const libc::c_void, &m.raw) };
+        own_fp.set();
         let errno = if f.wants_errno && loc != 0 {
             // SAFETY: the new namespace's own `__errno_location`, called on
             // the thread that made the call.

@@ -32,3 +32,5 @@ int rev_fragile(int x)
 #endif
     return x - 1;
 }
+
+double rev_div(double a, double b) { return a / b; }

@@ -18,4 +18,6 @@ int rev_checks(void);
 int rev_apply(int x, int (*fn)(int));
 /* x - 1. The new build dereferences NULL when x == 7. */
 int rev_fragile(int x);
+/* a / b (identical in both builds). */
+double rev_div(double a, double b);
 #endif

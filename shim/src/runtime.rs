@@ -18,7 +18,7 @@ use arbiter::invoke::Invoker;
 use arbiter::marshal::{
     capture_inputs, capture_outputs, raw_arg, raw_ret, Frame, Inputs, Layout, Raw,
 };
-use arbiter::shadow::{BoundaryFn, Invocation, Shadow, ShadowHooks, ShadowSettings};
+use arbiter::shadow::{BoundaryFn, FpEnv, Invocation, Shadow, ShadowHooks, ShadowSettings};
 
 use crate::elf::{self, LoadedObject, ObjectInfo};
 use crate::interpose::{real_dlclose, real_dlopen, real_dlsym, real_dlvsym};
@@ -822,6 +822,7 @@ pub struct Pending {
     raw: SmallVec<[Raw; 8]>,
     inputs: Inputs,
     caller: u64,
+    fp_env: FpEnv,
 }
 
 fn sampled(t: &ThreadState, threshold: u64) -> bool {
@@ -873,6 +874,7 @@ pub fn before_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) -> bool {
         raw,
         inputs,
         caller: frame.ret_addr,
+        fp_env: FpEnv::current(),
     });
     true
 }
@@ -900,6 +902,7 @@ pub fn after_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) {
         inputs: p.inputs,
         primary,
         errno_before: p.errno_before,
+        fp_env: p.fp_env,
     });
     s.shadow.submit(inv);
 }

@@ -227,3 +227,16 @@ fn crash_in_the_new_build_is_a_verdict() {
     let c = report.get("rev_fragile");
     assert_eq!((c.calls, c.matched, c.shadow_fault), (5, 4, 1), "{c:?}");
 }
+
+/// The shadow thread ran the new build in its own floating-point
+/// environment, not the caller's: after `fesetround(FE_UPWARD)` an
+/// identical new build computed a different quotient (false mismatches).
+#[test]
+fn shadow_uses_the_callers_rounding_mode() {
+    let fx = fixtures();
+    let tmp = TempDir::new("rev-round");
+    let mut config = rev_config(fx);
+    config["functions"] = json!(["double rev_div(double a, double b)"]);
+    let (_, _, report) = run_both(&tmp, &rev_app(fx, "rev-round-app"), config);
+    assert_summary(&report, &[want("rev_div", 4, 0)]);
+}
