@@ -20,4 +20,6 @@ int rev_apply(int x, int (*fn)(int));
 int rev_fragile(int x);
 /* a / b (identical in both builds). */
 double rev_div(double a, double b);
+/* Characters in s in the current locale (mbstowcs), -1 if invalid. */
+long rev_chars(const char *s);
 #endif

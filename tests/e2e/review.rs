@@ -240,3 +240,21 @@ fn shadow_uses_the_callers_rounding_mode() {
     let (_, _, report) = run_both(&tmp, &rev_app(fx, "rev-round-app"), config);
     assert_summary(&report, &[want("rev_div", 4, 0)]);
 }
+
+/// The new build has its own libc (its own namespace), whose locale stays
+/// "C" whatever the application sets: after `setlocale(LC_ALL,
+/// "C.UTF-8")` an identical new build counted multibyte characters
+/// differently (false mismatch). Applying the application's locale with
+/// the namespace's own `setlocale` from the shadow thread was tried: the
+/// namespace's libc crashes in `_nl_expand_alias` (read_alias_file), so
+/// this needs more than a few lines.
+#[test]
+#[ignore = "bug: the new build's namespace keeps the C locale (false mismatches); the namespace's setlocale crashes"]
+fn shadow_follows_the_applications_locale() {
+    let fx = fixtures();
+    let tmp = TempDir::new("rev-locale");
+    let mut config = rev_config(fx);
+    config["functions"] = json!(["long rev_chars(const char *s)"]);
+    let (_, _, report) = run_both(&tmp, &rev_app(fx, "rev-locale-app"), config);
+    assert_summary(&report, &[want("rev_chars", 2, 0)]);
+}
