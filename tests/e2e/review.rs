@@ -258,3 +258,29 @@ fn shadow_follows_the_applications_locale() {
     let (_, _, report) = run_both(&tmp, &rev_app(fx, "rev-locale-app"), config);
     assert_summary(&report, &[want("rev_chars", 2, 0)]);
 }
+
+/// ABI corners (no bug found): a struct that no longer fits the registers
+/// left goes on the stack while later arguments still take registers;
+/// a 12-byte struct on the stack; an SSE pair on the stack with a float
+/// after it in xmm7; a float and an int sharing one INTEGER eightbyte.
+#[test]
+fn abi_structs_that_do_not_fit_the_registers_left() {
+    let fx = fixtures();
+    let tmp = TempDir::new("rev-abi");
+    let config = json!({
+        "old": "librevabi.so.1",
+        "new": fx.join("review/new/librevabi.so.1"),
+        "types": [
+            "struct pair { long u; long v; }",
+            "struct trio { int i; float g; int k; }",
+            "struct fi { float a; int b; }",
+            "struct dd { double a; double b; }",
+        ],
+        "functions": [
+            "double rev_abi(int a, int b, int c, int d, int e, struct pair p, int f, struct trio t, double x, double d1, double d2, double d3, double d4, double d5, double d6, struct dd q, float y)",
+            "struct fi rev_fi(struct fi v, int k)",
+        ],
+    });
+    let (_, _, report) = run_both(&tmp, &rev_app(fx, "rev-abi-app"), config);
+    assert_summary(&report, &[want("rev_abi", 3, 0), want("rev_fi", 3, 0)]);
+}
