@@ -1,6 +1,7 @@
 #include "rev.h"
 #include <stddef.h>
 #include <stdlib.h>
+#include <stdio.h>
 
 static void (*handler)(int);
 
@@ -37,3 +38,10 @@ int rev_fragile(int x)
 double rev_div(double a, double b) { return a / b; }
 
 long rev_chars(const char *s) { return (long)mbstowcs(NULL, s, 0); }
+
+int rev_log(int x)
+{
+    printf("rev_log: %d\n", x);
+    fflush(stdout);
+    return x;
+}

@@ -22,4 +22,6 @@ int rev_fragile(int x);
 double rev_div(double a, double b);
 /* Characters in s in the current locale (mbstowcs), -1 if invalid. */
 long rev_chars(const char *s);
+/* Prints a line on stdout (a component that logs), returns x. */
+int rev_log(int x);
 #endif
