@@ -55,6 +55,7 @@ impl NewBuild {
         // The namespace's own libc is a dependency of the new build; its
         // errno lookup is found through the build's handle.
         let errno = crate::interpose::real_dlsym(handle, c"__errno_location");
+        silence_stdio(handle);
         Ok(NewBuild {
             handle,
             path: path.to_path_buf(),
@@ -75,5 +76,54 @@ impl NewBuild {
             None => crate::interpose::real_dlsym(self.handle, &n),
         };
         (r != 0).then_some(r)
+    }
+}
+
+/// `cookie_io_functions_t` (glibc `<stdio.h>`).
+#[repr(C)]
+struct CookieIo {
+    read: usize,
+    write: Option<extern "C" fn(*mut c_void, *const libc::c_char, usize) -> isize>,
+    seek: usize,
+    close: usize,
+}
+
+extern "C" fn discard(_cookie: *mut c_void, _buf: *const libc::c_char, size: usize) -> isize {
+    size as isize
+}
+
+/// Points the new namespace's own `stdout` and `stderr` (its libc's `FILE`
+/// objects, which write to the process's fds 1 and 2) at a stream that
+/// discards, so that what the new build prints while it shadows a call does
+/// not reach the application's output. No descriptor is opened (the
+/// application's descriptor numbers stay as they were). Direct write(2)s
+/// on fds 1 and 2 are not caught.
+fn silence_stdio(handle: *mut c_void) {
+    let fopencookie = crate::interpose::real_dlsym(handle, c"fopencookie");
+    if fopencookie == 0 {
+        return;
+    }
+    // SAFETY: the namespace's own fopencookie(cookie, mode, io), whose
+    // `write` is a plain function of ours; `stdout`/`stderr` are its libc's
+    // `FILE *` variables.
+    unsafe {
+        let fopencookie: extern "C" fn(*mut c_void, *const libc::c_char, CookieIo) -> *mut c_void =
+            std::mem::transmute(fopencookie);
+        for name in [c"stdout", c"stderr"] {
+            let var = crate::interpose::real_dlsym(handle, name) as *mut *mut c_void;
+            if var.is_null() {
+                continue;
+            }
+            let io = CookieIo {
+                read: 0,
+                write: Some(discard),
+                seek: 0,
+                close: 0,
+            };
+            let f = fopencookie(std::ptr::null_mut(), c"w".as_ptr(), io);
+            if !f.is_null() {
+                *var = f;
+            }
+        }
     }
 }

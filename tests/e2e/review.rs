@@ -286,12 +286,11 @@ fn abi_structs_that_do_not_fit_the_registers_left() {
 }
 
 /// The new build writes to the application's own descriptors: its own
-/// libc's stdout is the process's fd 1, so every line a component logs is
+/// libc's stdout is the process's fd 1, so every line a component logs was
 /// printed again by the shadow (an application-visible side effect of the
-/// new version). Needs the new namespace's stdio pointed away (its
-/// `stdout`/`stderr` FILEs, and its write(2) on fds 1 and 2) or a process.
+/// new version). Fixed for stdio (the namespace's `stdout`/`stderr` now
+/// discard); direct write(2)s on fds 1 and 2 still get through.
 #[test]
-#[ignore = "bug: the shadow's writes to stdout/stderr reach the application's output"]
 fn shadow_output_does_not_reach_the_application() {
     let fx = fixtures();
     let tmp = TempDir::new("rev-log");
