@@ -408,12 +408,15 @@ pub unsafe extern "C" fn __libc_start_main(
 }
 
 /// The exec family, in the order of [`EXEC_REAL`].
-const EXEC_NAMES: [&str; 8] = [
+const EXEC_NAMES: [&str; 9] = [
     "execve", "execv", "execvp", "execvpe", "execl", "execlp", "execle", "fexecve",
+    // glibc 2.34+: without it the exec'd image's summary was the last one and
+    // the calls made before the exec were lost.
+    "execveat",
 ];
 
 /// libc's exec functions, filled by [`real`].
-static EXEC_REAL: [AtomicUsize; 8] = [const { AtomicUsize::new(0) }; 8];
+static EXEC_REAL: [AtomicUsize; 9] = [const { AtomicUsize::new(0) }; 9];
 
 /// Runs before the process image is replaced: the report gets its summary
 /// (CONFIG.md: "a summary line is also written … before `exec`"). Keeps
@@ -458,6 +461,7 @@ exec_interposer!(execl, 4);
 exec_interposer!(execlp, 5);
 exec_interposer!(execle, 6);
 exec_interposer!(fexecve, 7);
+exec_interposer!(execveat, 8);
 
 /// `dladdr`: a wrapper's address (what `dlsym` answers for a boundary
 /// function) is described as the old function it stands for, with

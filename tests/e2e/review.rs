@@ -299,3 +299,21 @@ fn shadow_output_does_not_reach_the_application() {
     let (_, _, report) = run_both(&tmp, &rev_app(fx, "rev-log-app"), config);
     assert_summary(&report, &[want("rev_log", 3, 0)]);
 }
+
+/// `execveat` (glibc 2.34+) was not among the interposed exec functions:
+/// no summary before the image was replaced, and the exec'd image's
+/// summary (no calls) was the last line of the shared report.
+#[test]
+fn execveat_writes_the_summary_first() {
+    let fx = fixtures();
+    let tmp = TempDir::new("rev-execveat");
+    let (_, _, report) = run_both(&tmp, &rev_app(fx, "rev-execveat-app"), rev_config(fx));
+    // The last summary is the exec'd image's (`/bin/true`, no calls); the
+    // pre-exec image's must be in the report before it.
+    let text = std::fs::read_to_string(&report.path).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("\"summary\"") && l.contains("\"rev_check\":{\"calls\":3")),
+        "no summary with the 3 calls made before execveat:\n{text}"
+    );
+}
