@@ -225,7 +225,13 @@ unsafe fn is_ret_in_text(fbase: usize, g: usize) -> bool {
 /// # Safety
 /// `f` must take up to three word-sized arguments and return one.
 unsafe fn call_real(caller: usize, f: usize, a0: usize, a1: usize, a2: usize) -> usize {
-    let g = gadget_for(caller);
+    let mut g = gadget_for(caller);
+    if g == 0 {
+        // A caller in no object (JIT code): glibc takes the main program
+        // as the caller then (its RUNPATH, its namespace), so stand in as
+        // the main program, not as libddl. Its entry point is in its text.
+        g = gadget_for(libc::getauxval(libc::AT_ENTRY) as usize);
+    }
     if g == 0 {
         let f: extern "C" fn(usize, usize, usize) -> usize = std::mem::transmute(f);
         return f(a0, a1, a2);

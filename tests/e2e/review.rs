@@ -317,3 +317,15 @@ fn execveat_writes_the_summary_first() {
         "no summary with the 3 calls made before execveat:\n{text}"
     );
 }
+
+/// `dlopen` called from code in no object (a JIT stub): glibc takes the
+/// main program as the caller (its RUNPATH finds librev.so.1), but DDL
+/// then called the real dlopen directly, as libddl, whose RUNPATH is not
+/// the program's: "not found".
+#[test]
+fn dlopen_from_jit_code_uses_the_programs_runpath() {
+    let fx = fixtures();
+    let tmp = TempDir::new("rev-jit");
+    let (_, _, report) = run_both(&tmp, &rev_app(fx, "rev-jit-app"), rev_config(fx));
+    assert_invariants(&report);
+}
