@@ -24,4 +24,6 @@ double rev_div(double a, double b);
 long rev_chars(const char *s);
 /* Prints a line on stdout (a component that logs), returns x. */
 int rev_log(int x);
+/* dlopen(name, RTLD_NOW), as a tail call. */
+void *rev_load(const char *name);
 #endif

@@ -225,6 +225,7 @@ unsafe fn is_ret_in_text(fbase: usize, g: usize) -> bool {
 /// # Safety
 /// `f` must take up to three word-sized arguments and return one.
 unsafe fn call_real(caller: usize, f: usize, a0: usize, a1: usize, a2: usize) -> usize {
+    let caller = crate::wrapper::app_caller(caller);
     let mut g = gadget_for(caller);
     if g == 0 {
         // A caller in no object (JIT code): glibc takes the main program

@@ -125,6 +125,10 @@ std::arch::global_asm!(
     "movdqu xmm7, [rbx+192]",
     "mov r11, [rbx+256]",
     "call r11",
+    // Where the old function returns to in a mirrored call (see `app_caller`).
+    ".globl ddl_wrapper_ret",
+    ".hidden ddl_wrapper_ret",
+    "ddl_wrapper_ret:",
     "mov [rbx+208], rax",
     "mov [rbx+216], rdx",
     "movdqu [rbx+224], xmm0",
@@ -148,6 +152,23 @@ std::arch::global_asm!(
 
 extern "C" {
     fn ddl_wrapper_entry();
+    fn ddl_wrapper_ret();
+}
+
+/// The application's return address when `ret` is the wrapper entry's own
+/// (a mirrored call's old function that tail-calls `dlopen`/`dlsym`: glibc
+/// takes the return address as the caller, and without DDL that is the
+/// application's call site, whose RUNPATH and namespace apply).
+pub fn app_caller(ret: usize) -> usize {
+    if ret != ddl_wrapper_ret as *const () as usize {
+        return ret;
+    }
+    match state().map(|t| t.inflight.get()) {
+        // SAFETY: the in-flight frame is live (its old function is running
+        // on this thread: it is what made this call).
+        Some((at, _)) if at != 0 => unsafe { (*(at as *const Frame)).ret_addr as usize },
+        _ => ret,
+    }
 }
 
 /// The caller's path's per-thread state, in one thread-local block so that

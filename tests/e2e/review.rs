@@ -329,3 +329,18 @@ fn dlopen_from_jit_code_uses_the_programs_runpath() {
     let (_, _, report) = run_both(&tmp, &rev_app(fx, "rev-jit-app"), rev_config(fx));
     assert_invariants(&report);
 }
+
+/// In a mirrored call the old function returns into DDL's wrapper entry:
+/// a component that tail-calls `dlopen` (a plugin loader) made libddl the
+/// caller glibc sees, so the application's RUNPATH no longer found the
+/// plugin.
+#[test]
+fn component_tail_calling_dlopen_keeps_the_applications_runpath() {
+    let fx = fixtures();
+    let tmp = TempDir::new("rev-load");
+    let mut config = rev_config(fx);
+    config["functions"] = json!(["void *rev_load(const char *name)"]);
+    let (_, _, report) = run_both(&tmp, &rev_app(fx, "rev-load-app"), config);
+    assert_invariants(&report);
+    assert_eq!(report.get("rev_load").calls, 1);
+}
