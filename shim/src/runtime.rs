@@ -737,7 +737,17 @@ pub fn lookup_answer(name: &CStr, version: Option<&CStr>, real: usize) -> usize 
     // Not waited for long: this may run inside ld.so's load lock (a
     // constructor's dlsym) while the holder waits for that lock. The real
     // answer is then the best there is.
-    let Some(mut st) = lock_briefly(&s.state) else {
+    // In a forked child a lock held at fork time is never released: don't wait.
+    let st = if s.pid == std::process::id() {
+        lock_briefly(&s.state)
+    } else {
+        match s.state.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    };
+    let Some(mut st) = st else {
         return real;
     };
     let ver = version.map(|v| v.to_string_lossy().into_owned());
