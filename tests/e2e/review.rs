@@ -344,3 +344,25 @@ fn component_tail_calling_dlopen_keeps_the_applications_runpath() {
     assert_invariants(&report);
     assert_eq!(report.get("rev_load").calls, 1);
 }
+
+/// A C++ exception thrown by the old build through a mirrored call unwinds
+/// through the wrapper entry (its CFI) to the application's handler; the
+/// thread's later calls are mirrored again (as after a longjmp).
+#[test]
+fn exception_through_a_boundary_call() {
+    let fx = fixtures();
+    let tmp = TempDir::new("rev-throw");
+    let config = json!({
+        "old": "librevthrow.so.1",
+        "new": fx.join("review/new/librevthrow.so.1"),
+        "functions": ["int rev_throw(int x)"],
+    });
+    let (_, _, report) = run_both(&tmp, &rev_app(fx, "rev-throw-app"), config);
+    assert_invariants(&report);
+    let c = report.get("rev_throw");
+    assert_eq!(
+        (c.calls, c.mirrored, c.matched, c.dropped),
+        (4, 3, 3, 1),
+        "{c:?}"
+    );
+}
