@@ -167,6 +167,63 @@ struct CallerCounts {
     dropped: AtomicU64,
 }
 
+/// One thread's `calls` and `skipped`, per function.
+struct CountBlock {
+    calls: Box<[AtomicU64]>,
+    skipped: Box<[AtomicU64]>,
+}
+
+/// A calling thread's counters ([`Shadow::thread_counts`]). Only its own
+/// thread counts with it; when the thread ends (the handle is dropped with
+/// its thread-locals) the counts are folded into the process totals.
+pub struct ThreadCounts {
+    block: Arc<CountBlock>,
+    shadow: Arc<Shadow>,
+}
+
+impl ThreadCounts {
+    /// Counts one call of `func`.
+    #[inline]
+    pub fn call(&self, func: u32) {
+        bump(&self.block.calls[func as usize]);
+    }
+
+    /// Counts a call of `func` not mirrored by decision (sampling).
+    #[inline]
+    pub fn skipped(&self, func: u32) {
+        bump(&self.block.skipped[func as usize]);
+    }
+}
+
+/// Adds one to a counter only its own thread writes: a load and a store,
+/// no locked read-modify-write (readers may see the old or the new value).
+#[inline]
+fn bump(c: &AtomicU64) {
+    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+impl Drop for ThreadCounts {
+    fn drop(&mut self) {
+        // In a forked child the lock may be held by a thread that does not
+        // exist there, and the counts are the parent's business anyway.
+        if std::process::id() != self.shadow.pid {
+            return;
+        }
+        let mut live = self.shadow.live.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, c) in self.shadow.caller.iter().enumerate() {
+            c.calls.fetch_add(
+                self.block.calls[i].load(Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
+            c.skipped.fetch_add(
+                self.block.skipped[i].load(Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
+        }
+        live.retain(|b| !Arc::ptr_eq(b, &self.block));
+    }
+}
+
 /// Judged counters and the report, shared by the shadow thread and `finish`.
 struct Judged {
     counters: Vec<Counters>,
@@ -202,7 +259,11 @@ pub struct Shadow {
     settings: ShadowSettings,
     queue: ArrayQueue<Box<Invocation>>,
     queued_bytes: CachePadded<AtomicUsize>,
+    /// Per function: `dropped`, and the `calls`/`skipped` of threads that
+    /// have ended (folded in from their [`ThreadCounts`]).
     caller: Vec<CachePadded<CallerCounts>>,
+    /// The counters of the threads that are calling.
+    live: Mutex<Vec<Arc<CountBlock>>>,
     seq: CachePadded<AtomicU64>,
     judged: Mutex<Judged>,
     /// Held by the shadow thread while it moves an invocation from the
@@ -234,6 +295,7 @@ impl Shadow {
             queue: ArrayQueue::new(settings.queue.max(1)),
             settings,
             queued_bytes: CachePadded::new(AtomicUsize::new(0)),
+            live: Mutex::new(Vec::new()),
             caller: (0..n)
                 .map(|_| CachePadded::new(CallerCounts::default()))
                 .collect(),
@@ -290,21 +352,26 @@ impl Shadow {
         Ok(())
     }
 
-    /// Counts one call of `func` and returns its sequence number.
-    #[inline]
-    pub fn count_call(&self, func: u32) -> u64 {
-        self.caller[func as usize]
-            .calls
-            .fetch_add(1, Ordering::Relaxed);
-        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    /// A calling thread's own counters, registered so that summaries see
+    /// them. The caller's path counts `calls` and `skipped` there with plain
+    /// stores, never a locked instruction on a line other threads write.
+    pub fn thread_counts(self: &Arc<Self>) -> ThreadCounts {
+        let n = self.functions.len();
+        let block = Arc::new(CountBlock {
+            calls: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            skipped: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        });
+        self.live.lock().unwrap().push(Arc::clone(&block));
+        ThreadCounts {
+            block,
+            shadow: Arc::clone(self),
+        }
     }
 
-    /// Counts a call that is not mirrored by decision (sampling).
+    /// Takes the next sequence number.
     #[inline]
-    pub fn count_skipped(&self, func: u32) {
-        self.caller[func as usize]
-            .skipped
-            .fetch_add(1, Ordering::Relaxed);
+    pub fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Hands an invocation to the shadow; never blocks. Returns false (and
@@ -471,6 +538,9 @@ impl Shadow {
     }
 
     fn totals(&self, j: &Judged) -> Vec<(String, Counters)> {
+        // Held while reading, so a thread folding its counters on exit is
+        // counted once: either in its live block or in the retired totals.
+        let live = self.live.lock().unwrap();
         self.functions
             .iter()
             .enumerate()
@@ -482,9 +552,16 @@ impl Shadow {
                 // it would be lost, so a summary counts it as `dropped` and
                 // `calls = mirrored + dropped + skipped` holds in every line.
                 let mut c = j.counters[i];
-                c.skipped = self.caller[i].skipped.load(Ordering::SeqCst);
+                let sum = |pick: fn(&CountBlock) -> &[AtomicU64], retired: &AtomicU64| {
+                    retired.load(Ordering::SeqCst)
+                        + live
+                            .iter()
+                            .map(|b| pick(b)[i].load(Ordering::SeqCst))
+                            .sum::<u64>()
+                };
+                c.skipped = sum(|b| &b.skipped, &self.caller[i].skipped);
                 c.dropped = self.caller[i].dropped.load(Ordering::SeqCst);
-                c.calls = self.caller[i].calls.load(Ordering::SeqCst);
+                c.calls = sum(|b| &b.calls, &self.caller[i].calls);
                 let accounted = c.mirrored + c.skipped + c.dropped;
                 c.dropped += c.calls.saturating_sub(accounted);
                 c.calls = c.calls.max(accounted);

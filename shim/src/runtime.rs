@@ -866,11 +866,16 @@ pub fn before_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) -> bool {
     if !s.active.load(Ordering::Acquire) {
         return false;
     }
-    let seq = s.shadow.count_call(ctx.func);
-    if !sampled(t, s.threshold) {
-        s.shadow.count_skipped(ctx.func);
-        return false;
+    {
+        let mut counts = t.counts.borrow_mut();
+        let counts = counts.get_or_insert_with(|| s.shadow.thread_counts());
+        counts.call(ctx.func);
+        if !sampled(t, s.threshold) {
+            counts.skipped(ctx.func);
+            return false;
+        }
     }
+    let seq = s.shadow.next_seq();
     let f = &s.shadow.functions()[ctx.func as usize];
     // SAFETY: the frame was filled by the entry for a call of this function.
     let raw: SmallVec<[Raw; 8]> = (0..f.sig.params.len())

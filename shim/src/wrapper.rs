@@ -192,6 +192,8 @@ pub struct ThreadState {
     /// tell a call nested in it from a call made after it was abandoned by
     /// `longjmp` or an exception (see [`abandoned`]).
     pub inflight: Cell<(usize, u64)>,
+    /// This thread's call counters (made at its first boundary call).
+    pub counts: RefCell<Option<arbiter::shadow::ThreadCounts>>,
 }
 
 thread_local! {
@@ -204,6 +206,7 @@ thread_local! {
             tid: Cell::new(0),
             pending: RefCell::new(None),
             inflight: Cell::new((0, 0)),
+            counts: RefCell::new(None),
         }
     };
 }
