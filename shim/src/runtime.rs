@@ -70,6 +70,8 @@ pub struct Session {
     threshold: u64,
     /// Wrappers mirror only while this is set (old present, not finished).
     active: AtomicBool,
+    /// Set with `State::failed`: DDL stood down after an error.
+    failed: AtomicBool,
     state: Mutex<State>,
     pid: u32,
     /// libddl's own `link_map`, never rebound.
@@ -209,6 +211,7 @@ pub fn boot() {
         names,
         threshold,
         active: AtomicBool::new(false),
+        failed: AtomicBool::new(false),
         state: Mutex::new(State {
             old: None,
             new: None,
@@ -402,6 +405,7 @@ fn objects_changed_locked(s: &Session, st: &mut State, objs: &[LoadedObject]) {
         (None, Some(o)) => {
             if let Err(e) = activate(s, st, o) {
                 st.failed = true;
+                s.failed.store(true, Ordering::Release);
                 s.active.store(false, Ordering::Release);
                 fail_open(&e);
                 return;
@@ -421,6 +425,7 @@ fn objects_changed_locked(s: &Session, st: &mut State, objs: &[LoadedObject]) {
             st.old = None;
             if let Err(e) = activate(s, st, o) {
                 st.failed = true;
+                s.failed.store(true, Ordering::Release);
                 fail_open(&e);
                 return;
             }
@@ -796,7 +801,10 @@ pub extern "C" fn at_exit() {
     }
     let _guard = Busy::enter();
     s.active.store(false, Ordering::Release);
-    if s.state.lock().map(|st| st.failed).unwrap_or(true) {
+    // Not the state lock: `exit` may be called from a constructor running
+    // inside a `dlopen`, while another thread holds the state lock and waits
+    // for ld.so's lock in a `dlsym`.
+    if s.failed.load(Ordering::Acquire) {
         // DDL stood down after an error: as if it had never been there.
         return;
     }
