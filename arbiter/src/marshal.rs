@@ -401,6 +401,31 @@ unsafe fn field_word(base: u64, f: &crate::types::Field) -> u64 {
     std::ptr::read_unaligned((base as usize + f.offset) as *const u64)
 }
 
+/// A field held in the struct itself (scalar, fixed array, nested struct).
+fn plain_field(f: &crate::types::Field) -> bool {
+    matches!(f.role, Role::Array { .. }) || matches!(f.ty, Type::Scalar(_) | Type::Struct(_))
+}
+
+/// Reads a [`plain_field`] at `at`.
+///
+/// # Safety
+/// `at` must point at the field inside a whole struct.
+unsafe fn read_plain_field(f: &crate::types::Field, at: *const u8) -> Value {
+    match (&f.ty, &f.role) {
+        (_, Role::Array { len }) => Value::Buf {
+            elem: f.ty.clone(),
+            bytes: read_bytes(at as u64, len * f.ty.size()),
+        },
+        (Type::Scalar(s), _) => {
+            Value::scalar_from_bytes(*s, std::slice::from_raw_parts(at, s.size()))
+        }
+        _ => Value::Buf {
+            elem: f.ty.clone(),
+            bytes: read_bytes(at as u64, f.ty.size()),
+        },
+    }
+}
+
 /// Captures a struct field by field, before the call.
 ///
 /// # Safety
@@ -414,17 +439,7 @@ unsafe fn capture_deep(def: &StructDef, base: u64) -> (Value, Vec<FieldPtr>) {
         let at = (base as usize + f.offset) as *const u8;
         let mut fp = FieldPtr::default();
         let v = match (&f.ty, &f.role) {
-            (_, Role::Array { len }) => Value::Buf {
-                elem: f.ty.clone(),
-                bytes: read_bytes(at as u64, len * f.ty.size()),
-            },
-            (Type::Scalar(s), _) => {
-                Value::scalar_from_bytes(*s, std::slice::from_raw_parts(at, s.size()))
-            }
-            (Type::Struct(_), _) => Value::Buf {
-                elem: f.ty.clone(),
-                bytes: read_bytes(at as u64, f.ty.size()),
-            },
+            _ if plain_field(f) => read_plain_field(f, at),
             (_, role) => {
                 let addr = field_word(base, f);
                 fp.addr = addr;
@@ -464,17 +479,7 @@ unsafe fn capture_deep_after(def: &StructDef, base: u64, before: &[FieldPtr]) ->
     for (k, f) in def.fields.iter().enumerate() {
         let at = (base as usize + f.offset) as *const u8;
         let v = match (&f.ty, &f.role) {
-            (_, Role::Array { len }) => Value::Buf {
-                elem: f.ty.clone(),
-                bytes: read_bytes(at as u64, len * f.ty.size()),
-            },
-            (Type::Scalar(s), _) => {
-                Value::scalar_from_bytes(*s, std::slice::from_raw_parts(at, s.size()))
-            }
-            (Type::Struct(_), _) => Value::Buf {
-                elem: f.ty.clone(),
-                bytes: read_bytes(at as u64, f.ty.size()),
-            },
+            _ if plain_field(f) => read_plain_field(f, at),
             (
                 _,
                 Role::Buffer {

@@ -159,19 +159,22 @@ fn gadget_for(addr: usize) -> usize {
     g
 }
 
-/// Scans the executable PT_LOAD of the ELF object mapped at `fbase` for 0xC3.
+/// The executable PT_LOAD ranges `[start, start + filesz)` of the ELF
+/// object mapped at `fbase` (empty if there is no ELF header there).
 ///
 /// # Safety
 /// `fbase` must be the start of a loaded ELF object.
-unsafe fn find_ret(fbase: usize) -> usize {
+unsafe fn exec_ranges(fbase: usize) -> impl Iterator<Item = (usize, usize)> {
     let eh = &*(fbase as *const libc::Elf64_Ehdr);
-    if &eh.e_ident[..4] != b"\x7fELF" {
-        return 0;
-    }
-    let phdrs = std::slice::from_raw_parts(
-        (fbase + eh.e_phoff as usize) as *const libc::Elf64_Phdr,
-        eh.e_phnum as usize,
-    );
+    // Allocation-free: this runs inside dlsym, however early it is called.
+    let phdrs: &'static [libc::Elf64_Phdr] = if &eh.e_ident[..4] != b"\x7fELF" {
+        &[]
+    } else {
+        std::slice::from_raw_parts(
+            (fbase + eh.e_phoff as usize) as *const libc::Elf64_Phdr,
+            eh.e_phnum as usize,
+        )
+    };
     // The bias: the first PT_LOAD's p_vaddr is mapped at fbase.
     let first = phdrs
         .iter()
@@ -179,13 +182,26 @@ unsafe fn find_ret(fbase: usize) -> usize {
         .map(|p| p.p_vaddr as usize)
         .unwrap_or(0);
     let bias = fbase - (first & !0xfff);
-    for p in phdrs {
-        if p.p_type == libc::PT_LOAD && p.p_flags & libc::PF_X != 0 {
-            let start = bias + p.p_vaddr as usize;
-            let text = std::slice::from_raw_parts(start as *const u8, p.p_filesz as usize);
-            if let Some(i) = text.iter().position(|b| *b == 0xc3) {
-                return start + i;
-            }
+    phdrs
+        .iter()
+        .filter(|p| p.p_type == libc::PT_LOAD && p.p_flags & libc::PF_X != 0)
+        .map(move |p| {
+            (
+                bias + p.p_vaddr as usize,
+                bias + (p.p_vaddr + p.p_filesz) as usize,
+            )
+        })
+}
+
+/// Scans the executable PT_LOAD of the ELF object mapped at `fbase` for 0xC3.
+///
+/// # Safety
+/// `fbase` must be the start of a loaded ELF object.
+unsafe fn find_ret(fbase: usize) -> usize {
+    for (start, end) in exec_ranges(fbase) {
+        let text = std::slice::from_raw_parts(start as *const u8, end - start);
+        if let Some(i) = text.iter().position(|b| *b == 0xc3) {
+            return start + i;
         }
     }
     0
@@ -196,28 +212,7 @@ unsafe fn find_ret(fbase: usize) -> usize {
 /// # Safety
 /// `fbase` must be the start of a loaded ELF object.
 unsafe fn is_ret_in_text(fbase: usize, g: usize) -> bool {
-    let eh = &*(fbase as *const libc::Elf64_Ehdr);
-    if &eh.e_ident[..4] != b"\x7fELF" {
-        return false;
-    }
-    let phdrs = std::slice::from_raw_parts(
-        (fbase + eh.e_phoff as usize) as *const libc::Elf64_Phdr,
-        eh.e_phnum as usize,
-    );
-    let first = phdrs
-        .iter()
-        .find(|p| p.p_type == libc::PT_LOAD)
-        .map(|p| p.p_vaddr as usize)
-        .unwrap_or(0);
-    let bias = fbase - (first & !0xfff);
-    phdrs.iter().any(|p| {
-        let start = bias + p.p_vaddr as usize;
-        p.p_type == libc::PT_LOAD
-            && p.p_flags & libc::PF_X != 0
-            && g >= start
-            && g < start + p.p_filesz as usize
-            && *(g as *const u8) == 0xc3
-    })
+    exec_ranges(fbase).any(|(start, end)| g >= start && g < end && *(g as *const u8) == 0xc3)
 }
 
 /// Calls libc's function `f` as if from `caller`'s object.
