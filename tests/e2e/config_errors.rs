@@ -52,10 +52,17 @@ fn line_of(text: &str, needle: &str) -> usize {
 /// Runs calc-app-pie-now with `config` (a path that may not exist), checks
 /// the app is untouched and returns the single `ddl: error: ` line.
 fn error_line(tmp: &TempDir, config: &Path) -> String {
-    let fx = fixtures();
-    let app = App::new(fx.join("calc/apps/calc-app-pie-now"));
-    let plain = run_plain(&app, tmp.path());
-    let ddl = run_ddl(&app, config, tmp.path());
+    error_line_of(
+        &App::new(fixtures().join("calc/apps/calc-app-pie-now")),
+        tmp,
+        config,
+    )
+}
+
+/// As [`error_line`], for another app.
+fn error_line_of(app: &App, tmp: &TempDir, config: &Path) -> String {
+    let plain = run_plain(app, tmp.path());
+    let ddl = run_ddl(app, config, tmp.path());
     assert_eq!(
         plain.status, ddl.status,
         "a config error changed the exit status; stderr:\n{}",
@@ -221,17 +228,8 @@ fn config_error_struct_not_declared() {
     .join("\n");
     let path = tmp.write("ddl.json", &text);
     let app = App::new(fx.join("buf/apps/buf-app-pie-now"));
-    let plain = run_plain(&app, tmp.path());
-    let ddl = run_ddl(&app, &path, tmp.path());
-    assert_eq!(plain.status, ddl.status, "stderr:\n{}", ddl.stderr);
-    assert!(
-        plain.stdout == ddl.stdout,
-        "stdout changed; stderr:\n{}",
-        ddl.stderr
-    );
-    let errors = ddl.error_lines();
-    assert_eq!(errors.len(), 1, "stderr:\n{}", ddl.stderr);
-    let line = errors[0];
+    let error = error_line_of(&app, &tmp, &path);
+    let line = error.as_str();
     let l = line_of(&text, sig);
     let ok = [17, 23, 30].iter().any(|c| {
         line.starts_with(&format!(
@@ -353,19 +351,10 @@ fn config_error_size_expression_unknown_name() {
     .join("\n");
     let path = tmp.write("ddl.json", &text);
     let app = App::new(fx.join("buf/apps/buf-app-pie-now"));
-    let plain = run_plain(&app, tmp.path());
-    let ddl = run_ddl(&app, &path, tmp.path());
-    assert_eq!(plain.status, ddl.status, "stderr:\n{}", ddl.stderr);
-    assert!(
-        plain.stdout == ddl.stdout,
-        "stdout changed; stderr:\n{}",
-        ddl.stderr
-    );
-    let errors = ddl.error_lines();
-    assert_eq!(errors.len(), 1, "stderr:\n{}", ddl.stderr);
+    let error = error_line_of(&app, &tmp, &path);
     let l = line_of(&text, sig);
     assert_prefix(
-        errors[0],
+        &error,
         &format!(
             "ddl: error: {}:{l}: functions[1]: column 33 of \"{sig}\": ",
             path.display()
@@ -399,19 +388,10 @@ fn config_error_bad_struct_declaration() {
     .join("\n");
     let path = tmp.write("ddl.json", &text);
     let app = App::new(fx.join("buf/apps/buf-app-pie-now"));
-    let plain = run_plain(&app, tmp.path());
-    let ddl = run_ddl(&app, &path, tmp.path());
-    assert_eq!(plain.status, ddl.status, "stderr:\n{}", ddl.stderr);
-    assert!(
-        plain.stdout == ddl.stdout,
-        "stdout changed; stderr:\n{}",
-        ddl.stderr
-    );
-    let errors = ddl.error_lines();
-    assert_eq!(errors.len(), 1, "stderr:\n{}", ddl.stderr);
+    let error = error_line_of(&app, &tmp, &path);
     let l = line_of(&text, decl);
     assert_prefix(
-        errors[0],
+        &error,
         &format!(
             "ddl: error: {}:{l}: types[0]: column 26 of \"{decl}\": ",
             path.display()
