@@ -483,12 +483,12 @@ impl Shadow {
                 unsafe { std::mem::transmute(loc) };
             unsafe { *loc() = inv.errno_before };
         }
+        let own_fp = FpEnv::current();
+        inv.fp_env.set();
         // SAFETY: `new_fn` is the new build's definition of this boundary
         // function, resolved by name (and version) from its namespace; the
         // arguments point only into `m`, sized by the same counts as the
         // primary's buffers.
-        let own_fp = FpEnv::current();
-        inv.fp_env.set();
         let ret = unsafe { f.invoker.call(inv.new_fn as *const libc::c_void, &m.raw) };
         own_fp.set();
         let errno = if f.wants_errno && loc != 0 {
@@ -496,6 +496,7 @@ impl Shadow {
             // the thread that made the call.
             let loc: unsafe extern "C" fn() -> *mut libc::c_int =
                 unsafe { std::mem::transmute(loc) };
+            // SAFETY: as above: a valid errno location of this thread.
             Some(unsafe { *loc() })
         } else {
             None

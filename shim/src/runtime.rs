@@ -235,6 +235,7 @@ pub fn boot() {
 /// libddl's own `link_map`.
 fn own_link_map() -> usize {
     let mut lmap: *mut c_void = std::ptr::null_mut();
+    // SAFETY: Dl_info is plain data (pointers and integers); all-zero is valid.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: dladdr1 on an address inside libddl, asking for its link_map.
     unsafe {
@@ -258,6 +259,7 @@ extern "C" fn after_fork_child() {
 
 /// Names an application return address as `object+0xoffset`.
 fn caller_name(addr: u64) -> Option<String> {
+    // SAFETY: Dl_info is plain data (pointers and integers); all-zero is valid.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: dladdr only reads ld.so's tables.
     if unsafe { libc::dladdr(addr as *const c_void, &mut info) } == 0 || info.dli_fname.is_null() {
@@ -694,6 +696,7 @@ fn rebind_object(
 /// old build's for every object: its lazy references must not be rebound
 /// (they were, and the program's own function was no longer called).
 fn defines(addr: usize, name: &CStr) -> bool {
+    // SAFETY: Dl_info is plain data (pointers and integers); all-zero is valid.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     let mut sym: *const libc::Elf64_Sym = std::ptr::null();
     // SAFETY: dladdr1 only reads ld.so's tables; dli_sname and the symbol

@@ -306,6 +306,7 @@ fn abandoned(t: &ThreadState, frame: &Frame) -> bool {
     if !gone {
         return false;
     }
+    // SAFETY: stack_t is plain data; all-zero is valid.
     let mut ss: libc::stack_t = unsafe { std::mem::zeroed() };
     // SAFETY: querying the alternate signal stack only.
     let on_alt = unsafe { libc::sigaltstack(std::ptr::null(), &mut ss) } == 0
