@@ -7,6 +7,7 @@
 //! fixture run a cross-check of both.
 
 use libffi::middle::{Cif, Type as FfiType};
+use smallvec::SmallVec;
 
 use crate::marshal::Raw;
 use crate::types::{Role, Scalar, Signature, Type};
@@ -81,14 +82,15 @@ impl Invoker {
         // libffi reads each argument through a pointer to storage of the
         // argument's own size; scalars are kept in 8-byte slots (x86-64 is
         // little endian, so the low bytes are the value).
-        let mut slots: Vec<u64> = Vec::with_capacity(args.len());
+        // Inline storage for the common case: no allocation per shadow call.
+        let mut slots: SmallVec<[u64; 8]> = SmallVec::with_capacity(args.len());
         for a in args {
             slots.push(match a {
                 Raw::Bits(b) => *b,
                 _ => 0,
             });
         }
-        let mut ptrs: Vec<*mut libc::c_void> = Vec::with_capacity(args.len());
+        let mut ptrs: SmallVec<[*mut libc::c_void; 8]> = SmallVec::with_capacity(args.len());
         for (i, a) in args.iter().enumerate() {
             ptrs.push(match a {
                 Raw::Bytes(b) => b.as_ptr() as *mut libc::c_void,
@@ -96,7 +98,8 @@ impl Invoker {
             });
         }
         // Room for the largest return (struct) and at least one ffi_arg.
-        let mut ret = vec![0u64; self.ret_size.div_ceil(8).max(1) + 1];
+        let mut ret: SmallVec<[u64; 4]> =
+            smallvec::smallvec![0u64; self.ret_size.div_ceil(8).max(1) + 1];
         // SAFETY: the cif matches `func` (caller's contract); `ptrs` holds one
         // valid pointer per argument; `ret` is large enough and aligned.
         libffi::raw::ffi_call(
