@@ -420,9 +420,9 @@ impl Shadow {
             };
             match inv {
                 Some(inv) => {
-                    // The clock is read every 256 invocations, not each one.
+                    // The clock is read every 64 invocations, not each one (a late summary is at most 64 invocations late).
                     judged_since_check += 1;
-                    if judged_since_check % 256 == 0 && last_summary.elapsed() >= period {
+                    if judged_since_check % 64 == 0 && last_summary.elapsed() >= period {
                         last_summary = Instant::now();
                         self.write_summary(false);
                     }
