@@ -420,9 +420,10 @@ impl Shadow {
             };
             match inv {
                 Some(inv) => {
-                    // The clock is read every 64 invocations, not each one (a late summary is at most 64 invocations late).
+                    // The clock is read every 64 invocations, not each one:
+                    // a periodic summary is at most 64 invocations late.
                     judged_since_check += 1;
-                    if judged_since_check % 64 == 0 && last_summary.elapsed() >= period {
+                    if judged_since_check.is_multiple_of(64) && last_summary.elapsed() >= period {
                         last_summary = Instant::now();
                         self.write_summary(false);
                     }
