@@ -36,6 +36,30 @@ pub struct FnCtx {
     pub func: u32,
 }
 
+/// The argument registers back from the `Frame` at `rbx`, exactly as the
+/// application passed them (both the forwarding and the mirroring path).
+macro_rules! restore_args {
+    () => {
+        concat!(
+            "mov rdi, [rbx+0]\n",
+            "mov rsi, [rbx+8]\n",
+            "mov rdx, [rbx+16]\n",
+            "mov rcx, [rbx+24]\n",
+            "mov r8, [rbx+32]\n",
+            "mov r9, [rbx+40]\n",
+            "mov rax, [rbx+48]\n",
+            "movdqu xmm0, [rbx+80]\n",
+            "movdqu xmm1, [rbx+96]\n",
+            "movdqu xmm2, [rbx+112]\n",
+            "movdqu xmm3, [rbx+128]\n",
+            "movdqu xmm4, [rbx+144]\n",
+            "movdqu xmm5, [rbx+160]\n",
+            "movdqu xmm6, [rbx+176]\n",
+            "movdqu xmm7, [rbx+192]",
+        )
+    };
+}
+
 std::arch::global_asm!(
     ".text",
     ".globl ddl_wrapper_entry",
@@ -79,21 +103,7 @@ std::arch::global_asm!(
     "jnz 2f",
     // Forward: restore the arguments exactly and tail-jump to the target.
     "mov r11, [rbx+256]",
-    "mov rdi, [rbx+0]",
-    "mov rsi, [rbx+8]",
-    "mov rdx, [rbx+16]",
-    "mov rcx, [rbx+24]",
-    "mov r8, [rbx+32]",
-    "mov r9, [rbx+40]",
-    "mov rax, [rbx+48]",
-    "movdqu xmm0, [rbx+80]",
-    "movdqu xmm1, [rbx+96]",
-    "movdqu xmm2, [rbx+112]",
-    "movdqu xmm3, [rbx+128]",
-    "movdqu xmm4, [rbx+144]",
-    "movdqu xmm5, [rbx+160]",
-    "movdqu xmm6, [rbx+176]",
-    "movdqu xmm7, [rbx+192]",
+    restore_args!(),
     "mov rbx, [rbp-16]",
     "leave",
     ".cfi_def_cfa rsp, 8",
@@ -108,21 +118,7 @@ std::arch::global_asm!(
     "shr rcx, 3",
     "cld",
     "rep movsq",
-    "mov rdi, [rbx+0]",
-    "mov rsi, [rbx+8]",
-    "mov rdx, [rbx+16]",
-    "mov rcx, [rbx+24]",
-    "mov r8, [rbx+32]",
-    "mov r9, [rbx+40]",
-    "mov rax, [rbx+48]",
-    "movdqu xmm0, [rbx+80]",
-    "movdqu xmm1, [rbx+96]",
-    "movdqu xmm2, [rbx+112]",
-    "movdqu xmm3, [rbx+128]",
-    "movdqu xmm4, [rbx+144]",
-    "movdqu xmm5, [rbx+160]",
-    "movdqu xmm6, [rbx+176]",
-    "movdqu xmm7, [rbx+192]",
+    restore_args!(),
     "mov r11, [rbx+256]",
     "call r11",
     // Where the old function returns to in a mirrored call (see `app_caller`).
