@@ -6,7 +6,7 @@
 #   scripts/ensure-deps.sh --build   # only what building and the demo need
 set -euo pipefail
 
-build=(gcc make pkg-config libffi-dev)
+build=(gcc g++ make pkg-config libffi-dev)
 # The real client of the test suite: numpy on reference BLAS (old) mirrored
 # into OpenBLAS (new).
 tests=(python3 python3-numpy libblas3 libopenblas0-pthread)

@@ -5,9 +5,12 @@
 
 pub mod compare;
 pub mod config;
+pub mod cxx;
+pub mod dwarf;
 pub mod invoke;
 pub mod marshal;
 pub mod report;
+pub mod sandbox;
 pub mod shadow;
 pub mod signature;
 pub mod types;

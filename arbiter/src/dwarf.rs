@@ -1,0 +1,1 @@
+//! Reading a build's DWARF: class sizes and, later, prototypes. (In progress.)
