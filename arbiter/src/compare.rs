@@ -193,6 +193,19 @@ impl Comparator {
 // judge
 // ---------------------------------------------------------------------------
 
+/// Handles are never compared by value (each side has its own); only
+/// whether one side got none where the other got one.
+fn handle_nullness(path: &str, p: &Value, s: &Value, diffs: &mut Vec<Diff>) {
+    let null = |v: &Value| matches!(v, Value::Null | Value::Opaque(0));
+    if null(p) != null(s) {
+        diffs.push(Diff {
+            path: path.to_string(),
+            primary: report::value_json(p),
+            shadow: report::value_json(s),
+        });
+    }
+}
+
 /// Compares a primary outcome with a shadow outcome under `cmp` and returns
 /// every difference (empty: the outcomes match).
 ///
@@ -219,7 +232,9 @@ pub fn judge(sig: &Signature, cmp: &Comparator, primary: &Outcome, shadow: &Outc
     if cmp.func.all == Some(Spec::Ignore) {
         return diffs;
     }
-    if sig.ret != Type::Void && sig.ret_role != Role::Opaque {
+    if let Role::Handle { .. } = sig.ret_role {
+        handle_nullness("ret", &primary.ret, &shadow.ret, &mut diffs);
+    } else if sig.ret != Type::Void && sig.ret_role != Role::Opaque {
         let mut j = Judge {
             cmp,
             key: "ret",
@@ -230,12 +245,16 @@ pub fn judge(sig: &Signature, cmp: &Comparator, primary: &Outcome, shadow: &Outc
     for (i, param) in sig.params.iter().enumerate() {
         if matches!(
             param.role,
-            Role::Opaque | Role::Null | Role::Private | Role::Handle
+            Role::Opaque | Role::Null | Role::Private | Role::Handle { .. }
         ) {
             continue;
         }
         let p = primary.outputs.get(i).unwrap_or(&Value::None);
         let s = shadow.outputs.get(i).unwrap_or(&Value::None);
+        if let Role::HandleOut { .. } = param.role {
+            handle_nullness(&param.name, p, s, &mut diffs);
+            continue;
+        }
         let mut j = Judge {
             cmp,
             key: &param.name,
@@ -532,7 +551,7 @@ impl Judge<'_> {
                 for f in &def.fields {
                     if matches!(
                         f.role,
-                        Role::Private | Role::Opaque | Role::Null | Role::Handle
+                        Role::Private | Role::Opaque | Role::Null | Role::Handle { .. } | Role::HandleOut { .. }
                     ) {
                         continue;
                     }
@@ -587,7 +606,7 @@ impl Judge<'_> {
                 Some(f) => {
                     if matches!(
                         f.role,
-                        Role::Private | Role::Opaque | Role::Null | Role::Handle
+                        Role::Private | Role::Opaque | Role::Null | Role::Handle { .. } | Role::HandleOut { .. }
                     ) {
                         continue;
                     }

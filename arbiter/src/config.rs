@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 
 use crate::compare::{Comparator, CompareSet, Spec};
 use crate::signature::{parse_signature, TypeTable};
-use crate::types::{Signature, Type};
+use crate::types::{Effect, Role, Signature, Type};
 
 /// What DDL does with the boundary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +43,19 @@ pub struct FunctionSpec {
     pub index: usize,
 }
 
+/// One entry of `handles` (CONFIG.md, "Handles").
+#[derive(Clone, Debug)]
+pub struct HandleSpec {
+    /// The handle's C type as written (`"codec_t *"`).
+    pub ty: String,
+    /// Functions that create one, with the JSON line of each name.
+    pub create: Vec<(String, usize)>,
+    /// Functions that destroy one, with the JSON line of each name.
+    pub destroy: Vec<(String, usize)>,
+    /// JSON line of the entry.
+    pub line: usize,
+}
+
 /// A checked config file.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -58,6 +71,8 @@ pub struct Config {
     pub attach_exe: Vec<String>,
     /// Structs and typedefs of `types`.
     pub types: TypeTable,
+    /// The handle types (`handles`), in order: an index is a handle class.
+    pub handles: Vec<HandleSpec>,
     /// The boundary, in the order of `functions`.
     pub functions: Vec<FunctionSpec>,
     /// Fraction of calls mirrored (0..=1).
@@ -523,10 +538,6 @@ impl Config {
         // Refused until their issues land (empty values are harmless).
         for (k, issue) in [
             (
-                "handles",
-                "handles arrive with the stateful-components issue",
-            ),
-            (
                 "classes",
                 "C++ classes arrive with the stateful-components issue",
             ),
@@ -630,6 +641,54 @@ impl Config {
             }
         }
 
+        // Handle types, declared before the functions that use them.
+        let mut handles = Vec::new();
+        if let Some(v) = obj.get("handles") {
+            for (i, h) in cx.arr(v, "handles")?.into_iter().enumerate() {
+                let key = format!("handles[{i}]");
+                let o = cx.obj(h, &key)?;
+                for (k, sub) in &o.0 {
+                    if !["type", "create", "destroy"].contains(&k.as_str()) {
+                        return Err(cx.err(
+                            Some(sub),
+                            &format!("{key}.{k}"),
+                            "unknown key (a handle takes type, create and destroy)",
+                        ));
+                    }
+                }
+                let ty_raw = o.get("type").ok_or_else(|| {
+                    cx.err(Some(h), &key, "missing \"type\": the handle's C type, e.g. \"codec_t *\"")
+                })?;
+                let ty = cx.nonempty_string(ty_raw, &format!("{key}.type"))?;
+                types.declare_handle(&ty).map_err(|e| ConfigError {
+                    file: file.to_path_buf(),
+                    line: Some(cx.line_of(ty_raw)),
+                    key: Some(format!("{key}.type")),
+                    column: Some(e.column),
+                    signature: Some(ty.clone()),
+                    message: e.message,
+                })?;
+                let names = |k: &str| -> Result<Vec<(String, usize)>> {
+                    let mut out = Vec::new();
+                    if let Some(a) = o.get(k) {
+                        for (j, n) in cx.arr(a, &format!("{key}.{k}"))?.into_iter().enumerate() {
+                            let nk = format!("{key}.{k}[{j}]");
+                            out.push((cx.nonempty_string(n, &nk)?, cx.line_of(n)));
+                        }
+                    }
+                    Ok(out)
+                };
+                let create = names("create")?;
+                let destroy = names("destroy")?;
+                handles.push(HandleSpec {
+                    ty,
+                    create,
+                    destroy,
+                    line: cx.line_of(h),
+                });
+            }
+        }
+
         // Functions, with their own compare (defaults are merged below).
         let fv = obj.get("functions").ok_or_else(|| missing("functions"))?;
         let entries = cx.arr(fv, "functions")?;
@@ -704,6 +763,50 @@ impl Config {
             });
         }
 
+        for (class, h) in handles.iter().enumerate() {
+            let class = class as u32;
+            for (list, effect) in [
+                (&h.create, Effect::Create { class }),
+                (&h.destroy, Effect::Destroy { class }),
+            ] {
+                let creates = matches!(effect, Effect::Create { .. });
+                let what = if creates { "create" } else { "destroy" };
+                for (j, (name, line)) in list.iter().enumerate() {
+                    let herr = |message: String| ConfigError {
+                        file: file.to_path_buf(),
+                        line: Some(*line),
+                        key: Some(format!("handles[{class}].{what}[{j}]")),
+                        column: None,
+                        signature: None,
+                        message,
+                    };
+                    let Some(f) = functions.iter_mut().find(|f| f.sig.name == *name) else {
+                        return Err(herr(format!("{name} is not in \"functions\"")));
+                    };
+                    if f.sig.effect != Effect::None {
+                        return Err(herr(format!(
+                            "{name} is listed twice in \"handles\" (a function creates or destroys one handle type)"
+                        )));
+                    }
+                    let takes = f.sig.params.iter().any(|p| {
+                        p.handle == Some(class) && !matches!(p.role, Role::HandleOut { .. })
+                    });
+                    let makes = f.sig.params.iter().any(|p| p.handle == Some(class))
+                        || f.sig.ret_role == (Role::Handle { class });
+                    let ok = if creates { makes } else { takes };
+                    if !ok {
+                        return Err(herr(format!(
+                            "{name} {} no {} (its prototype has no parameter{} of that type)",
+                            if creates { "makes" } else { "takes" },
+                            h.ty,
+                            if creates { ", [out] handle or return value" } else { "" },
+                        )));
+                    }
+                    f.sig.effect = effect;
+                }
+            }
+        }
+
         let mut defaults = CompareSet::default();
         if let Some(v) = obj.get("defaults") {
             let o = cx.obj(v, "defaults")?;
@@ -775,6 +878,7 @@ impl Config {
             mode,
             attach_exe,
             types,
+            handles,
             functions,
             sampling,
             queue,

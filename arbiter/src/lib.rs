@@ -7,6 +7,7 @@ pub mod compare;
 pub mod config;
 pub mod cxx;
 pub mod dwarf;
+pub mod handles;
 pub mod invoke;
 pub mod marshal;
 pub mod report;

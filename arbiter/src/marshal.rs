@@ -326,6 +326,9 @@ pub struct Inputs {
     /// where its pointer fields pointed before the call, on the primary's
     /// side (empty when no parameter is such a struct).
     pub deep: Vec<Option<Vec<FieldPtr>>>,
+    /// `(parameter, address)` of each caller-owned struct with a life (a
+    /// struct handle) the call was given: the address is the handle.
+    pub structs: Vec<(usize, u64)>,
 }
 
 /// Where a pointer field of a struct pointed before the call, and how many
@@ -659,6 +662,7 @@ pub unsafe fn capture_inputs(sig: &Signature, raw: &[Raw]) -> Inputs {
     let mut counts = Vec::with_capacity(sig.params.len());
     // Allocated only when some parameter needs it (rarely).
     let mut deep: Vec<Option<Vec<FieldPtr>>> = Vec::new();
+    let mut structs = Vec::new();
     for (i, p) in sig.params.iter().enumerate() {
         let r = &raw[i];
         let (v, c) = match (&p.role, &p.ty) {
@@ -684,6 +688,9 @@ pub unsafe fn capture_inputs(sig: &Signature, raw: &[Raw]) -> Inputs {
                     deep.resize(sig.params.len(), None);
                 }
                 deep[i] = Some(ptrs);
+                if p.handle.is_some() {
+                    structs.push((i, r.bits()));
+                }
                 (v, Some(1))
             }
             (Role::Buffer { elem, count, .. }, _) => {
@@ -699,7 +706,8 @@ pub unsafe fn capture_inputs(sig: &Signature, raw: &[Raw]) -> Inputs {
                 };
                 (Value::Buf { elem, bytes }, Some(n))
             }
-            (Role::Opaque, _) | (Role::Handle, _) => (Value::Opaque(r.bits()), None),
+            (Role::Opaque, _) | (Role::Handle { .. }, _) => (Value::Opaque(r.bits()), None),
+            (Role::HandleOut { .. }, _) => (Value::None, None),
             (Role::Null, _) | (Role::Private, _) | (Role::Array { .. }, _) => (Value::None, None),
         };
         values.push(v);
@@ -709,6 +717,7 @@ pub unsafe fn capture_inputs(sig: &Signature, raw: &[Raw]) -> Inputs {
         values,
         counts,
         deep,
+        structs,
     }
 }
 
@@ -736,6 +745,7 @@ pub unsafe fn capture_outputs(
             bytes: b.clone(),
         },
         (Role::String, _, Raw::Bits(b)) => read_cstr(*b),
+        (Role::Handle { .. }, _, Raw::Bits(0)) => Value::Null,
         (Role::Buffer { elem, count, .. }, _, Raw::Bits(b)) => {
             if *b == 0 {
                 Value::Null
@@ -768,6 +778,12 @@ pub unsafe fn capture_outputs(
     for (i, p) in sig.params.iter().enumerate() {
         let addr = raw[i].bits();
         let out = match &p.role {
+            Role::HandleOut { .. } if addr != 0 => {
+                match std::ptr::read_unaligned(addr as *const u64) {
+                    0 => Value::Null,
+                    h => Value::Opaque(h),
+                }
+            }
             Role::Buffer { dir, elem, .. }
                 if dir.writes() && addr != 0 && deep.get(i).is_some_and(Option::is_some) =>
             {
@@ -820,6 +836,20 @@ pub unsafe fn capture_outputs(
     }
 }
 
+/// What the shadow passes for a handle argument ([`Materialised::new`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandleArg {
+    /// The shadow's own handle, paired with the primary's.
+    Value(u64),
+    /// The shadow's own instance of a caller-owned struct with a life: its
+    /// fields are refreshed from the primary's before each call, its
+    /// `[private]` fields are left as the new build set them.
+    Instance(*mut u8),
+    /// The shadow never saw this handle created (or its two sides have
+    /// parted): the call is `unmirrored`.
+    Unknown,
+}
+
 /// Arguments rebuilt in memory the shadow owns.
 ///
 /// Every buffer the shadow's callee reads or writes is allocated here, by
@@ -837,8 +867,15 @@ pub struct Materialised {
 }
 
 impl Materialised {
-    /// Builds the shadow's arguments from what was captured on the primary side.
-    pub fn new(sig: &Signature, inputs: &Inputs) -> Materialised {
+    /// Builds the shadow's arguments from what was captured on the primary
+    /// side. `handle(param, class, primary)` translates each non-NULL
+    /// handle, struct with a life included; `None` when one is
+    /// [`HandleArg::Unknown`] (the call is then `unmirrored`).
+    pub fn new(
+        sig: &Signature,
+        inputs: &Inputs,
+        handle: &mut dyn FnMut(usize, u32, u64) -> HandleArg,
+    ) -> Option<Materialised> {
         let mut storage: Vec<Vec<u8>> = Vec::new();
         let mut raw = Vec::with_capacity(sig.params.len());
         // Allocated only when some parameter needs it (rarely).
@@ -848,17 +885,47 @@ impl Materialised {
             let r = match (v, &p.role) {
                 (Value::Null, _) => Raw::Bits(0),
                 (_, Role::Null) => Raw::Bits(0),
+                (Value::Opaque(h), Role::Handle { class }) => match handle(i, *class, *h) {
+                    HandleArg::Value(s) => Raw::Bits(s),
+                    _ => return None,
+                },
+                (_, Role::HandleOut { .. }) => {
+                    storage.push(vec![0u8; 8]);
+                    Raw::Bits(storage.last().unwrap().as_ptr() as u64)
+                }
                 (Value::Struct(fields), Role::Buffer { elem, .. }) => {
                     let Some(def) = deep_struct(elem) else {
                         unreachable!("struct values come from deep_struct")
                     };
-                    let (bytes, ptrs) = build_deep(def, fields, &mut storage);
+                    let own = match (p.handle, inputs.structs.iter().find(|(k, _)| *k == i)) {
+                        (Some(class), Some(&(_, addr))) => match handle(i, class, addr) {
+                            HandleArg::Instance(at) => Some(at),
+                            _ => return None,
+                        },
+                        _ => None,
+                    };
+                    let ptrs = match own {
+                        Some(at) => {
+                            // SAFETY: a struct handle's instance is `def.size`
+                            // bytes owned by the shadow's handle table.
+                            let target = unsafe { std::slice::from_raw_parts_mut(at, def.size) };
+                            build_deep(def, fields, target, &mut storage, true)
+                        }
+                        None => {
+                            let mut bytes = vec![0u8; def.size.max(1)];
+                            let ptrs = build_deep(def, fields, &mut bytes, &mut storage, false);
+                            storage.push(bytes);
+                            ptrs
+                        }
+                    };
                     if deep.is_empty() {
                         deep.resize(sig.params.len(), None);
                     }
                     deep[i] = Some(ptrs);
-                    storage.push(bytes);
-                    Raw::Bits(storage.last().unwrap().as_ptr() as u64)
+                    match own {
+                        Some(at) => Raw::Bits(at as u64),
+                        None => Raw::Bits(storage.last().unwrap().as_ptr() as u64),
+                    }
                 }
                 (Value::Str(s), _) => {
                     let mut b = s.clone();
@@ -881,7 +948,7 @@ impl Materialised {
             };
             raw.push(r);
         }
-        Materialised { raw, deep, storage }
+        Some(Materialised { raw, deep, storage })
     }
 
     /// Bytes owned for this call.
@@ -890,19 +957,29 @@ impl Materialised {
     }
 }
 
-/// Builds the shadow's own copy of a struct captured field by field: its
-/// buffers and strings are allocated in `storage` (the shadow's memory), its
-/// `[null]` and `[private]` fields are NULL, `[opaque]` ones pass through.
+/// Writes the shadow's own copy of a struct captured field by field into
+/// `bytes` (a zeroed new struct, or a struct handle's instance): its buffers
+/// and strings are allocated in `storage` (the shadow's memory), its
+/// `[null]` fields are NULL, `[opaque]` ones pass through, and `[private]`
+/// fields are left as they are (NULL in a new struct). `refresh`: `bytes`
+/// is a struct handle's instance that the new build has already worked on,
+/// whose `[private]` and `[null]` fields are its own (an init function that
+/// found NULL allocator callbacks set its own, which its end function uses).
 fn build_deep(
     def: &StructDef,
     fields: &[Value],
+    bytes: &mut [u8],
     storage: &mut Vec<Vec<u8>>,
-) -> (Vec<u8>, Vec<FieldPtr>) {
-    let mut bytes = vec![0u8; def.size.max(1)];
+    refresh: bool,
+) -> Vec<FieldPtr> {
     let mut ptrs = Vec::with_capacity(def.fields.len());
     for (f, v) in def.fields.iter().zip(fields) {
         let at = f.offset;
         let mut fp = FieldPtr::default();
+        if refresh && matches!(f.role, Role::Null | Role::Private) {
+            ptrs.push(fp);
+            continue;
+        }
         let is_ptr = matches!(f.ty, Type::Pointer { .. } | Type::FnPtr);
         match v {
             Value::Buf { bytes: b, .. } if !is_ptr => {
@@ -927,6 +1004,7 @@ fn build_deep(
                 bytes[at..at + 8].copy_from_slice(&fp.addr.to_le_bytes());
             }
             Value::Opaque(a) => bytes[at..at + 8].copy_from_slice(&a.to_le_bytes()),
+            Value::Null if is_ptr => bytes[at..at + 8].fill(0),
             v @ (Value::Int(..) | Value::UInt(..) | Value::F32(_) | Value::F64(_)) => {
                 let n = f.ty.size();
                 bytes[at..at + n].copy_from_slice(&v.scalar_bits().to_le_bytes()[..n]);
@@ -935,14 +1013,14 @@ fn build_deep(
         }
         ptrs.push(fp);
     }
-    (bytes, ptrs)
+    ptrs
 }
 
 /// Which parameters a report shows as arguments: inputs, not pure outputs.
 pub fn shows_as_arg(role: &Role) -> bool {
     match role {
         Role::Buffer { dir, .. } => *dir != Dir::Out,
-        Role::Null | Role::Private | Role::Array { .. } => false,
+        Role::Null | Role::Private | Role::Array { .. } | Role::HandleOut { .. } => false,
         _ => true,
     }
 }

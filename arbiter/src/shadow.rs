@@ -20,14 +20,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_queue::ArrayQueue;
+use crossbeam_queue::{ArrayQueue, SegQueue};
 use crossbeam_utils::CachePadded;
 
 use crate::compare::{judge, Comparator, Diff, Outcome};
 use crate::invoke::Invoker;
+use crate::handles::HandleTable;
 use crate::marshal::{capture_outputs, shows_as_arg, Inputs, Layout, Materialised};
 use crate::report::{outcome_json, Counters, Record, ReportWriter, Verdict};
-use crate::types::Signature;
+use crate::types::{Effect, Role, Signature, Type};
 use crate::value::Value;
 
 /// How long an idle shadow sleeps before it looks at the queue again.
@@ -47,6 +48,8 @@ pub struct BoundaryFn {
     pub invoker: Invoker,
     /// Whether `errno` is compared.
     pub wants_errno: bool,
+    /// Whether sampling is decided at each call ([`Signature::sampled_per_call`]).
+    pub per_call_sampling: bool,
 }
 
 /// One captured call, on its way to the shadow.
@@ -259,6 +262,9 @@ pub struct Shadow {
     settings: ShadowSettings,
     queue: ArrayQueue<Box<Invocation>>,
     queued_bytes: CachePadded<AtomicUsize>,
+    /// Handles a dropped call was made on: `(class, primary, seq)`, for the
+    /// shadow's [`HandleTable`] (only the drop path writes here).
+    parted: SegQueue<(u32, u64, u64)>,
     /// Per function: `dropped`, and the `calls`/`skipped` of threads that
     /// have ended (folded in from their [`ThreadCounts`]).
     caller: Vec<CachePadded<CallerCounts>>,
@@ -295,6 +301,7 @@ impl Shadow {
             queue: ArrayQueue::new(settings.queue.max(1)),
             settings,
             queued_bytes: CachePadded::new(AtomicUsize::new(0)),
+            parted: SegQueue::new(),
             live: Mutex::new(Vec::new()),
             caller: (0..n)
                 .map(|_| CachePadded::new(CallerCounts::default()))
@@ -377,17 +384,16 @@ impl Shadow {
     /// Hands an invocation to the shadow; never blocks. Returns false (and
     /// counts it `dropped`) when the queue or its byte budget is full.
     pub fn submit(&self, inv: Box<Invocation>) -> bool {
-        let func = inv.func as usize;
         let bytes = inv.bytes();
         let before = self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
         if before + bytes > self.settings.queue_bytes {
             self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-            self.caller[func].dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped(&inv);
             return false;
         }
-        if self.queue.push(inv).is_err() {
+        if let Err(inv) = self.queue.push(inv) {
             self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-            self.caller[func].dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped(&inv);
             return false;
         }
         // Wake the shadow only when it sleeps and a batch has piled up: it
@@ -400,6 +406,19 @@ impl Shadow {
         true
     }
 
+    /// Counts a dropped invocation; the handles it was given have parted.
+    fn dropped(&self, inv: &Invocation) {
+        let f = &self.functions[inv.func as usize];
+        self.caller[inv.func as usize]
+            .dropped
+            .fetch_add(1, Ordering::Relaxed);
+        if f.sig.uses_handles() {
+            for (class, h) in handles_of(&f.sig, &inv.inputs) {
+                self.parted.push((class, h, inv.seq));
+            }
+        }
+    }
+
     fn wake(&self) {
         if let Some(t) = self.thread.lock().unwrap().as_ref() {
             t.unpark();
@@ -408,6 +427,10 @@ impl Shadow {
 
     fn run(self: Arc<Self>) {
         (self.hooks.thread_init)();
+        // The shadow's objects: DDL's own instances are freed with it when
+        // the thread ends; the new build's objects live on in its namespace
+        // (nothing of the application runs to release them).
+        let mut table = HandleTable::new();
         let mut last_summary = Instant::now();
         let mut judged_since_check = 0u64;
         let period = Duration::from_secs(self.settings.summary_every_s.max(1));
@@ -429,7 +452,7 @@ impl Shadow {
                     }
                     let bytes = inv.bytes();
                     self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-                    let (verdict, shadow, diffs) = self.judge_one(&inv);
+                    let (verdict, shadow, diffs) = self.judge_one(&inv, &mut table);
                     // Same lock order as `finish`: pop_lock, then judged.
                     let mut inflight = self.pop_lock.lock().unwrap();
                     let mut j = self.judged.lock().unwrap();
@@ -474,12 +497,46 @@ impl Shadow {
 
     /// Runs one invocation on the new build and judges it. Nothing is
     /// formatted here: matches, the common case, only count.
-    fn judge_one(&self, inv: &Invocation) -> (Verdict, Option<Outcome>, Vec<Diff>) {
+    fn judge_one(
+        &self,
+        inv: &Invocation,
+        table: &mut HandleTable,
+    ) -> (Verdict, Option<Outcome>, Vec<Diff>) {
         let f = &self.functions[inv.func as usize];
         if inv.new_fn == 0 {
             return (Verdict::Unmirrored, None, Vec::new());
         }
-        let m = Materialised::new(&f.sig, &inv.inputs);
+        while let Some((class, h, seq)) = self.parted.pop() {
+            table.part(class, h, seq);
+        }
+        let creates = match f.sig.effect {
+            Effect::Create { class } => Some(class),
+            _ => None,
+        };
+        let m = Materialised::new(&f.sig, &inv.inputs, &mut |i, class, h| {
+            let p = &f.sig.params[i];
+            match &p.ty {
+                Type::Pointer { pointee, .. } if creates == Some(class) => match &**pointee {
+                    Type::Struct(def) if !matches!(p.role, Role::Handle { .. }) => {
+                        table.create_instance(class, h, def.size, inv.seq)
+                    }
+                    _ => table.lookup(class, h, inv.seq),
+                },
+                _ => table.lookup(class, h, inv.seq),
+            }
+        });
+        let Some(m) = m else {
+            if let Effect::Destroy { class } = f.sig.effect {
+                // The pair is over on the primary's side; the shadow's object
+                // (if any) is left to its namespace.
+                for (c, h) in handles_of(&f.sig, &inv.inputs) {
+                    if c == class {
+                        table.remove(c, h, inv.seq);
+                    }
+                }
+            }
+            return (Verdict::Unmirrored, None, Vec::new());
+        };
         let loc = self.new_errno.load(Ordering::Acquire);
         if f.wants_errno && loc != 0 {
             // SAFETY: the new namespace's own `__errno_location`, on this thread.
@@ -508,6 +565,17 @@ impl Shadow {
         // SAFETY: the call completed; its pointers are `m`'s buffers.
         let mut shadow = unsafe { capture_outputs(&f.sig, &m.raw, &ret, &inv.inputs, &m.deep) };
         shadow.errno = errno;
+        match f.sig.effect {
+            Effect::Create { class } => pair_created(&f.sig, class, inv, &shadow, table),
+            Effect::Destroy { class } => {
+                for (c, h) in handles_of(&f.sig, &inv.inputs) {
+                    if c == class {
+                        table.remove(c, h, inv.seq);
+                    }
+                }
+            }
+            Effect::None => {}
+        }
         let diffs = judge(&f.sig, &f.comparator, &inv.primary, &shadow);
         let verdict = if diffs.is_empty() {
             Verdict::Match
@@ -620,6 +688,46 @@ impl Shadow {
         }
         drop(j);
         self.wake();
+    }
+}
+
+/// The handles a call was given: `(class, primary value)` of each non-NULL
+/// handle argument and struct with a life.
+fn handles_of(sig: &Signature, inputs: &Inputs) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    for (i, p) in sig.params.iter().enumerate() {
+        match (p.handle, &p.role, &inputs.values[i]) {
+            (Some(class), Role::Handle { .. }, Value::Opaque(h)) if *h != 0 => out.push((class, *h)),
+            _ => {}
+        }
+    }
+    for &(i, addr) in &inputs.structs {
+        if let Some(class) = sig.params[i].handle {
+            out.push((class, addr));
+        }
+    }
+    out
+}
+
+/// After a create call: the handles it returned or stored on each side are
+/// paired (a side that got none pairs nothing; the comparison reports it).
+fn pair_created(sig: &Signature, class: u32, inv: &Invocation, shadow: &Outcome, table: &mut HandleTable) {
+    let both = |p: &Value, s: &Value| match (p, s) {
+        (Value::Opaque(p), Value::Opaque(s)) if *p != 0 && *s != 0 => Some((*p, *s)),
+        _ => None,
+    };
+    if sig.ret_role == (Role::Handle { class }) {
+        if let Some((p, s)) = both(&inv.primary.ret, &shadow.ret) {
+            table.pair(class, p, s, inv.seq);
+        }
+    }
+    for (i, p) in sig.params.iter().enumerate() {
+        if p.role == (Role::HandleOut { class }) {
+            let (a, b) = (&inv.primary.outputs[i], &shadow.outputs[i]);
+            if let Some((p, s)) = both(a, b) {
+                table.pair(class, p, s, inv.seq);
+            }
+        }
     }
 }
 

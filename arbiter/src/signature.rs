@@ -45,7 +45,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::types::{
-    BinOp, Dir, Expr, Field, Param, Role, Scalar, Signature, StructDef, Type, UnOp,
+    BinOp, Dir, Effect, Expr, Field, Param, Role, Scalar, Signature, StructDef, Type, UnOp,
 };
 
 /// A signature or declaration that does not parse, with where.
@@ -77,7 +77,6 @@ impl std::error::Error for SigError {}
 type Result<T> = std::result::Result<T, SigError>;
 
 const CXX_REFUSED: &str = "C++ declarations arrive with the stateful-components issue";
-const HANDLE_REFUSED: &str = "handles arrive with the stateful-components issue";
 
 // ---------------------------------------------------------------------------
 // Syntactic types
@@ -111,6 +110,9 @@ pub struct TypeTable {
     /// Structs declared without a body (`struct calc_ctx;`): pointers to
     /// them are opaque `void *`.
     incomplete: std::collections::HashSet<String>,
+    /// The handle types of the config's `handles`, in order (a handle
+    /// type's index is its class): what a handle points to.
+    handles: Vec<CTy>,
 }
 
 /// `<stdint.h>`, `<stddef.h>`, `<stdbool.h>`, `<sys/types.h>` names DDL knows
@@ -213,6 +215,78 @@ impl TypeTable {
         p.expect_eof()?;
         drop(p);
         self.apply(done)
+    }
+
+    /// Declares a handle type (`"codec_t *"`, `"struct z_stream_s *"`;
+    /// CONFIG.md, "Handles") and returns its class (index). A name that
+    /// is not declared in `types` is an opaque type of its own (a handle
+    /// needs no typedef); a pointer to a struct declared with its fields is
+    /// a caller-owned struct with a life (the shadow keeps its own instance).
+    pub fn declare_handle(&mut self, text: &str) -> std::result::Result<u32, SigError> {
+        let toks = lex(text)?;
+        check_cxx(&toks)?;
+        // Unknown names become opaque types (`codec_t`, `struct codec`).
+        let mut after_struct = false;
+        for t in &toks {
+            if let Tok::Ident(name) = &t.tok {
+                let known = self.typedefs.contains_key(name)
+                    || builtin_named(name).is_some()
+                    || KEYWORDS.contains(&name.as_str())
+                    || QUALIFIERS.contains(&name.as_str());
+                if after_struct {
+                    if !self.structs.contains_key(name) {
+                        self.incomplete.insert(name.clone());
+                    }
+                } else if !known {
+                    let tag = format!("{name} (handle)");
+                    self.incomplete.insert(tag.clone());
+                    self.typedefs.insert(
+                        name.clone(),
+                        Typedef {
+                            ty: CTy::Struct(tag),
+                            plain_char: false,
+                        },
+                    );
+                }
+                after_struct = name == "struct";
+            } else {
+                after_struct = false;
+            }
+        }
+        let mut p = Parser::new(toks, self);
+        let base = p.parse_base()?;
+        let d = p.parse_declarator(&base)?;
+        if let Some((_, col)) = d.name {
+            return Err(SigError::new(col, "a handle type has no name: write it as `T *`"));
+        }
+        p.expect_eof()?;
+        let CTy::Ptr(pointee, _) = d.ty else {
+            return Err(SigError::new(1, "a handle type is a pointer: `T *`"));
+        };
+        if matches!(*pointee, CTy::Scalar(_) | CTy::Void | CTy::FnPtr) {
+            return Err(SigError::new(
+                1,
+                "a handle type points to a named type (`codec_t *`, `struct S *`)",
+            ));
+        }
+        if self.handles.contains(&pointee) {
+            return Err(SigError::new(1, "this handle type is already listed"));
+        }
+        self.handles.push(*pointee);
+        Ok(self.handles.len() as u32 - 1)
+    }
+
+    /// The handle class of a parameter or return type: `T *` where `T *` is
+    /// a handle type gives `(class, false)`, `T **` gives `(class, true)`.
+    fn handle_of(&self, ty: &CTy) -> Option<(u32, bool)> {
+        let find = |inner: &CTy| self.handles.iter().position(|h| h == inner);
+        match ty {
+            CTy::Ptr(inner, _) => match &**inner {
+                CTy::Ptr(inner2, _) => find(inner2).map(|c| (c as u32, true)),
+                inner => find(inner).map(|c| (c as u32, false)),
+            },
+            _ => None,
+        }
     }
 
     /// The struct declared as `struct NAME { … }`, if any (not one declared
@@ -817,7 +891,10 @@ fn make_role(
         }
     }
     match &a.kind {
-        AKind::Handle => Err(SigError::new(a.kw_col, HANDLE_REFUSED)),
+        AKind::Handle => Err(SigError::new(
+            a.kw_col,
+            "[handle] needs a type listed in \"handles\"",
+        )),
         AKind::Private => {
             if at == Where::Field {
                 Ok(Role::Private)
@@ -1888,6 +1965,20 @@ pub fn parse_signature(text: &str, types: &TypeTable) -> std::result::Result<Sig
     };
     let mut params = Vec::with_capacity(raw.len());
     for (r, ty) in raw.iter().zip(tys) {
+        let handle = types.handle_of(&r.ty).filter(|_| r.array.is_none());
+        if let Some((class, out)) = handle {
+            let is_struct = matches!(ty, Type::Pointer { ref pointee, .. } if matches!(**pointee, Type::Struct(_)));
+            if out || !is_struct {
+                let role = handle_role(class, out, r.annot.as_ref())?;
+                params.push(Param {
+                    name: r.name.clone(),
+                    ty,
+                    role,
+                    handle: Some(class),
+                });
+                continue;
+            }
+        }
         let mut role = make_role(&ty, r.plain_char, r.annot.as_ref(), Where::Param, &mut res)?;
         if let (Some(Some(n)), None) = (r.array, &r.annot) {
             if let Role::Buffer {
@@ -1902,9 +1993,12 @@ pub fn parse_signature(text: &str, types: &TypeTable) -> std::result::Result<Sig
             name: r.name.clone(),
             ty,
             role,
+            handle: handle.map(|(c, _)| c),
         });
     }
+    let ret_handle = types.handle_of(&ret_ty).filter(|(_, out)| !out);
     let ret_role = match &ret_annot {
+        a if ret_handle.is_some() => handle_role(ret_handle.unwrap().0, false, a.as_ref())?,
         Some(a) if matches!(a.kind, AKind::Private) => {
             return Err(SigError::new(
                 a.kw_col,
@@ -1949,6 +2043,31 @@ pub fn parse_signature(text: &str, types: &TypeTable) -> std::result::Result<Sig
         ret_role,
         params,
         text: text.to_string(),
+        effect: Effect::None,
+    })
+}
+
+/// The role of a handle (`out`: a `T **` where the callee stores one). Only
+/// `[handle]` (and `[out]` on a `T **`) may annotate it.
+fn handle_role(class: u32, out: bool, annot: Option<&Annot>) -> Result<Role> {
+    match annot.map(|a| (&a.kind, a)) {
+        None | Some((AKind::Handle, _)) => {}
+        Some((AKind::Buffer { dir: Some(Dir::Out), count: None }, a)) if out && a.written.is_none() => {}
+        Some((_, a)) => {
+            return Err(SigError::new(
+                a.kw_col,
+                if out {
+                    "an [out] handle (`T **`) takes no annotation but [out]"
+                } else {
+                    "a handle takes no annotation but [handle]"
+                },
+            ))
+        }
+    }
+    Ok(if out {
+        Role::HandleOut { class }
+    } else {
+        Role::Handle { class }
     })
 }
 

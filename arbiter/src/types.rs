@@ -196,9 +196,21 @@ pub enum Role {
     /// `[private]` (struct fields only): the component's own; the shadow keeps
     /// its own value, never copied, never compared.
     Private,
-    /// `[handle]`: a handle (refused until the stateful issue lands, kept so
-    /// the parser can name it in its error).
-    Handle,
+    /// A handle of the config's `handles` (CONFIG.md, "Handles"), passed by
+    /// value: `class` indexes the handle types. The shadow receives its own
+    /// handle paired with this one; as an outcome (a returned handle) only
+    /// whether it is NULL is compared.
+    Handle {
+        /// Index of the handle type.
+        class: u32,
+    },
+    /// `T **p` where `T *` is a handle type: the callee stores a handle
+    /// there (a create function's `[out]` handle). The shadow gets its own
+    /// slot; the two handles stored are paired after the call.
+    HandleOut {
+        /// Index of the handle type.
+        class: u32,
+    },
 }
 
 /// One parameter of a boundary function.
@@ -210,6 +222,33 @@ pub struct Param {
     pub ty: Type,
     /// How it is captured and compared.
     pub role: Role,
+    /// The handle type (index into the config's `handles`) this parameter
+    /// carries: a handle ([`Role::Handle`]), an `[out]` handle
+    /// ([`Role::HandleOut`]) or a caller-owned struct with a life
+    /// ([`Role::Buffer`] of that struct: the shadow keeps its own instance).
+    pub handle: Option<u32>,
+}
+
+/// What a boundary function does to the handles it is given (from the
+/// config's `handles`: `create` and `destroy`; C++ constructors and
+/// destructors are creates and destroys of their class).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Effect {
+    /// Uses handles (or none).
+    #[default]
+    None,
+    /// Creates a handle of this class: pairs the returned handle, `[out]`
+    /// handles, or the caller-owned structs with a life it is given.
+    Create {
+        /// Index of the handle type.
+        class: u32,
+    },
+    /// Destroys the handles of this class it is given: the shadow mirrors
+    /// the destruction and forgets the pair.
+    Destroy {
+        /// Index of the handle type.
+        class: u32,
+    },
 }
 
 /// A parsed boundary function.
@@ -227,6 +266,24 @@ pub struct Signature {
     pub params: Vec<Param>,
     /// The prototype as written in the config (reports key functions by name).
     pub text: String,
+    /// Creates, destroys or uses handles (set from the config's `handles`).
+    pub effect: Effect,
+}
+
+impl Signature {
+    /// Whether the sampling decision is made at each call: yes, except for
+    /// calls given handles, whose sampling was decided once, at their
+    /// create call (a call on a handle the shadow does not have is
+    /// `unmirrored`).
+    pub fn sampled_per_call(&self) -> bool {
+        matches!(self.effect, Effect::Create { .. })
+            || !self.params.iter().any(|p| p.handle.is_some())
+    }
+
+    /// Whether any parameter or the return value carries a handle.
+    pub fn uses_handles(&self) -> bool {
+        matches!(self.ret_role, Role::Handle { .. }) || self.params.iter().any(|p| p.handle.is_some())
+    }
 }
 
 /// A unary operator of a size expression.

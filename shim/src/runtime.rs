@@ -147,6 +147,7 @@ pub fn boot() {
             invoker: Invoker::new(&f.sig),
             wants_errno: f.compare.errno_spec().is_some(),
             comparator: f.compare.clone(),
+            per_call_sampling: f.sig.sampled_per_call(),
             sig: f.sig.clone(),
         })
         .collect();
@@ -881,7 +882,9 @@ pub fn before_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) -> bool {
         let mut counts = t.counts.borrow_mut();
         let counts = counts.get_or_insert_with(|| s.shadow.thread_counts());
         counts.call(ctx.func);
-        if !sampled(t, s.threshold) {
+        if !sampled(t, s.threshold)
+            && s.shadow.functions()[ctx.func as usize].per_call_sampling
+        {
             counts.skipped(ctx.func);
             return false;
         }

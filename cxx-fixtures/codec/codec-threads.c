@@ -1,0 +1,67 @@
+/* THREADS threads, CALLS codec_encode calls each.
+ *   own:    each thread its own handles, freed and created again every 1000
+ *           calls (addresses are reused across threads);
+ *   shared: one handle for all, used under a mutex (the application orders
+ *           the calls; the shadow must see them in that order).
+ * Levels 1..8 only: the two builds agree, so any mismatch is DDL's. */
+#include "codec.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static long calls;
+static int shared_mode;
+static codec_t *shared;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *worker(void *arg)
+{
+    long t = (long)arg;
+    uint8_t in[16], out[16];
+    codec_t *c = shared_mode ? shared : codec_new(1 + (int)(t % 8));
+    unsigned long sum = 0;
+    for (long i = 0; i < calls; i++) {
+        for (int k = 0; k < 16; k++)
+            in[k] = (uint8_t)(i * 7 + k + t);
+        if (shared_mode) {
+            pthread_mutex_lock(&lock);
+            codec_encode(shared, in, sizeof in, out, sizeof out);
+            pthread_mutex_unlock(&lock);
+        } else {
+            codec_encode(c, in, sizeof in, out, sizeof out);
+            for (int k = 0; k < 16; k++)
+                sum += out[k];
+            if (i % 1000 == 999) {
+                codec_free(c);
+                c = codec_new(1 + (int)(t % 8));
+            }
+        }
+    }
+    if (!shared_mode) {
+        codec_free(c);
+        printf("thread %ld sum %lu\n", t, sum);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    int threads = argc > 1 ? atoi(argv[1]) : 8;
+    calls = argc > 2 ? atol(argv[2]) : 100000;
+    shared_mode = argc > 3 && strcmp(argv[3], "shared") == 0;
+    if (shared_mode)
+        shared = codec_new(3);
+    pthread_t *th = calloc((size_t)threads, sizeof *th);
+    for (long t = 0; t < threads; t++)
+        pthread_create(&th[t], NULL, worker, (void *)t);
+    for (int t = 0; t < threads; t++)
+        pthread_join(th[t], NULL);
+    if (shared_mode) {
+        printf("shared calls %ld\n", codec_calls(shared));
+        codec_free(shared);
+    }
+    free(th);
+    return 0;
+}
