@@ -10,6 +10,7 @@ use libffi::middle::{Cif, Type as FfiType};
 use smallvec::SmallVec;
 
 use crate::marshal::Raw;
+use crate::sandbox::{self, CallFailure, DdlCall, FfiCallFn, GuardFn};
 use crate::types::{Role, Scalar, Signature, Type};
 
 /// A prepared call interface for one signature.
@@ -78,11 +79,87 @@ impl Invoker {
     /// `func` must be a function of this signature, and every pointer in
     /// `args` valid for what the callee does with it.
     pub unsafe fn call(&self, func: *const libc::c_void, args: &[Raw]) -> Raw {
+        // SAFETY: forwarded contract; `with_slots` hands `rvalue`/`avalue`
+        // laid out for this cif.
+        let ((), ret) = unsafe {
+            self.with_slots(args, |rvalue, avalue| {
+                // SAFETY: the cif matches `func` (caller's contract); `avalue`
+                // holds one valid pointer per argument; `rvalue` is large
+                // enough and aligned.
+                libffi::raw::ffi_call(self.cif.as_raw_ptr(), Some(fn_of(func)), rvalue, avalue);
+                ((), true)
+            })
+        };
+        ret
+    }
+
+    /// Calls `func` with `args` inside the sandbox (`crate::sandbox`): a
+    /// fault or a hang past `timeout_ms` (0: no limit) of the callee, or a
+    /// C++ exception caught by `guard`, comes back as a [`CallFailure`]
+    /// instead of ending the process. The calling thread should have called
+    /// `sandbox::thread_init` (done lazily otherwise).
+    ///
+    /// # Safety
+    /// As [`Invoker::call`]; and after a failure the callee's state (and
+    /// that of libc in its namespace) may be left inconsistent: see
+    /// `sandbox::call`. `guard` must be the guard of `func`'s namespace.
+    pub unsafe fn call_sandboxed(
+        &self,
+        func: *const libc::c_void,
+        args: &[Raw],
+        guard: Option<GuardFn>,
+        timeout_ms: u32,
+    ) -> Result<Raw, CallFailure> {
+        // SAFETY: libffi's `ffi_call` differs from `FfiCallFn` only in the
+        // pointee type of its first parameter (`ffi_cif` against `void`).
+        let ffi_call: FfiCallFn = unsafe {
+            std::mem::transmute::<
+                unsafe extern "C" fn(
+                    *mut libffi::raw::ffi_cif,
+                    Option<unsafe extern "C" fn()>,
+                    *mut libc::c_void,
+                    *mut *mut libc::c_void,
+                ),
+                FfiCallFn,
+            >(libffi::raw::ffi_call)
+        };
+        // SAFETY: forwarded contract, as in `call`.
+        let (outcome, ret) = unsafe {
+            self.with_slots(args, |rvalue, avalue| {
+                let mut c = DdlCall::new(
+                    ffi_call,
+                    self.cif.as_raw_ptr() as *mut libc::c_void,
+                    Some(fn_of(func)),
+                    rvalue,
+                    avalue,
+                    guard,
+                );
+                // SAFETY: `c` describes a call of `func` through this cif
+                // with valid argument and return storage.
+                let outcome = sandbox::call(&mut c, timeout_ms);
+                let ok = outcome.is_ok();
+                (outcome, ok)
+            })
+        };
+        outcome.map(|()| ret)
+    }
+
+    /// Lays out `args` the way libffi reads them, runs `call(rvalue,
+    /// avalue)`, and returns what it returned with the raw return value
+    /// (`Raw::None` when `call` says the return storage was not written).
+    /// The storage is inline for the common case: no allocation per call.
+    ///
+    /// # Safety
+    /// `call` receives pointers valid only during the call.
+    unsafe fn with_slots<T>(
+        &self,
+        args: &[Raw],
+        call: impl FnOnce(*mut libc::c_void, *mut *mut libc::c_void) -> (T, bool),
+    ) -> (T, Raw) {
         debug_assert_eq!(args.len(), self.arg_sizes.len());
         // libffi reads each argument through a pointer to storage of the
         // argument's own size; scalars are kept in 8-byte slots (x86-64 is
         // little endian, so the low bytes are the value).
-        // Inline storage for the common case: no allocation per shadow call.
         let mut slots: SmallVec<[u64; 8]> = SmallVec::with_capacity(args.len());
         for a in args {
             slots.push(match a {
@@ -100,18 +177,8 @@ impl Invoker {
         // Room for the largest return (struct) and at least one ffi_arg.
         let mut ret: SmallVec<[u64; 4]> =
             smallvec::smallvec![0u64; self.ret_size.div_ceil(8).max(1) + 1];
-        // SAFETY: the cif matches `func` (caller's contract); `ptrs` holds one
-        // valid pointer per argument; `ret` is large enough and aligned.
-        libffi::raw::ffi_call(
-            self.cif.as_raw_ptr(),
-            Some(std::mem::transmute::<
-                *const libc::c_void,
-                unsafe extern "C" fn(),
-            >(func)),
-            ret.as_mut_ptr() as *mut libc::c_void,
-            ptrs.as_mut_ptr(),
-        );
-        if self.ret_size == 0 {
+        let (out, returned) = call(ret.as_mut_ptr() as *mut libc::c_void, ptrs.as_mut_ptr());
+        let raw = if self.ret_size == 0 || !returned {
             Raw::None
         } else if self.is_struct_ret() {
             let bytes: Vec<u8> = ret
@@ -122,11 +189,21 @@ impl Invoker {
             Raw::Bytes(bytes)
         } else {
             Raw::Bits(ret[0])
-        }
+        };
+        (out, raw)
     }
 
     fn is_struct_ret(&self) -> bool {
         // SAFETY: the cif's rtype is the ffi_type we built in `new`.
         unsafe { (*(*self.cif.as_raw_ptr()).rtype).type_ == libffi::raw::FFI_TYPE_STRUCT as u16 }
     }
+}
+
+/// `func` as the function pointer type libffi takes.
+///
+/// # Safety
+/// `func` must be the address of a function.
+unsafe fn fn_of(func: *const libc::c_void) -> unsafe extern "C" fn() {
+    // SAFETY: a code address as a function pointer (caller's contract).
+    unsafe { std::mem::transmute::<*const libc::c_void, unsafe extern "C" fn()>(func) }
 }

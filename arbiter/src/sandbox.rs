@@ -1,2 +1,323 @@
-//! Containing the shadow call: faults, hangs and exits of the new build
-//! become verdicts. (In progress.)
+//! Containing the shadow call: faults and signal-accepting hangs of the new
+//! build become statuses ([`CallFailure`]) instead of ending the process.
+//!
+//! The work is done in C (`csrc/sandbox.c`, built by `build.rs`): a
+//! process-wide handler for SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT,
+//! SIGSYS, SIGTRAP and a real-time timer signal acts only on a thread that
+//! is inside a sandboxed call, and `siglongjmp`s back to
+//! `ddl_sandbox_call`'s frame; the jump never crosses a Rust frame, Rust
+//! only sees the status. Everywhere else the handler chains to what would
+//! have run without DDL (the application's handlers, installed before or
+//! after DDL's, or the default action): see the comment at the top of
+//! `sandbox.c` for how, and for the limits.
+//!
+//! Use: [`install`] once (idempotent), [`thread_init`] on each thread that
+//! makes sandboxed calls (it unblocks the fault and timer signals there, so
+//! a shadow thread started with every signal blocked is fine), then
+//! [`call`] (or `Invoker::call_sandboxed`, which builds the [`DdlCall`]).
+
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
+
+/// `ddl_call.h`'s `ddl_ffi_call_fn`: libffi's `ffi_call`.
+pub type FfiCallFn = unsafe extern "C" fn(
+    *mut c_void,
+    Option<unsafe extern "C" fn()>,
+    *mut c_void,
+    *mut *mut c_void,
+);
+
+/// `ddl_call.h`'s `ddl_guard_fn`: the C++ exception guard, which calls
+/// `call(cif, fn, rvalue, avalue)` inside `try`/`catch` and returns
+/// [`CALL_OK`] or [`CALL_EXCEPTION`] (type and `what()` in the buffers).
+pub type GuardFn = unsafe extern "C" fn(
+    call: FfiCallFn,
+    cif: *mut c_void,
+    func: Option<unsafe extern "C" fn()>,
+    rvalue: *mut c_void,
+    avalue: *mut *mut c_void,
+    type_buf: *mut c_char,
+    type_len: usize,
+    what_buf: *mut c_char,
+    what_len: usize,
+) -> c_int;
+
+/// `DDL_CALL_OK`: the call returned.
+pub const CALL_OK: c_int = 0;
+/// `DDL_CALL_EXCEPTION`: the guard caught a C++ exception.
+pub const CALL_EXCEPTION: c_int = 1;
+/// `DDL_CALL_FAULT`: a fault signal ended the call.
+pub const CALL_FAULT: c_int = 2;
+/// `DDL_CALL_TIMEOUT`: the call ran past its time limit and was interrupted.
+pub const CALL_TIMEOUT: c_int = 3;
+/// `DDL_CALL_EXIT`: the call tried to end the process (not produced yet).
+pub const CALL_EXIT: c_int = 4;
+
+/// `ddl_call.h`'s `struct ddl_call`: one call as the sandbox makes it.
+#[repr(C)]
+pub struct DdlCall {
+    /// The prepared `ffi_cif`.
+    pub cif: *mut c_void,
+    /// The function called.
+    pub func: Option<unsafe extern "C" fn()>,
+    /// Where the return value goes (room for an `ffi_arg` at least).
+    pub rvalue: *mut c_void,
+    /// One pointer per argument, to its value.
+    pub avalue: *mut *mut c_void,
+    /// libffi's `ffi_call`.
+    pub ffi_call: FfiCallFn,
+    /// The C++ guard, or `None` to call `ffi_call` directly.
+    pub guard: Option<GuardFn>,
+    /// The caught exception's type (NUL-terminated), for [`CALL_EXCEPTION`].
+    pub exc_type: [c_char; 256],
+    /// Its `what()` (NUL-terminated), for [`CALL_EXCEPTION`].
+    pub exc_what: [c_char; 512],
+}
+
+impl DdlCall {
+    /// A call of `func` through `ffi_call` with `cif`, `rvalue` and
+    /// `avalue`, guarded by `guard` when given.
+    pub fn new(
+        ffi_call: FfiCallFn,
+        cif: *mut c_void,
+        func: Option<unsafe extern "C" fn()>,
+        rvalue: *mut c_void,
+        avalue: *mut *mut c_void,
+        guard: Option<GuardFn>,
+    ) -> DdlCall {
+        DdlCall {
+            cif,
+            func,
+            rvalue,
+            avalue,
+            ffi_call,
+            guard,
+            exc_type: [0; 256],
+            exc_what: [0; 512],
+        }
+    }
+}
+
+/// `sandbox.h`'s `struct ddl_fault`: what ended a call that faulted or
+/// timed out.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fault {
+    /// The signal (for a timeout: the timer signal, [`timer_signal`]).
+    pub signal: i32,
+    /// Its `si_code` (`SEGV_MAPERR`, `SI_TKILL` for `raise`/`abort`,
+    /// `SI_TIMER` for a timeout…).
+    pub code: i32,
+    /// `si_addr`: the faulting data address for SIGSEGV/SIGBUS, the
+    /// faulting instruction for SIGILL/SIGFPE; 0 for a timeout.
+    pub addr: usize,
+    /// The instruction pointer when the signal arrived (for a timeout:
+    /// where the call was interrupted).
+    pub pc: usize,
+}
+
+impl Fault {
+    /// The signal's name ([`signal_name`]).
+    pub fn signal_name(&self) -> String {
+        signal_name(self.signal)
+    }
+}
+
+/// Why a sandboxed call produced no result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallFailure {
+    /// A C++ exception left the function (caught by the guard).
+    Exception {
+        /// The exception's type, demangled.
+        ty: String,
+        /// `what()` for a `std::exception`, else empty.
+        what: String,
+    },
+    /// A fault signal ended the call.
+    Fault(Fault),
+    /// The call ran past its time limit and was interrupted where
+    /// `Fault::pc` says.
+    Timeout(Fault),
+    /// The thread could not be prepared for sandboxed calls (the errno),
+    /// or a sandboxed call was made from inside one (EBUSY). Nothing was
+    /// called.
+    Unavailable(i32),
+}
+
+mod ffi {
+    use super::{DdlCall, Fault};
+    use std::ffi::{c_int, c_uint, c_ulong};
+    extern "C" {
+        pub fn ddl_sandbox_install() -> c_int;
+        pub fn ddl_sandbox_thread_init() -> c_int;
+        pub fn ddl_sandbox_call(c: *mut DdlCall, f: *mut Fault, timeout_ms: c_uint) -> c_int;
+        pub fn ddl_sandbox_timer_signal() -> c_int;
+        pub fn ddl_sandbox_foreign_handlers() -> c_ulong;
+        pub fn ddl_sandbox_retaken_handlers() -> c_ulong;
+    }
+}
+
+fn errno_text(rc: c_int) -> String {
+    std::io::Error::from_raw_os_error(-rc).to_string()
+}
+
+/// Installs the process-wide handlers and picks the timer signal.
+/// Idempotent and thread-safe. Errors name the failing step's errno.
+pub fn install() -> Result<(), String> {
+    // SAFETY: takes no arguments; installs handlers under its own lock.
+    let rc = unsafe { ffi::ddl_sandbox_install() };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "sandbox: cannot install the signal handlers: {}",
+            errno_text(rc)
+        ))
+    }
+}
+
+/// Prepares the calling thread for sandboxed calls (installing the handlers
+/// if need be): an alternate signal stack with a guard page, a timer aimed
+/// at this thread, the fault and timer signals unblocked. Idempotent per
+/// thread; everything is released when the thread ends.
+pub fn thread_init() -> Result<(), String> {
+    // SAFETY: acts on the calling thread's own state only.
+    let rc = unsafe { ffi::ddl_sandbox_thread_init() };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "sandbox: cannot prepare the thread: {}",
+            errno_text(rc)
+        ))
+    }
+}
+
+/// The real-time signal the call timers use (0 before [`install`]).
+pub fn timer_signal() -> i32 {
+    // SAFETY: reads a value set once under the install lock.
+    unsafe { ffi::ddl_sandbox_timer_signal() }
+}
+
+/// How many signal handlers installed from another namespace (the new
+/// build's own `sigaction`) were found over DDL's and dropped.
+pub fn foreign_handlers() -> u64 {
+    // SAFETY: reads an atomic counter.
+    unsafe { ffi::ddl_sandbox_foreign_handlers() as u64 }
+}
+
+/// How many application handlers installed over DDL's were found and put
+/// under DDL's (chained to from then on).
+pub fn retaken_handlers() -> u64 {
+    // SAFETY: reads an atomic counter.
+    unsafe { ffi::ddl_sandbox_retaken_handlers() as u64 }
+}
+
+/// Makes `c` in the sandbox with a time limit of `timeout_ms` (0: none).
+/// `Ok(())`: the call returned and its return value is in `c.rvalue`.
+///
+/// # Safety
+/// `c` must describe a valid call: `cif` prepared for `func`'s signature,
+/// `avalue` one valid pointer per argument, `rvalue` large enough, every
+/// pointer argument valid for what the callee does with it. The callee is
+/// abandoned mid-way on a fault or timeout: whatever state it (or libc in
+/// its namespace) was updating may be left inconsistent (locks held,
+/// half-written buffers), and it must not share such state with the caller.
+pub unsafe fn call(c: &mut DdlCall, timeout_ms: u32) -> Result<(), CallFailure> {
+    let mut f = Fault::default();
+    // SAFETY: `c` and `f` are valid for the call; the caller vouches for the
+    // call itself. The C side never jumps past its own frame.
+    let rc = unsafe { ffi::ddl_sandbox_call(c, &mut f, timeout_ms as c_uint) };
+    match rc {
+        CALL_OK => Ok(()),
+        CALL_EXCEPTION => Err(CallFailure::Exception {
+            ty: c_text(&c.exc_type),
+            what: c_text(&c.exc_what),
+        }),
+        CALL_FAULT => Err(CallFailure::Fault(f)),
+        CALL_TIMEOUT => Err(CallFailure::Timeout(f)),
+        rc if rc < 0 => Err(CallFailure::Unavailable(-rc)),
+        // A guard that returned something else: treated as a fault with no
+        // signal rather than trusted.
+        _ => Err(CallFailure::Fault(Fault::default())),
+    }
+}
+
+fn c_text(buf: &[c_char]) -> String {
+    // SAFETY: reinterpreting c_char as u8 of the same size.
+    let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const u8, buf.len()) };
+    match CStr::from_bytes_until_nul(bytes) {
+        Ok(s) => s.to_string_lossy().into_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+/// The name of signal `sig`: "SIGSEGV", "SIGRTMIN+3", or "signal 99".
+pub fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGSTKFLT => "SIGSTKFLT",
+        libc::SIGCHLD => "SIGCHLD",
+        libc::SIGCONT => "SIGCONT",
+        libc::SIGSTOP => "SIGSTOP",
+        libc::SIGTSTP => "SIGTSTP",
+        libc::SIGTTIN => "SIGTTIN",
+        libc::SIGTTOU => "SIGTTOU",
+        libc::SIGURG => "SIGURG",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGVTALRM => "SIGVTALRM",
+        libc::SIGPROF => "SIGPROF",
+        libc::SIGWINCH => "SIGWINCH",
+        libc::SIGIO => "SIGIO",
+        libc::SIGPWR => "SIGPWR",
+        libc::SIGSYS => "SIGSYS",
+        _ => {
+            let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+            return if (min..=max).contains(&sig) {
+                if sig == min {
+                    "SIGRTMIN".into()
+                } else {
+                    format!("SIGRTMIN+{}", sig - min)
+                }
+            } else {
+                format!("signal {sig}")
+            };
+        }
+    };
+    name.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(signal_name(libc::SIGSEGV), "SIGSEGV");
+        assert_eq!(signal_name(libc::SIGABRT), "SIGABRT");
+        assert_eq!(signal_name(libc::SIGRTMIN()), "SIGRTMIN");
+        assert_eq!(signal_name(libc::SIGRTMIN() + 3), "SIGRTMIN+3");
+        assert_eq!(signal_name(0), "signal 0");
+    }
+
+    #[test]
+    fn layouts_match_the_c_structs() {
+        assert_eq!(std::mem::size_of::<Fault>(), 24);
+        // ddl_call: 6 pointers, 256 + 512 bytes.
+        assert_eq!(std::mem::size_of::<DdlCall>(), 6 * 8 + 256 + 512);
+    }
+}

@@ -1,0 +1,529 @@
+/* The shadow call's sandbox (see sandbox.h; ARCHITECTURE.md "Containment").
+ *
+ * One process-wide handler for the fault signals (SIGSEGV, SIGBUS, SIGFPE,
+ * SIGILL, SIGABRT, SIGSYS, SIGTRAP) and for the timer signal (a free
+ * real-time signal picked at install). It acts only on a thread whose
+ * thread-local `inside` flag is set, i.e. while that thread runs a call made
+ * by ddl_sandbox_call: it records the fault and siglongjmps back into
+ * ddl_sandbox_call's frame. The jump only ever crosses frames of the new
+ * build, of libffi, of the C++ guard and of libc: ddl_sandbox_call is the
+ * outermost C frame, and the Rust caller only sees its return value.
+ *
+ * Everywhere else (application threads, the shadow thread between calls)
+ * the handler chains to the handlers that would have run without DDL (see
+ * "Chaining" below), so it never takes a fault of the application.
+ *
+ * Chaining. Per signal, an immutable snapshot `struct chain` lists what
+ * would run without DDL: `below` (installed before DDL) and `tops` (handlers
+ * the application installed over DDL's later, bottom first). Before every
+ * sandboxed call the calling thread re-reads the dispositions (one
+ * rt_sigaction per signal); a handler that replaced DDL's is pushed onto
+ * `tops` and DDL's is installed over it again, so:
+ *   - a real delivery (the kernel's return address is the libc restorer)
+ *     outside the sandbox runs the top of the chain, i.e. the application's
+ *     newest handler: the application's handler keeps winning for its own
+ *     faults;
+ *   - a handler of the chain that passes the signal on to "its previous
+ *     handler" (DDL's, which it saw when it was installed) calls DDL's
+ *     handler directly; DDL then runs the next one down (a per-thread cursor
+ *     set before each handler it runs), never the same one again;
+ *   - SIG_DFL: the default action is restored and the signal re-sent to the
+ *     thread (it is blocked in the handler, so it arrives when the handler
+ *     returns, at the faulting instruction, and the process dies as it would
+ *     have); SIG_IGN for a fault the kernel raised: the kernel would have
+ *     forced the default action, so does this; otherwise ignored.
+ * A handler whose code lies in another link-map namespace (the new build
+ * installing its own, e.g. with sigaction from inside a shadow call) is
+ * dropped, never chained to.
+ * Limits: between an application's sigaction over DDL's and the next
+ * sandboxed call, the application's handler gets every fault, the shadow
+ * thread's included (it is between calls then, so a shadow fault needs a
+ * call: none happens before the re-check); an application that later puts
+ * DDL's handler back (restoring a saved "previous") cannot be told from no
+ * change, so its removed handler stays in the chain; SA_RESETHAND of a
+ * chained handler is not emulated. Interposing the application's and the
+ * new build's sigaction/signal in libddl (issue 4, item 3) removes all
+ * three: the chain is then updated at the sigaction itself, and the
+ * per-call re-check can go.
+ *
+ * Timeouts: each prepared thread owns a POSIX timer (CLOCK_MONOTONIC,
+ * SIGEV_THREAD_ID to itself, the timer signal) armed for timeout_ms around
+ * the call and disarmed on every path. The handler takes a timer signal as
+ * the timeout only when the thread is inside a call it armed the timer for
+ * and the timer has expired (timer_gettime reads 0); a late one (the call
+ * ended meanwhile, or a previous arming's) is ignored.
+ *
+ * x86-64 Linux, glibc. The thread-local state is initial-exec TLS (libddl.so
+ * is preloaded, so it sits in the static TLS block and a signal handler
+ * reads it without __tls_get_addr). */
+#define _GNU_SOURCE
+#include "sandbox.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+#define SBX_NSIG 65 /* Linux: signals 1..64 */
+#define SBX_MAX_TOPS 8
+#define ALT_STACK_SIZE (64 * 1024)
+
+static const int fault_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP};
+#define N_FAULT_SIGNALS (int)(sizeof fault_signals / sizeof fault_signals[0])
+
+/* What would run without DDL for one signal. Published whole (atomic
+ * pointer), never changed nor freed afterwards: a handler on any thread may
+ * be reading an older one. */
+struct chain {
+    struct sigaction below;
+    int ntops;
+    struct sigaction tops[SBX_MAX_TOPS];
+};
+
+static _Atomic(struct chain *) chains[SBX_NSIG];
+static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int installed;
+static int timer_sig;
+static void *restorer; /* the return address of a real delivery */
+static sigset_t managed;
+static pthread_key_t thread_key;
+static atomic_ulong foreign_handlers, retaken_handlers;
+
+struct sbx_thread {
+    volatile sig_atomic_t inside;
+    volatile sig_atomic_t armed;
+    sigjmp_buf *jb;
+    struct ddl_fault *fault;
+    int initialised;
+    pid_t tid;
+    int timer_ok;
+    timer_t timer;
+    void *alt;
+    size_t alt_len;
+    sigset_t mask; /* the mask thread_init left; put back after a jump */
+    signed char chain_next[SBX_NSIG];
+};
+
+static __thread struct sbx_thread T __attribute__((tls_model("initial-exec")));
+
+static void handler(int sig, siginfo_t *si, void *ucv);
+
+static int is_ours(const struct sigaction *sa) {
+    return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == handler;
+}
+
+static int same_handler(const struct sigaction *a, const struct sigaction *b) {
+    return a->sa_sigaction == b->sa_sigaction && a->sa_flags == b->sa_flags;
+}
+
+static void our_action(struct sigaction *act) {
+    memset(act, 0, sizeof *act);
+    act->sa_sigaction = handler;
+    act->sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+    /* Neither a timer signal nor another fault interrupts the recording
+     * of one (SIGSEGV inside the handler itself still kills, as it would). */
+    act->sa_mask = managed;
+}
+
+static void *pc_of(void *ucv) {
+#if defined(__x86_64__)
+    return ucv ? (void *)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP] : NULL;
+#elif defined(__aarch64__)
+    return ucv ? (void *)((ucontext_t *)ucv)->uc_mcontext.pc : NULL;
+#else
+    (void)ucv;
+    return NULL;
+#endif
+}
+
+static int sync_fault(int sig) {
+    return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP;
+}
+
+/* The default action, as the kernel would take it: SIG_DFL, then the signal
+ * again to this thread (blocked while the handler runs: it arrives on return,
+ * for a fault at the faulting instruction). */
+static void default_action(int sig) {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, NULL);
+    syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
+}
+
+/* Runs `p` for this delivery as the kernel would have. */
+static void run_prev(const struct sigaction *p, int sig, siginfo_t *si, void *ucv) {
+    if (!(p->sa_flags & SA_SIGINFO) && p->sa_handler == SIG_IGN) {
+        if (sync_fault(sig) && si && si->si_code > 0)
+            default_action(sig); /* the kernel forces SIG_DFL for a fault */
+        return;
+    }
+    if (!(p->sa_flags & SA_SIGINFO) && p->sa_handler == SIG_DFL) {
+        default_action(sig);
+        return;
+    }
+    sigset_t extra = p->sa_mask, saved;
+    if (!(p->sa_flags & SA_NODEFER))
+        sigaddset(&extra, sig);
+    pthread_sigmask(SIG_BLOCK, &extra, &saved);
+    if (p->sa_flags & SA_SIGINFO)
+        p->sa_sigaction(sig, si, ucv);
+    else
+        p->sa_handler(sig);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+}
+
+/* Outside the sandbox: what would have run without DDL. */
+static void chain_on(int sig, siginfo_t *si, void *ucv, int real) {
+    struct chain *c = atomic_load_explicit(&chains[sig], memory_order_acquire);
+    if (!c) {
+        default_action(sig);
+        return;
+    }
+    /* Entries: 0 = below, k = tops[k-1]. */
+    int k = real ? c->ntops : T.chain_next[sig];
+    if (k < 0 || k > c->ntops) {
+        /* The bottom of the chain called back into DDL's handler: nothing
+         * left below, so the default action. */
+        default_action(sig);
+        return;
+    }
+    T.chain_next[sig] = (signed char)(k - 1);
+    run_prev(k == 0 ? &c->below : &c->tops[k - 1], sig, si, ucv);
+}
+
+static void record(struct sbx_thread *t, int sig, siginfo_t *si, void *ucv) {
+    struct ddl_fault *f = t->fault;
+    f->signal = sig;
+    f->code = si ? si->si_code : 0;
+    f->addr = (si && sig != timer_sig) ? si->si_addr : NULL;
+    f->pc = pc_of(ucv);
+}
+
+static int our_timer_signal(struct sbx_thread *t, int sig, siginfo_t *si) {
+    return sig == timer_sig && si && si->si_code == SI_TIMER && t->tid != 0 &&
+           si->si_value.sival_int == t->tid;
+}
+
+static void handler(int sig, siginfo_t *si, void *ucv) {
+    void *ra = __builtin_return_address(0);
+    struct sbx_thread *t = &T;
+    if (our_timer_signal(t, sig, si)) {
+        struct itimerspec now;
+        if (t->inside && t->armed && t->jb && timer_gettime(t->timer, &now) == 0 &&
+            now.it_value.tv_sec == 0 && now.it_value.tv_nsec == 0) {
+            record(t, sig, si, ucv);
+            t->inside = 0;
+            siglongjmp(*t->jb, DDL_CALL_TIMEOUT);
+        }
+        return; /* late, or from a previous arming: ignored */
+    }
+    if (t->inside && t->jb && sig != timer_sig) {
+        /* kill(2) from another process is not the new build's doing. */
+        int external = si && si->si_code == SI_USER && si->si_pid != getpid();
+        if (!external) {
+            record(t, sig, si, ucv);
+            t->inside = 0;
+            siglongjmp(*t->jb, DDL_CALL_FAULT);
+        }
+    }
+    int saved_errno = errno;
+    chain_on(sig, si, ucv, restorer == NULL || ra == restorer);
+    errno = saved_errno;
+}
+
+/* Does `fn` lie in an object of a namespace other than the base one? */
+static int in_other_namespace(void *fn) {
+    Dl_info info;
+    struct link_map *lm = NULL;
+    if (!fn || !dladdr1(fn, &info, (void **)&lm, RTLD_DL_LINKMAP) || !lm)
+        return 0;
+    Lmid_t id = LM_ID_BASE;
+    if (dlinfo(lm, RTLD_DI_LMID, &id) != 0)
+        return 0;
+    return id != LM_ID_BASE;
+}
+
+static int handler_address_foreign(const struct sigaction *sa) {
+    if (!(sa->sa_flags & SA_SIGINFO) && (sa->sa_handler == SIG_DFL || sa->sa_handler == SIG_IGN))
+        return 0;
+    return in_other_namespace((void *)sa->sa_sigaction);
+}
+
+/* The chain after `cur` (what is installed on the signal now) was found
+ * over `old` (NULL: DDL is not installed yet, so `cur` is what lies below). */
+static struct chain *chain_with(const struct chain *old, const struct sigaction *cur, int *pushed) {
+    struct chain *c = malloc(sizeof *c);
+    *pushed = 0;
+    if (!c)
+        return NULL;
+    if (!old) {
+        memset(c, 0, sizeof *c);
+        c->below = *cur;
+        return c;
+    }
+    *c = *old;
+    if (handler_address_foreign(cur))
+        return c; /* the new build's own handler: never chained to */
+    if (c->ntops == SBX_MAX_TOPS) {
+        /* Keep the newest handlers; the oldest one installed over DDL's
+         * drops out of the chain. */
+        memmove(&c->tops[0], &c->tops[1], (SBX_MAX_TOPS - 1) * sizeof c->tops[0]);
+        c->ntops--;
+    }
+    c->tops[c->ntops++] = *cur;
+    *pushed = 1;
+    return c;
+}
+
+/* Puts DDL's handler on `sig` over `cur` (what is installed now) and makes
+ * `cur` part of the chain. Under install_lock. */
+static int take(int sig, const struct sigaction *cur) {
+    struct chain *old = atomic_load_explicit(&chains[sig], memory_order_relaxed);
+    int pushed;
+    struct chain *c = chain_with(old, cur, &pushed);
+    if (!c)
+        return -ENOMEM;
+    atomic_store_explicit(&chains[sig], c, memory_order_release);
+    struct sigaction act, was;
+    our_action(&act);
+    if (sigaction(sig, &act, &was) != 0)
+        return -errno;
+    if (!is_ours(&was) && !same_handler(&was, cur)) {
+        /* Someone installed between the read and the swap: chain to what
+         * was really displaced (a delivery meanwhile used `c`: a window of
+         * a few instructions). */
+        struct chain *d = chain_with(old, &was, &pushed);
+        if (d)
+            atomic_store_explicit(&chains[sig], d, memory_order_release);
+    }
+    if (old)
+        atomic_fetch_add(pushed ? &retaken_handlers : &foreign_handlers, 1);
+    if (!restorer) {
+        /* The restorer libc gives every handler: a real delivery returns
+         * there (x86-64 SA_RESTORER; elsewhere unknown, and every entry is
+         * taken as a real delivery). */
+        struct sigaction mine;
+        if (sigaction(sig, NULL, &mine) == 0 && is_ours(&mine)) {
+#if defined(__x86_64__)
+            restorer = (void *)mine.sa_restorer;
+#endif
+        }
+    }
+    return 0;
+}
+
+static void pick_timer_signal(void) {
+    for (int s = SIGRTMAX; s >= SIGRTMIN; s--) {
+        struct sigaction cur;
+        if (sigaction(s, NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) &&
+            cur.sa_handler == SIG_DFL) {
+            timer_sig = s;
+            return;
+        }
+    }
+}
+
+static void thread_end(void *arg) {
+    struct sbx_thread *t = arg;
+    if (t != &T)
+        return;
+    if (t->timer_ok) {
+        timer_delete(t->timer);
+        t->timer_ok = 0;
+    }
+    if (t->alt) {
+        stack_t ss, cur;
+        if (sigaltstack(NULL, &cur) == 0 && cur.ss_sp == (char *)t->alt + getpagesize()) {
+            memset(&ss, 0, sizeof ss);
+            ss.ss_flags = SS_DISABLE;
+            sigaltstack(&ss, NULL);
+        }
+        munmap(t->alt, t->alt_len);
+        t->alt = NULL;
+    }
+    t->initialised = 0;
+}
+
+int ddl_sandbox_install(void) {
+    if (atomic_load_explicit(&installed, memory_order_acquire))
+        return 0;
+    pthread_mutex_lock(&install_lock);
+    int rc = 0;
+    if (atomic_load_explicit(&installed, memory_order_relaxed))
+        goto out;
+    pick_timer_signal();
+    if (!timer_sig) {
+        rc = -EAGAIN;
+        goto out;
+    }
+    sigemptyset(&managed);
+    for (int i = 0; i < N_FAULT_SIGNALS; i++)
+        sigaddset(&managed, fault_signals[i]);
+    sigaddset(&managed, timer_sig);
+    if ((rc = -pthread_key_create(&thread_key, thread_end)) != 0)
+        goto out;
+    for (int i = 0; i <= N_FAULT_SIGNALS; i++) {
+        int sig = i < N_FAULT_SIGNALS ? fault_signals[i] : timer_sig;
+        struct sigaction cur;
+        if (sigaction(sig, NULL, &cur) != 0) {
+            rc = -errno;
+            goto out;
+        }
+        if ((rc = take(sig, &cur)) != 0)
+            goto out;
+    }
+    atomic_store_explicit(&installed, 1, memory_order_release);
+out:
+    pthread_mutex_unlock(&install_lock);
+    return rc;
+}
+
+int ddl_sandbox_timer_signal(void) { return timer_sig; }
+unsigned long ddl_sandbox_foreign_handlers(void) { return atomic_load(&foreign_handlers); }
+unsigned long ddl_sandbox_retaken_handlers(void) { return atomic_load(&retaken_handlers); }
+
+/* Before each call: DDL's handler must be the one installed on every
+ * managed signal (see "Chaining"). */
+static int recheck(void) {
+    int rc = 0;
+    for (int i = 0; i <= N_FAULT_SIGNALS; i++) {
+        int sig = i < N_FAULT_SIGNALS ? fault_signals[i] : timer_sig;
+        struct sigaction cur;
+        if (sigaction(sig, NULL, &cur) != 0 || is_ours(&cur))
+            continue;
+        pthread_mutex_lock(&install_lock);
+        if (sigaction(sig, NULL, &cur) == 0 && !is_ours(&cur))
+            rc = take(sig, &cur);
+        pthread_mutex_unlock(&install_lock);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int ddl_sandbox_thread_init(void) {
+    struct sbx_thread *t = &T;
+    if (t->initialised)
+        return 0;
+    int rc = ddl_sandbox_install();
+    if (rc)
+        return rc;
+    long page = sysconf(_SC_PAGESIZE);
+    long min = sysconf(_SC_SIGSTKSZ);
+    size_t len = ALT_STACK_SIZE;
+    if (min > 0 && (size_t)min * 4 > len)
+        len = ((size_t)min * 4 + page - 1) / page * page;
+    void *mem = mmap(NULL, len + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+                     -1, 0);
+    if (mem == MAP_FAILED)
+        return -errno;
+    if (mprotect(mem, page, PROT_NONE) != 0) { /* the guard page, below */
+        rc = -errno;
+        munmap(mem, len + page);
+        return rc;
+    }
+    stack_t ss;
+    memset(&ss, 0, sizeof ss);
+    ss.ss_sp = (char *)mem + page;
+    ss.ss_size = len;
+    if (sigaltstack(&ss, NULL) != 0) {
+        rc = -errno;
+        munmap(mem, len + page);
+        return rc;
+    }
+    t->alt = mem;
+    t->alt_len = len + page;
+    t->tid = (pid_t)syscall(SYS_gettid);
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = timer_sig;
+    sev.sigev_value.sival_int = t->tid;
+    sev.sigev_notify_thread_id = t->tid;
+    if (timer_create(CLOCK_MONOTONIC, &sev, &t->timer) != 0) {
+        rc = -errno;
+        thread_end(t);
+        return rc;
+    }
+    t->timer_ok = 1;
+    pthread_sigmask(SIG_UNBLOCK, &managed, NULL);
+    pthread_sigmask(SIG_SETMASK, NULL, &t->mask);
+    pthread_setspecific(thread_key, t);
+    t->initialised = 1;
+    return 0;
+}
+
+static void set_timer(struct sbx_thread *t, unsigned ms) {
+    struct itimerspec its;
+    memset(&its, 0, sizeof its);
+    its.it_value.tv_sec = ms / 1000;
+    its.it_value.tv_nsec = (long)(ms % 1000) * 1000000L;
+    timer_settime(t->timer, 0, &its, NULL);
+}
+
+int ddl_sandbox_call(struct ddl_call *c, struct ddl_fault *f, unsigned timeout_ms) {
+    struct sbx_thread *t = &T;
+    if (t->jb)
+        return -EBUSY;
+    if (!t->initialised) {
+        int rc = ddl_sandbox_thread_init();
+        if (rc)
+            return rc;
+    }
+    int rc = recheck();
+    if (rc)
+        return rc;
+    memset(f, 0, sizeof *f);
+    c->exc_type[0] = 0;
+    c->exc_what[0] = 0;
+    sigjmp_buf jb;
+    t->fault = f;
+    t->jb = &jb;
+    /* No mask saved (a syscall per call): the slow path puts back t->mask. */
+    int st = sigsetjmp(jb, 0);
+    if (st == 0) {
+        atomic_signal_fence(memory_order_seq_cst);
+        t->inside = 1;
+        atomic_signal_fence(memory_order_seq_cst);
+        if (timeout_ms) {
+            t->armed = 1;
+            set_timer(t, timeout_ms);
+        }
+        if (c->guard) {
+            st = c->guard(c->ffi_call, c->cif, c->fn, c->rvalue, c->avalue, c->exc_type,
+                          sizeof c->exc_type, c->exc_what, sizeof c->exc_what);
+        } else {
+            c->ffi_call(c->cif, c->fn, c->rvalue, c->avalue);
+            st = DDL_CALL_OK;
+        }
+        atomic_signal_fence(memory_order_seq_cst);
+        t->inside = 0;
+        atomic_signal_fence(memory_order_seq_cst);
+    } else {
+        /* From the handler (which cleared `inside`): the handler's mask, or
+         * whatever the new build made of it, goes. */
+        pthread_sigmask(SIG_SETMASK, &t->mask, NULL);
+    }
+    if (t->armed) {
+        set_timer(t, 0);
+        t->armed = 0;
+    }
+    t->jb = NULL;
+    t->fault = NULL;
+    return st;
+}
