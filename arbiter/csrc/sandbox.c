@@ -102,6 +102,8 @@ static void *restorer; /* the return address of a real delivery */
 static sigset_t managed;
 static pthread_key_t thread_key;
 static atomic_ulong foreign_handlers, retaken_handlers;
+static atomic_ulong handlers_epoch = 1;
+static atomic_uint recheck_every = 1;
 
 struct sbx_thread {
     volatile sig_atomic_t inside;
@@ -115,6 +117,8 @@ struct sbx_thread {
     void *alt;
     size_t alt_len;
     sigset_t mask; /* the mask thread_init left; put back after a jump */
+    unsigned long seen_epoch;
+    unsigned calls_since_check;
     signed char chain_next[SBX_NSIG];
 };
 
@@ -397,9 +401,20 @@ int ddl_sandbox_timer_signal(void) { return timer_sig; }
 unsigned long ddl_sandbox_foreign_handlers(void) { return atomic_load(&foreign_handlers); }
 unsigned long ddl_sandbox_retaken_handlers(void) { return atomic_load(&retaken_handlers); }
 
-/* Before each call: DDL's handler must be the one installed on every
- * managed signal (see "Chaining"). */
-static int recheck(void) {
+void ddl_sandbox_handlers_changed(void) { atomic_fetch_add(&handlers_epoch, 1); }
+void ddl_sandbox_set_recheck(unsigned every) { atomic_store(&recheck_every, every ? every : 1); }
+
+/* Before a call: DDL's handler must be the one installed on every managed
+ * signal (see "Chaining"). One rt_sigaction per signal, so it is skipped
+ * when the policy allows (ddl_sandbox_set_recheck) and no change was
+ * announced (ddl_sandbox_handlers_changed). */
+static int recheck(struct sbx_thread *t) {
+    unsigned long epoch = atomic_load_explicit(&handlers_epoch, memory_order_acquire);
+    unsigned every = atomic_load_explicit(&recheck_every, memory_order_relaxed);
+    if (epoch == t->seen_epoch && ++t->calls_since_check < every)
+        return 0;
+    t->seen_epoch = epoch;
+    t->calls_since_check = 0;
     int rc = 0;
     for (int i = 0; i <= N_FAULT_SIGNALS; i++) {
         int sig = i < N_FAULT_SIGNALS ? fault_signals[i] : timer_sig;
@@ -485,7 +500,7 @@ int ddl_sandbox_call(struct ddl_call *c, struct ddl_fault *f, unsigned timeout_m
         if (rc)
             return rc;
     }
-    int rc = recheck();
+    int rc = recheck(t);
     if (rc)
         return rc;
     memset(f, 0, sizeof *f);

@@ -38,6 +38,19 @@ int ddl_sandbox_call(struct ddl_call *c, struct ddl_fault *f, unsigned timeout_m
 /* The real-time signal the per-thread timers use (0 before install). */
 int ddl_sandbox_timer_signal(void);
 
+/* How often ddl_sandbox_call re-reads the signal dispositions to put
+ * DDL's handlers back over ones installed since (1 = before every call, the
+ * default: one rt_sigaction per managed signal; n = every n-th call per
+ * thread, and before the next call after ddl_sandbox_handlers_changed).
+ * Meant for when libddl interposes the application's sigaction/signal and
+ * announces every change: until then, anything but 1 leaves a window in
+ * which a shadow fault reaches the application's handler. */
+void ddl_sandbox_set_recheck(unsigned every);
+
+/* Announces that a handler may have changed (an interposed sigaction):
+ * every thread re-reads the dispositions before its next sandboxed call. */
+void ddl_sandbox_handlers_changed(void);
+
 /* How many times a handler installed from another namespace (the new
  * build's own sigaction) was found and removed, and how many application
  * handlers installed over DDL's were taken under DDL's (chained to). */

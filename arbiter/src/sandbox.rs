@@ -153,6 +153,8 @@ mod ffi {
         pub fn ddl_sandbox_timer_signal() -> c_int;
         pub fn ddl_sandbox_foreign_handlers() -> c_ulong;
         pub fn ddl_sandbox_retaken_handlers() -> c_ulong;
+        pub fn ddl_sandbox_set_recheck(every: c_uint);
+        pub fn ddl_sandbox_handlers_changed();
     }
 }
 
@@ -210,6 +212,26 @@ pub fn foreign_handlers() -> u64 {
 pub fn retaken_handlers() -> u64 {
     // SAFETY: reads an atomic counter.
     unsafe { ffi::ddl_sandbox_retaken_handlers() as u64 }
+}
+
+/// How often a sandboxed call first re-reads the signal dispositions, to
+/// put DDL's handlers back over any installed since (and chain to those):
+/// 1 (the default) before every call, which costs one `rt_sigaction` per
+/// managed signal (8; about 3 µs here); n, every n-th call on each thread
+/// and before the next call after [`handlers_changed`]. Anything but 1 is
+/// only safe once every change is announced (libddl interposing the
+/// application's `sigaction`/`signal`): until then it leaves a window in
+/// which a fault of the new build reaches the application's handler.
+pub fn set_recheck_every(every: u32) {
+    // SAFETY: stores an atomic.
+    unsafe { ffi::ddl_sandbox_set_recheck(every as c_uint) }
+}
+
+/// Announces that a signal handler may have changed: every thread re-reads
+/// the dispositions before its next sandboxed call.
+pub fn handlers_changed() {
+    // SAFETY: bumps an atomic counter.
+    unsafe { ffi::ddl_sandbox_handlers_changed() }
 }
 
 /// Makes `c` in the sandbox with a time limit of `timeout_ms` (0: none).
