@@ -13,6 +13,7 @@
 //! would run without libddl (fail open).
 #![warn(missing_docs)]
 
+mod cxxguard;
 pub mod elf;
 pub mod interpose;
 pub mod namespace;

@@ -1,0 +1,40 @@
+//! Builds the C++ exception guard library (`csrc/cxxguard.cc`) with the
+//! system's `c++` into `OUT_DIR/libddl-cxxguard.so`; `src/cxxguard.rs`
+//! embeds the bytes with `include_bytes!` and loads them into the new
+//! build's namespace at run time. libstdc++ is linked dynamically, so the
+//! guard shares the namespace's own libstdc++ (and its exception runtime)
+//! with the new build.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    let manifest =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    let src = manifest.join("csrc/cxxguard.cc");
+    let include = manifest.join("../arbiter/csrc");
+    println!("cargo:rerun-if-changed={}", src.display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        include.join("ddl_call.h").display()
+    );
+    println!("cargo:rerun-if-env-changed=CXX");
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".to_string());
+    let so = out.join("libddl-cxxguard.so");
+    let status = Command::new(&cxx)
+        .args(["-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror"])
+        .arg("-Wl,-soname,libddl-cxxguard.so")
+        .arg("-I")
+        .arg(&include)
+        .arg("-o")
+        .arg(&so)
+        .arg(&src)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run `{cxx}` to build the C++ guard: {e}"));
+    assert!(
+        status.success(),
+        "`{cxx}` failed to build {}",
+        src.display()
+    );
+}
