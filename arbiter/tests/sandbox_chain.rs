@@ -99,6 +99,7 @@ impl App {
         assert!(!handle.is_null(), "{:?}", unsafe {
             CStr::from_ptr(libc::dlerror())
         });
+        let _ = std::fs::remove_file(&path); // mapped; the file is no longer needed
         App { handle }
     }
     fn sym(&self, name: &str) -> usize {
