@@ -1777,6 +1777,34 @@ mod tests {
         assert_eq!(ctor_dtor_variant("_ZNS_1SC1Ev"), Some(C1));
     }
 
+    /// Every function of the fixture's example config parses and resolves:
+    /// constructors to C1 + C2, virtual destructors to D0 + D1 + D2, the
+    /// Counter's destructor to D1 + D2, the rest to exactly one symbol.
+    #[test]
+    fn shapes_config_resolves() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../cxx-fixtures/shapes.ddl.json"
+        );
+        let cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut n = 0;
+        for f in cfg["functions"].as_array().unwrap() {
+            let text = f.as_str().or_else(|| f["sig"].as_str()).unwrap();
+            let d = CxxDecl::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let want = match d.kind {
+                CxxKind::Ctor => 2,
+                CxxKind::Dtor if d.is_virtual => 3,
+                CxxKind::Dtor => 2,
+                _ => 1,
+            };
+            assert_eq!(resolve(&d, SHAPES).len(), want, "{text}");
+            assert_eq!(is_cxx_decl(text), d.kind != CxxKind::Function, "{text}");
+            n += 1;
+        }
+        assert_eq!(n, 22);
+    }
+
     #[test]
     fn class_symbols() {
         assert_eq!(vtable_symbol("Shape").as_deref(), Some("_ZTV5Shape"));
