@@ -22,6 +22,7 @@ const APP_C: &str = r#"
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static sigjmp_buf jb;
 static volatile int armed;
@@ -65,6 +66,14 @@ int fault_caught(void) {
     armed = 0;
     return 0;
 }
+/* The new build's own handler, installed from its namespace. */
+static void handler_foreign(int sig) { (void)sig; _exit(97); }
+int install_foreign(int x) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler_foreign;
+    return sigaction(SIGSEGV, &sa, NULL) + x;
+}
 int null_deref(int x) { volatile int *p = NULL; return *p + x; }
 void do_abort(void) { abort(); }
 "#;
@@ -88,6 +97,8 @@ fn build() -> PathBuf {
 
 struct App {
     handle: *mut libc::c_void,
+    /// The same library in a namespace of its own, as a new build.
+    new_ns: *mut libc::c_void,
 }
 
 impl App {
@@ -99,8 +110,11 @@ impl App {
         assert!(!handle.is_null(), "{:?}", unsafe {
             CStr::from_ptr(libc::dlerror())
         });
+        // SAFETY: as above, in a new namespace as DDL loads a new build.
+        let new_ns = unsafe { libc::dlmopen(libc::LM_ID_NEWLM, c.as_ptr(), libc::RTLD_NOW) };
+        assert!(!new_ns.is_null());
         let _ = std::fs::remove_file(&path); // mapped; the file is no longer needed
-        App { handle }
+        App { handle, new_ns }
     }
     fn sym(&self, name: &str) -> usize {
         let c = CString::new(name).unwrap();
@@ -186,6 +200,31 @@ fn application_handlers_before_and_after_install() {
     assert_eq!(app.int0("get_hits_a"), 3);
     assert_eq!(app.int0("get_hits_b"), 3);
     assert_eq!(app.int0("fault_caught"), 2);
+
+    // The new build installs its own SIGSEGV handler from its namespace:
+    // the next sandboxed call drops it (never chained to), the shadow's
+    // fault is contained and the application's faults still go to B.
+    let c = CString::new("install_foreign").unwrap();
+    // SAFETY: a live handle, a NUL-terminated name.
+    let f = unsafe { libc::dlsym(app.new_ns, c.as_ptr()) } as usize;
+    assert_ne!(f, 0);
+    let foreign = sandbox::foreign_handlers();
+    std::thread::spawn(move || {
+        let inv = Invoker::new(&parse_signature("int f(int x)", &TypeTable::new()).unwrap());
+        // SAFETY: `int install_foreign(int)`.
+        let r = unsafe { inv.call_sandboxed(f as *const _, &[Raw::Bits(5)], None, 1000) };
+        assert_eq!(r, Ok(Raw::Bits(5)));
+    })
+    .join()
+    .unwrap();
+    shadow_fault(&app);
+    assert_eq!(sandbox::foreign_handlers(), foreign + 1);
+    assert_eq!(
+        app.int0("fault_caught"),
+        2,
+        "B, not the new build's handler"
+    );
+    assert_eq!(app.int0("get_hits_a"), 3);
 }
 
 /// In a child process (this binary again): what `DDL_SANDBOX_CHILD` says.
