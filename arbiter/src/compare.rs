@@ -664,6 +664,7 @@ mod tests {
             name: name.into(),
             ty,
             role,
+            handle: None,
         }
     }
 
@@ -674,6 +675,7 @@ mod tests {
             ret_role,
             params,
             text: "f".into(),
+            effect: Default::default(),
         }
     }
 

@@ -1122,7 +1122,11 @@ mod tests {
             ("\"mode\": \"loud\"", "mode: expected \"shadow\" or \"off\", found \"loud\""),
             ("\"capture\": \"cap.zst\"", "capture: capture arrives with the capture/replay issue"),
             ("\"capture\": {\"path\": \"x\"}", "capture: capture arrives with the capture/replay issue"),
-            ("\"handles\": [{\"type\": \"calc_ctx *\"}]", "handles: handles arrive with the stateful-components issue"),
+            ("\"handles\": [{\"type\": \"calc_ctx *\", \"create\": [\"calc_new\"]}]", "handles[0].create[0]: calc_new is not in \"functions\""),
+            ("\"handles\": [{\"type\": \"calc_ctx *\", \"destroy\": [\"calc_add\"]}]", "handles[0].destroy[0]: calc_add takes no calc_ctx *"),
+            ("\"handles\": [{\"type\": \"calc_ctx *\", \"make\": []}]", "handles[0].make: unknown key (a handle takes type, create and destroy)"),
+            ("\"handles\": [{\"create\": []}]", "handles[0]: missing \"type\""),
+            ("\"handles\": [{\"type\": \"int *\"}]", "handles[0].type: column 1 of \"int *\": a handle type points to a named type"),
             ("\"classes\": [{\"name\": \"Shape\", \"size\": 64}]", "classes: C++ classes arrive with the stateful-components issue"),
             ("\"sandbox\": {\"intercept\": [\"open\"]}", "sandbox: sandbox.intercept arrives with"),
             ("\"colour\": true", "colour: unknown key (known keys: old, new, mode"),
@@ -1279,7 +1283,7 @@ mod tests {
             ("{\"sig\": \"int g(int a)\", \"compare\": {\"ret\": \"close\"}}", "calc.ddl.json:3: functions[1].compare.ret: expected \"exact\""),
             ("{\"sig\": \"int g(int a)\", \"compare\": 1}", "calc.ddl.json:3: functions[1].compare: expected \"exact\", \"ignore\" or an object of specs, found 1"),
             ("\"int Shape::area() const\"", "calc.ddl.json:3: functions[1]: column 10 of \"int Shape::area() const\": C++ declarations arrive with the stateful-components issue"),
-            ("\"int g(int *p [handle])\"", "calc.ddl.json:3: functions[1]: column 15 of \"int g(int *p [handle])\": handles arrive with the stateful-components issue"),
+            ("\"int g(int *p [handle])\"", "calc.ddl.json:3: functions[1]: column 15 of \"int g(int *p [handle])\": [handle] needs a type listed in \"handles\""),
         ];
         for (entry, want) in cases {
             let e = f(entry);
@@ -1301,6 +1305,42 @@ mod tests {
             fail(text),
             "calc.ddl.json:2: functions[0]: column 15 of \"int f(int a,  intt b)\": unknown type \"intt\""
         );
+    }
+
+    #[test]
+    fn handles_give_roles_and_effects() {
+        let c = parse(
+            r#"{
+  "old": "libcodec.so.1", "new": "x.so",
+  "types": ["struct st { const uint8_t *next_in [in avail_in]; unsigned avail_in; void *state [private]; }"],
+  "handles": [
+    {"type": "codec_t *", "create": ["codec_new", "codec_open"], "destroy": ["codec_free"]},
+    {"type": "struct st *", "create": ["st_init"], "destroy": ["st_end"]}
+  ],
+  "functions": [
+    "codec_t *codec_new(int level)",
+    "int codec_open(const char *name, codec_t **out)",
+    "int codec_level(const codec_t *c)",
+    "void codec_free(codec_t *c)",
+    "int st_init(struct st *s)",
+    "int st_end(struct st *s)"
+  ]
+}"#,
+        );
+        let f = |n: &str| &c.functions.iter().find(|f| f.sig.name == n).unwrap().sig;
+        assert_eq!(f("codec_new").ret_role, Role::Handle { class: 0 });
+        assert_eq!(f("codec_new").effect, Effect::Create { class: 0 });
+        assert_eq!(f("codec_open").params[1].role, Role::HandleOut { class: 0 });
+        assert_eq!(f("codec_level").params[0].role, Role::Handle { class: 0 });
+        assert_eq!(f("codec_level").effect, Effect::None);
+        assert!(!f("codec_level").sampled_per_call());
+        assert!(f("codec_new").sampled_per_call());
+        assert_eq!(f("codec_free").effect, Effect::Destroy { class: 0 });
+        let init = f("st_init");
+        assert_eq!(init.effect, Effect::Create { class: 1 });
+        assert_eq!(init.params[0].handle, Some(1));
+        assert!(matches!(init.params[0].role, Role::Buffer { .. }));
+        assert_eq!(c.handles.len(), 2);
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //!   two sides' states have parted; every later call on it is `unmirrored`
 //!   until a create pairs the address again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::marshal::HandleArg;
 
@@ -38,9 +38,12 @@ struct Entry {
 #[derive(Default)]
 pub struct HandleTable {
     pairs: HashMap<(u32, u64), Entry>,
-    /// Handles on which a call was dropped, with the first dropped call's
-    /// sequence number: calls after it are `unmirrored`.
-    parted: HashMap<(u32, u64), u64>,
+    /// Handles on which calls were dropped, with the dropped calls'
+    /// sequence numbers: a call after one of them is `unmirrored`. Drops are
+    /// noted as they happen, ahead of the queue, so one address may hold
+    /// drops of several lives (a drop, a destroy and a create still queued,
+    /// another drop); each pairing forgets only the drops before it.
+    parted: HashMap<(u32, u64), BTreeSet<u64>>,
 }
 
 impl HandleTable {
@@ -51,14 +54,13 @@ impl HandleTable {
 
     /// A call with sequence number `seq` on this handle was dropped.
     pub fn part(&mut self, class: u32, primary: u64, seq: u64) {
-        let e = self.parted.entry((class, primary)).or_insert(seq);
-        *e = (*e).min(seq);
+        self.parted.entry((class, primary)).or_default().insert(seq);
     }
 
     fn is_parted(&self, class: u32, primary: u64, seq: u64) -> bool {
         self.parted
             .get(&(class, primary))
-            .is_some_and(|&d| d < seq)
+            .is_some_and(|d| d.range(..seq).next().is_some())
     }
 
     /// The shadow's handle for `primary`, for the call numbered `seq`.
@@ -112,13 +114,14 @@ impl HandleTable {
         self.clear_parted(class, primary, seq);
     }
 
+    /// A pairing (or destroy) numbered `seq` starts a new life: the drops
+    /// before it are forgotten, the later ones stay.
     fn clear_parted(&mut self, class: u32, primary: u64, seq: u64) {
-        if self
-            .parted
-            .get(&(class, primary))
-            .is_some_and(|&d| d < seq)
-        {
-            self.parted.remove(&(class, primary));
+        if let Some(d) = self.parted.get_mut(&(class, primary)) {
+            *d = d.split_off(&seq);
+            if d.is_empty() {
+                self.parted.remove(&(class, primary));
+            }
         }
     }
 
@@ -164,6 +167,22 @@ mod tests {
         t.part(0, 0x20, 20);
         t.pair(0, 0x20, 0x55, 19);
         assert_eq!(t.lookup(0, 0x20, 21), HandleArg::Unknown);
+    }
+
+    #[test]
+    fn drops_of_two_lives_noted_ahead_of_the_queue() {
+        // Application order: create 1, drop 5, destroy 6, create 7, drop 9;
+        // the shadow learns of both drops before it judges anything.
+        let mut t = HandleTable::new();
+        t.part(0, 0x10, 5);
+        t.part(0, 0x10, 9);
+        t.pair(0, 0x10, 0xa, 1);
+        assert_eq!(t.lookup(0, 0x10, 2), HandleArg::Value(0xa));
+        assert_eq!(t.lookup(0, 0x10, 6), HandleArg::Unknown);
+        t.remove(0, 0x10, 6);
+        t.pair(0, 0x10, 0xb, 7);
+        assert_eq!(t.lookup(0, 0x10, 8), HandleArg::Value(0xb));
+        assert_eq!(t.lookup(0, 0x10, 10), HandleArg::Unknown, "the second life's drop");
     }
 
     #[test]

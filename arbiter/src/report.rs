@@ -898,19 +898,23 @@ mod tests {
                     name: "x".into(),
                     ty: Type::Scalar(Scalar::I32),
                     role: Role::Value,
+                    handle: None,
                 },
                 Param {
                     name: "out".into(),
                     ty: dptr,
                     role: out1,
+                    handle: None,
                 },
                 Param {
                     name: "name".into(),
                     ty: cptr,
                     role: strbuf,
+                    handle: None,
                 },
             ],
             text: "int f(int x, double *out, char *name)".into(),
+            effect: Default::default(),
         };
         let o = Outcome {
             ret: Value::Int(Scalar::I32, 0),

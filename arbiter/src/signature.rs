@@ -2529,7 +2529,7 @@ mod tests {
             (
                 "int f(int *p [handle])",
                 15,
-                "handles arrive with the stateful-components issue",
+                "[handle] needs a type listed in \"handles\"",
             ),
             ("int f(int *p [private])", 15, "only for struct fields"),
             ("int f(int x [4])", 1, ""),
@@ -3040,7 +3040,7 @@ mod tests {
                 24,
                 "not available in struct fields",
             ),
-            ("struct s { int *p [handle]; }", 20, "handles arrive"),
+            ("struct s { int *p [handle]; }", 20, "[handle] needs a type listed"),
             (
                 "struct s { struct later *l [in 4]; }",
                 28,

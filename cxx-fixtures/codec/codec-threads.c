@@ -15,6 +15,7 @@ static long calls;
 static int shared_mode;
 static codec_t *shared;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long *sums; /* per thread, printed in order by main */
 
 static void *worker(void *arg)
 {
@@ -41,7 +42,7 @@ static void *worker(void *arg)
     }
     if (!shared_mode) {
         codec_free(c);
-        printf("thread %ld sum %lu\n", t, sum);
+        sums[t] = sum;
     }
     return NULL;
 }
@@ -54,14 +55,18 @@ int main(int argc, char **argv)
     if (shared_mode)
         shared = codec_new(3);
     pthread_t *th = calloc((size_t)threads, sizeof *th);
+    sums = calloc((size_t)threads, sizeof *sums);
     for (long t = 0; t < threads; t++)
         pthread_create(&th[t], NULL, worker, (void *)t);
     for (int t = 0; t < threads; t++)
         pthread_join(th[t], NULL);
+    for (int t = 0; t < threads && !shared_mode; t++)
+        printf("thread %d sum %lu\n", t, sums[t]);
     if (shared_mode) {
         printf("shared calls %ld\n", codec_calls(shared));
         codec_free(shared);
     }
     free(th);
+    free(sums);
     return 0;
 }

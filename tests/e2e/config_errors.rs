@@ -307,23 +307,50 @@ fn config_error_new_does_not_load() {
     assert_prefix(&line, &format!("ddl: error: {}:{l}: new: ", path.display()));
 }
 
-/// `handles` comes with a later issue and is refused clearly until then.
+/// A `handles` entry naming a create function that is not in the boundary:
+/// the key of the name inside the entry.
 #[test]
-fn config_error_refused_key_handles() {
+fn config_error_handle_function_not_in_functions() {
     let fx = fixtures();
     let tmp = TempDir::new("err-handles");
     let text = calc_text(
         fx,
         None,
-        &["\"handles\": [{ \"type\": \"calc_ctx *\", \"create\": [\"calc_new\"], \"destroy\": [\"calc_free\"] }],"],
+        &["\"handles\": [{ \"type\": \"calc_ctx *\", \"create\": [\"calc_new\"], \"destroy\": [] }],"],
         "int calc_div(int a, int b)",
     );
     let path = tmp.write("ddl.json", &text);
     let line = error_line(&tmp, &path);
     let l = line_of(&text, "\"handles\"");
-    assert_prefix(
-        &line,
-        &format!("ddl: error: {}:{l}: handles: ", path.display()),
+    assert_eq!(
+        line,
+        format!(
+            "ddl: error: {}:{l}: handles[0].create[0]: calc_new is not in \"functions\"",
+            path.display()
+        )
+    );
+}
+
+/// A handle type that is not a pointer: the column inside the type.
+#[test]
+fn config_error_handle_type_not_a_pointer() {
+    let fx = fixtures();
+    let tmp = TempDir::new("err-handle-type");
+    let text = calc_text(
+        fx,
+        None,
+        &["\"handles\": [{ \"type\": \"calc_ctx\", \"create\": [], \"destroy\": [] }],"],
+        "int calc_div(int a, int b)",
+    );
+    let path = tmp.write("ddl.json", &text);
+    let line = error_line(&tmp, &path);
+    let l = line_of(&text, "\"handles\"");
+    assert_eq!(
+        line,
+        format!(
+            "ddl: error: {}:{l}: handles[0].type: column 1 of \"calc_ctx\": a handle type is a pointer: `T *`",
+            path.display()
+        )
     );
 }
 

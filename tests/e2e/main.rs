@@ -30,4 +30,5 @@ mod expect;
 mod harness;
 mod numpy;
 mod review;
+mod stateful;
 mod stress;
