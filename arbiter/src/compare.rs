@@ -60,6 +60,25 @@ pub struct Outcome {
     pub outputs: Vec<Value>,
     /// `errno` after the call, when the comparator asks for it.
     pub errno: Option<i32>,
+    /// The C++ exception the call ended with instead of returning (its
+    /// return value and outputs are then not compared).
+    pub exception: Option<Exception>,
+}
+
+/// A C++ exception that left a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exception {
+    /// Its type, demangled (`std::invalid_argument`).
+    pub ty: String,
+    /// `what()`, for a `std::exception` (empty otherwise).
+    pub what: String,
+}
+
+impl Exception {
+    /// `{"type": …, "what": …}`, as records show it.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({ "type": self.ty, "what": self.what })
+    }
 }
 
 /// One difference between the primary's and the shadow's outcome.
@@ -230,6 +249,21 @@ fn handle_nullness(path: &str, p: &Value, s: &Value, diffs: &mut Vec<Diff>) {
 pub fn judge(sig: &Signature, cmp: &Comparator, primary: &Outcome, shadow: &Outcome) -> Vec<Diff> {
     let mut diffs = Vec::new();
     if cmp.func.all == Some(Spec::Ignore) {
+        return diffs;
+    }
+    // A call that threw has no outcome but its exception: the two sides
+    // agree when both threw the same type (`what()` is shown, not compared:
+    // messages are reworded between versions), or neither threw.
+    if primary.exception.is_some() || shadow.exception.is_some() {
+        let ty = |e: &Option<Exception>| e.as_ref().map(|e| e.ty.clone());
+        if ty(&primary.exception) != ty(&shadow.exception) {
+            let js = |e: &Option<Exception>| e.as_ref().map_or(serde_json::Value::Null, Exception::json);
+            diffs.push(Diff {
+                path: "exception".to_string(),
+                primary: js(&primary.exception),
+                shadow: js(&shadow.exception),
+            });
+        }
         return diffs;
     }
     if let Role::Handle { .. } = sig.ret_role {
@@ -684,6 +718,7 @@ mod tests {
             ret,
             outputs,
             errno: None,
+            exception: None,
         }
     }
 
@@ -1088,6 +1123,7 @@ mod tests {
                 },
             ],
             errno: Some(e),
+            exception: None,
         };
         let mut c = Comparator::default();
         let d = judge(&s, &c, &mk(1.5, 3, 0), &mk(2.5, 4, 22));

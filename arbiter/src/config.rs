@@ -18,6 +18,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::compare::{Comparator, CompareSet, Spec};
+use crate::cxx::{self, CxxDecl, CxxKind};
 use crate::signature::{parse_signature, TypeTable};
 use crate::types::{Effect, Role, Signature, Type};
 
@@ -33,8 +34,15 @@ pub enum Mode {
 /// One entry of `functions`.
 #[derive(Clone, Debug)]
 pub struct FunctionSpec {
-    /// The parsed prototype.
+    /// The parsed prototype (for a C++ declaration, its C form: `this`
+    /// first, references as pointers).
     pub sig: Signature,
+    /// What reports call it: the function's name, or a C++ declaration as
+    /// written in the config.
+    pub key: String,
+    /// The C++ declaration, when the entry is one (its symbols are found
+    /// among the old build's mangled names).
+    pub cxx: Option<CxxDecl>,
     /// Its comparator (its own `compare` over `defaults.compare`).
     pub compare: Comparator,
     /// JSON line of this entry.
@@ -72,7 +80,11 @@ pub struct Config {
     /// Structs and typedefs of `types`.
     pub types: TypeTable,
     /// The handle types (`handles`), in order: an index is a handle class.
+    /// C++ objects have a class of their own, after these.
     pub handles: Vec<HandleSpec>,
+    /// `classes`: sizes of C++ classes in the new build, by qualified name,
+    /// for when its DWARF does not tell.
+    pub classes: Vec<(String, usize)>,
     /// The boundary, in the order of `functions`.
     pub functions: Vec<FunctionSpec>,
     /// Fraction of calls mirrored (0..=1).
@@ -538,10 +550,6 @@ impl Config {
         // Refused until their issues land (empty values are harmless).
         for (k, issue) in [
             (
-                "classes",
-                "C++ classes arrive with the stateful-components issue",
-            ),
-            (
                 "sandbox",
                 "sandbox.intercept arrives with the containment issue",
             ),
@@ -701,6 +709,45 @@ impl Config {
         }
         let mut functions = Vec::with_capacity(entries.len());
         let mut seen: HashMap<String, usize> = HashMap::new();
+        // C++ classes first: a declaration may name a class (`Shape *`) whose
+        // own methods come later in the list. Every C++ class pointer is one
+        // handle class: an object is paired once, whatever its static type.
+        let mut cxx_class: Option<u32> = None;
+        let mut decls: Vec<Option<CxxDecl>> = Vec::with_capacity(entries.len());
+        for (index, e) in entries.iter().enumerate() {
+            let raw = if e.get().starts_with('{') {
+                cx.obj(e, &format!("functions[{index}]"))?.get("sig")
+            } else {
+                Some(*e)
+            };
+            let text = raw.and_then(|r| serde_json::from_str::<String>(r.get()).ok());
+            let decl = match (raw, text) {
+                (Some(raw), Some(text)) if cxx::is_cxx_decl(&text) => {
+                    let key = if e.get().starts_with('{') {
+                        format!("functions[{index}].sig")
+                    } else {
+                        format!("functions[{index}]")
+                    };
+                    let d = CxxDecl::parse(&text).map_err(|err| ConfigError {
+                        file: file.to_path_buf(),
+                        line: Some(cx.line_of(raw)),
+                        key: Some(key),
+                        column: Some(err.column),
+                        signature: Some(text.clone()),
+                        message: err.message,
+                    })?;
+                    if let Some(t) = d.this_type() {
+                        let class = *cxx_class.get_or_insert(types.handle_classes());
+                        types
+                            .declare_handle_in(&format!("{t} *"), class)
+                            .map_err(|err| cx.err(Some(raw), &format!("functions[{index}]"), err.message))?;
+                    }
+                    Some(d)
+                }
+                _ => None,
+            };
+            decls.push(decl);
+        }
         for (index, e) in entries.into_iter().enumerate() {
             let key = format!("functions[{index}]");
             let line = cx.line_of(e);
@@ -732,27 +779,48 @@ impl Config {
                 ));
             };
             let text = cx.string(sig_raw, &sig_key)?;
-            let sig = parse_signature(&text, &types).map_err(|err| ConfigError {
+            let decl = decls[index].take();
+            // A C++ declaration is checked as its C form (`this` first,
+            // references as pointers); errors point into that form.
+            let c_text = match &decl {
+                Some(d) => d.c_prototype_named(&format!("{}__{index}", d.c_name())),
+                None => text.clone(),
+            };
+            let mut sig = parse_signature(&c_text, &types).map_err(|err| ConfigError {
                 file: file.to_path_buf(),
                 line: Some(cx.line_of(sig_raw)),
                 key: Some(sig_key.clone()),
                 column: Some(err.column),
-                signature: Some(text.clone()),
-                message: err.message,
+                signature: Some(c_text.clone()),
+                message: if decl.is_some() {
+                    format!("in the C form of {text:?}: {}", err.message)
+                } else {
+                    err.message
+                },
             })?;
-            if let Some(&first) = seen.get(&sig.name) {
+            if let (Some(d), Some(class)) = (&decl, cxx_class) {
+                match d.kind {
+                    CxxKind::Ctor => sig.effect = Effect::Construct { class },
+                    CxxKind::Dtor => sig.effect = Effect::Destroy { class },
+                    _ => {}
+                }
+            }
+            let key_name = if decl.is_some() { text.clone() } else { sig.name.clone() };
+            if let Some(&first) = seen.get(&key_name) {
                 return Err(cx.err(
                     Some(e),
                     &key,
-                    format!("{} is listed twice (also functions[{first}])", sig.name),
+                    format!("{} is listed twice (also functions[{first}])", key_name),
                 ));
             }
-            seen.insert(sig.name.clone(), index);
+            seen.insert(key_name.clone(), index);
             let func = match compare_raw {
                 Some(c) => cx.compare_set(c, &format!("{key}.compare"), Some(&sig), &|_| false)?,
                 None => CompareSet::default(),
             };
             functions.push(FunctionSpec {
+                key: key_name,
+                cxx: decl,
                 sig,
                 compare: Comparator {
                     func,
@@ -830,6 +898,29 @@ impl Config {
             f.compare.defaults = defaults.clone();
         }
 
+        let mut classes = Vec::new();
+        if let Some(v) = obj.get("classes") {
+            for (i, c) in cx.arr(v, "classes")?.into_iter().enumerate() {
+                let key = format!("classes[{i}]");
+                let o = cx.obj(c, &key)?;
+                for (k, sub) in &o.0 {
+                    if k != "name" && k != "size" {
+                        return Err(cx.err(
+                            Some(sub),
+                            &format!("{key}.{k}"),
+                            "unknown key (a class takes name and size)",
+                        ));
+                    }
+                }
+                let (Some(n), Some(sz)) = (o.get("name"), o.get("size")) else {
+                    return Err(cx.err(Some(c), &key, "expected {\"name\": …, \"size\": …}"));
+                };
+                let name = cx.nonempty_string(n, &format!("{key}.name"))?;
+                let size = cx.integer(sz, &format!("{key}.size"), 1, 1 << 30, "a size in bytes")?;
+                classes.push((name, size as usize));
+            }
+        }
+
         let sampling = match obj.get("sampling") {
             None => 1.0,
             Some(v) => match cx.number(v).and_then(|n| n.as_f64()) {
@@ -879,6 +970,7 @@ impl Config {
             attach_exe,
             types,
             handles,
+            classes,
             functions,
             sampling,
             queue,

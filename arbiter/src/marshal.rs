@@ -833,6 +833,7 @@ pub unsafe fn capture_outputs(
         ret: ret_value,
         outputs,
         errno: None,
+        exception: None,
     }
 }
 
@@ -887,7 +888,8 @@ impl Materialised {
                 (_, Role::Null) => Raw::Bits(0),
                 (Value::Opaque(h), Role::Handle { class }) => match handle(i, *class, *h) {
                     HandleArg::Value(s) => Raw::Bits(s),
-                    _ => return None,
+                    HandleArg::Instance(at) => Raw::Bits(at as u64),
+                    HandleArg::Unknown => return None,
                 },
                 (_, Role::HandleOut { .. }) => {
                     storage.push(vec![0u8; 8]);

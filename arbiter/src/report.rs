@@ -259,6 +259,9 @@ pub fn outcome_json(sig: &Signature, o: &Outcome) -> Map<String, Json> {
     if let Some(e) = o.errno {
         m.insert("errno".into(), Json::from(e));
     }
+    if let Some(e) = &o.exception {
+        m.insert("exception".into(), e.json());
+    }
     m
 }
 
@@ -930,6 +933,7 @@ mod tests {
                 },
             ],
             errno: Some(2),
+            exception: None,
         };
         assert_eq!(
             Json::Object(outcome_json(&sig, &o)),

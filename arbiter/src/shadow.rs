@@ -23,10 +23,11 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_queue::{ArrayQueue, SegQueue};
 use crossbeam_utils::CachePadded;
 
-use crate::compare::{judge, Comparator, Diff, Outcome};
+use crate::compare::{judge, Comparator, Diff, Exception, Outcome};
+use crate::sandbox::CallFailure;
 use crate::invoke::Invoker;
 use crate::handles::HandleTable;
-use crate::marshal::{capture_outputs, shows_as_arg, Inputs, Layout, Materialised};
+use crate::marshal::{capture_outputs, shows_as_arg, HandleArg, Inputs, Layout, Materialised};
 use crate::report::{outcome_json, Counters, Record, ReportWriter, Verdict};
 use crate::types::{Effect, Role, Signature, Type};
 use crate::value::Value;
@@ -50,6 +51,26 @@ pub struct BoundaryFn {
     pub wants_errno: bool,
     /// Whether sampling is decided at each call ([`Signature::sampled_per_call`]).
     pub per_call_sampling: bool,
+    /// What a C++ boundary function needs at run time (learnt when the new
+    /// build is loaded).
+    pub cxx: CxxFn,
+}
+
+/// Run-time facts of a C++ boundary function, set when the new build is
+/// loaded (0: not known, or not C++).
+#[derive(Default)]
+pub struct CxxFn {
+    /// A constructor: the size of the new build's object (from its DWARF or
+    /// the config's `classes`); 0 makes its calls `unmirrored`.
+    pub instance_size: AtomicUsize,
+    /// A destructor: the new build's complete-object destructor (D1), run
+    /// instead of the deleting one (D0) on an object whose storage is
+    /// DDL's, which DDL then frees itself.
+    pub new_d1: AtomicUsize,
+    /// The exception guard loaded into the new build's namespace
+    /// ([`crate::sandbox::GuardFn`]): a C++ function is called through it,
+    /// so that an exception it throws becomes a verdict.
+    pub guard: AtomicUsize,
 }
 
 /// One captured call, on its way to the shadow.
@@ -73,6 +94,8 @@ pub struct Invocation {
     /// set to it before the shadow call, so a callee that leaves errno alone
     /// leaves the same value on both sides.
     pub errno_before: i32,
+    /// The call went to a deleting destructor (D0).
+    pub deleting: bool,
     /// The caller's floating-point control state when it made the call
     /// (`MXCSR`, x87 control word: rounding mode, FTZ/DAZ, exception
     /// masks); the shadow call runs under the same, so that a caller's
@@ -427,6 +450,13 @@ impl Shadow {
 
     fn run(self: Arc<Self>) {
         (self.hooks.thread_init)();
+        // Faults, exceptions and hangs of the new build are contained on
+        // this thread (a call that cannot be contained is `unmirrored`).
+        if let Err(e) = crate::sandbox::thread_init() {
+            if std::env::var_os("DDL_LOG").is_some() {
+                eprintln!("ddl: the shadow thread has no sandbox: {e}");
+            }
+        }
         // The shadow's objects: DDL's own instances are freed with it when
         // the thread ends; the new build's objects live on in its namespace
         // (nothing of the application runs to release them).
@@ -452,7 +482,12 @@ impl Shadow {
                     }
                     let bytes = inv.bytes();
                     self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-                    let (verdict, shadow, diffs) = self.judge_one(&inv, &mut table);
+                    let Judgement {
+                        verdict,
+                        shadow,
+                        diffs,
+                        extra,
+                    } = self.judge_one(&inv, &mut table);
                     // Same lock order as `finish`: pop_lock, then judged.
                     let mut inflight = self.pop_lock.lock().unwrap();
                     let mut j = self.judged.lock().unwrap();
@@ -467,7 +502,8 @@ impl Shadow {
                             _ => c.unmirrored += 1,
                         }
                         if verdict.is_recorded() {
-                            let rec = self.record_of(&inv, verdict, shadow.as_ref(), diffs);
+                            let mut rec = self.record_of(&inv, verdict, shadow.as_ref(), diffs);
+                            rec.extra = extra;
                             if let Some(r) = j.writer() {
                                 r.record(&rec);
                             }
@@ -497,46 +533,57 @@ impl Shadow {
 
     /// Runs one invocation on the new build and judges it. Nothing is
     /// formatted here: matches, the common case, only count.
-    fn judge_one(
-        &self,
-        inv: &Invocation,
-        table: &mut HandleTable,
-    ) -> (Verdict, Option<Outcome>, Vec<Diff>) {
+    fn judge_one(&self, inv: &Invocation, table: &mut HandleTable) -> Judgement {
         let f = &self.functions[inv.func as usize];
         if inv.new_fn == 0 {
-            return (Verdict::Unmirrored, None, Vec::new());
+            return Judgement::unmirrored();
         }
         while let Some((class, h, seq)) = self.parted.pop() {
             table.part(class, h, seq);
         }
-        let creates = match f.sig.effect {
-            Effect::Create { class } => Some(class),
-            _ => None,
-        };
+        let mut on_instance = false;
         let m = Materialised::new(&f.sig, &inv.inputs, &mut |i, class, h| {
             let p = &f.sig.params[i];
-            match &p.ty {
-                Type::Pointer { pointee, .. } if creates == Some(class) => match &**pointee {
-                    Type::Struct(def) if !matches!(p.role, Role::Handle { .. }) => {
-                        table.create_instance(class, h, def.size, inv.seq)
+            let arg = match (f.sig.effect, &p.ty) {
+                // A C++ constructor's `this`: the shadow's own object.
+                (Effect::Construct { class: c }, _) if c == class && i == 0 => {
+                    match f.cxx.instance_size.load(Ordering::Relaxed) {
+                        0 => HandleArg::Unknown,
+                        size => table.create_instance(class, h, size, inv.seq),
                     }
-                    _ => table.lookup(class, h, inv.seq),
-                },
+                }
+                // An init function's caller-owned struct: a new instance.
+                (Effect::Create { class: c }, Type::Pointer { pointee, .. })
+                    if c == class && !matches!(p.role, Role::Handle { .. }) =>
+                {
+                    match &**pointee {
+                        Type::Struct(def) => table.create_instance(class, h, def.size, inv.seq),
+                        _ => table.lookup(class, h, inv.seq),
+                    }
+                }
                 _ => table.lookup(class, h, inv.seq),
-            }
+            };
+            on_instance |= matches!(arg, HandleArg::Instance(_));
+            arg
         });
         let Some(m) = m else {
             if let Effect::Destroy { class } = f.sig.effect {
                 // The pair is over on the primary's side; the shadow's object
                 // (if any) is left to its namespace.
-                for (c, h) in handles_of(&f.sig, &inv.inputs) {
-                    if c == class {
-                        table.remove(c, h, inv.seq);
-                    }
-                }
+                forget(&f.sig, class, inv, table);
             }
-            return (Verdict::Unmirrored, None, Vec::new());
+            return Judgement::unmirrored();
         };
+        // A deleting destructor would free the object with the new build's
+        // `operator delete`; on storage DDL allocated, the complete-object
+        // destructor runs instead and DDL frees the storage (below).
+        let mut target = inv.new_fn;
+        if inv.deleting && on_instance {
+            target = f.cxx.new_d1.load(Ordering::Relaxed);
+            if target == 0 {
+                return Judgement::unmirrored();
+            }
+        }
         let loc = self.new_errno.load(Ordering::Acquire);
         if f.wants_errno && loc != 0 {
             // SAFETY: the new namespace's own `__errno_location`, on this thread.
@@ -546,12 +593,77 @@ impl Shadow {
         }
         let own_fp = FpEnv::current();
         inv.fp_env.set();
-        // SAFETY: `new_fn` is the new build's definition of this boundary
+        let guard = f.cxx.guard.load(Ordering::Relaxed);
+        // SAFETY: `target` is the new build's definition of this boundary
         // function, resolved by name (and version) from its namespace; the
         // arguments point only into `m`, sized by the same counts as the
-        // primary's buffers.
-        let ret = unsafe { f.invoker.call(inv.new_fn as *const libc::c_void, &m.raw) };
+        // primary's buffers. A guard is the exception guard loaded into the
+        // new build's namespace.
+        let ret = unsafe {
+            if guard != 0 {
+                let guard: crate::sandbox::GuardFn = std::mem::transmute(guard);
+                f.invoker.call_sandboxed(
+                    target as *const libc::c_void,
+                    &m.raw,
+                    Some(guard),
+                    self.settings.timeout_ms.min(u32::MAX as u64) as u32,
+                )
+            } else {
+                Ok(f.invoker.call(target as *const libc::c_void, &m.raw))
+            }
+        };
         own_fp.set();
+        let ret = match ret {
+            Ok(r) => r,
+            Err(CallFailure::Exception { ty, what }) => {
+                let ex = Exception { ty, what };
+                let shadow = Outcome {
+                    ret: Value::None,
+                    outputs: vec![Value::None; f.sig.params.len()],
+                    errno: None,
+                    exception: Some(ex.clone()),
+                };
+                if let Effect::Construct { class } = f.sig.effect {
+                    // The object was never made: nothing to pair.
+                    forget(&f.sig, class, inv, table);
+                }
+                if inv.primary.exception.is_some() {
+                    let diffs = judge(&f.sig, &f.comparator, &inv.primary, &shadow);
+                    return Judgement::of(diffs, shadow);
+                }
+                let mut extra = serde_json::Map::new();
+                extra.insert("fault".into(), "exception".into());
+                extra.insert("exception".into(), ex.json());
+                return Judgement {
+                    verdict: Verdict::ShadowFault,
+                    shadow: Some(shadow),
+                    diffs: Vec::new(),
+                    extra,
+                };
+            }
+            Err(CallFailure::Timeout(_)) => {
+                return Judgement {
+                    verdict: Verdict::ShadowTimeout,
+                    shadow: None,
+                    diffs: Vec::new(),
+                    extra: Default::default(),
+                };
+            }
+            Err(CallFailure::Fault(fault)) => {
+                let mut extra = serde_json::Map::new();
+                extra.insert("fault".into(), fault.signal_name().into());
+                if let Some(at) = (self.hooks.caller_name)(fault.pc as u64) {
+                    extra.insert("at".into(), at.into());
+                }
+                return Judgement {
+                    verdict: Verdict::ShadowFault,
+                    shadow: None,
+                    diffs: Vec::new(),
+                    extra,
+                };
+            }
+            Err(_) => return Judgement::unmirrored(),
+        };
         let errno = if f.wants_errno && loc != 0 {
             // SAFETY: the new namespace's own `__errno_location`, called on
             // the thread that made the call.
@@ -567,22 +679,18 @@ impl Shadow {
         shadow.errno = errno;
         match f.sig.effect {
             Effect::Create { class } => pair_created(&f.sig, class, inv, &shadow, table),
-            Effect::Destroy { class } => {
-                for (c, h) in handles_of(&f.sig, &inv.inputs) {
-                    if c == class {
-                        table.remove(c, h, inv.seq);
-                    }
-                }
+            Effect::Destroy { class } => forget(&f.sig, class, inv, table),
+            Effect::None | Effect::Construct { .. } => {}
+        }
+        // A returned handle (a factory's object) is paired whatever the
+        // function is called.
+        if let Role::Handle { class } = f.sig.ret_role {
+            if !matches!(f.sig.effect, Effect::Create { .. }) {
+                pair_created(&f.sig, class, inv, &shadow, table);
             }
-            Effect::None => {}
         }
         let diffs = judge(&f.sig, &f.comparator, &inv.primary, &shadow);
-        let verdict = if diffs.is_empty() {
-            Verdict::Match
-        } else {
-            Verdict::Mismatch
-        };
-        (verdict, Some(shadow), diffs)
+        Judgement::of(diffs, shadow)
     }
 
     /// The verdict record of a judged invocation.
@@ -688,6 +796,50 @@ impl Shadow {
         }
         drop(j);
         self.wake();
+    }
+}
+
+/// A judged invocation.
+struct Judgement {
+    verdict: Verdict,
+    shadow: Option<Outcome>,
+    diffs: Vec<Diff>,
+    /// Keys added to the record (`fault`, `at`, `exception`).
+    extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Judgement {
+    fn unmirrored() -> Judgement {
+        Judgement {
+            verdict: Verdict::Unmirrored,
+            shadow: None,
+            diffs: Vec::new(),
+            extra: Default::default(),
+        }
+    }
+
+    /// A match or a mismatch.
+    fn of(diffs: Vec<Diff>, shadow: Outcome) -> Judgement {
+        Judgement {
+            verdict: if diffs.is_empty() {
+                Verdict::Match
+            } else {
+                Verdict::Mismatch
+            },
+            shadow: Some(shadow),
+            diffs,
+            extra: Default::default(),
+        }
+    }
+}
+
+/// After a destroy call (or a constructor that threw): the pairs of the
+/// handles of `class` it was given are forgotten, DDL's instances freed.
+fn forget(sig: &Signature, class: u32, inv: &Invocation, table: &mut HandleTable) {
+    for (c, h) in handles_of(sig, &inv.inputs) {
+        if c == class {
+            table.remove(c, h, inv.seq);
+        }
     }
 }
 

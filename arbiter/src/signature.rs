@@ -110,9 +110,12 @@ pub struct TypeTable {
     /// Structs declared without a body (`struct calc_ctx;`): pointers to
     /// them are opaque `void *`.
     incomplete: std::collections::HashSet<String>,
-    /// The handle types of the config's `handles`, in order (a handle
-    /// type's index is its class): what a handle points to.
-    handles: Vec<CTy>,
+    /// The handle types: what a handle points to, and its class (the
+    /// index of its entry in the config's `handles`; C++ classes share one
+    /// class, as an object is one object whatever its static type).
+    handles: Vec<(CTy, u32)>,
+    /// Handle classes declared.
+    classes: u32,
 }
 
 /// `<stdint.h>`, `<stddef.h>`, `<stdbool.h>`, `<sys/types.h>` names DDL knows
@@ -223,6 +226,15 @@ impl TypeTable {
     /// needs no typedef); a pointer to a struct declared with its fields is
     /// a caller-owned struct with a life (the shadow keeps its own instance).
     pub fn declare_handle(&mut self, text: &str) -> std::result::Result<u32, SigError> {
+        let class = self.classes;
+        self.declare_handle_in(text, class)?;
+        Ok(class)
+    }
+
+    /// Declares `text` as one more type of the handle class `class` (a
+    /// C++ class pointer: every class shares the class of C++ objects).
+    /// Declaring a type already in that class is not an error.
+    pub fn declare_handle_in(&mut self, text: &str, class: u32) -> std::result::Result<(), SigError> {
         let toks = lex(text)?;
         check_cxx(&toks)?;
         // Unknown names become opaque types (`codec_t`, `struct codec`).
@@ -269,21 +281,29 @@ impl TypeTable {
                 "a handle type points to a named type (`codec_t *`, `struct S *`)",
             ));
         }
-        if self.handles.contains(&pointee) {
-            return Err(SigError::new(1, "this handle type is already listed"));
+        match self.handles.iter().find(|(t, _)| *t == *pointee) {
+            Some((_, c)) if *c == class => return Ok(()),
+            Some(_) => return Err(SigError::new(1, "this handle type is already listed")),
+            None => {}
         }
-        self.handles.push(*pointee);
-        Ok(self.handles.len() as u32 - 1)
+        self.handles.push((*pointee, class));
+        self.classes = self.classes.max(class + 1);
+        Ok(())
+    }
+
+    /// Handle classes declared so far.
+    pub fn handle_classes(&self) -> u32 {
+        self.classes
     }
 
     /// The handle class of a parameter or return type: `T *` where `T *` is
     /// a handle type gives `(class, false)`, `T **` gives `(class, true)`.
     fn handle_of(&self, ty: &CTy) -> Option<(u32, bool)> {
-        let find = |inner: &CTy| self.handles.iter().position(|h| h == inner);
+        let find = |inner: &CTy| self.handles.iter().find(|(h, _)| h == inner).map(|(_, c)| *c);
         match ty {
             CTy::Ptr(inner, _) => match &**inner {
-                CTy::Ptr(inner2, _) => find(inner2).map(|c| (c as u32, true)),
-                inner => find(inner).map(|c| (c as u32, false)),
+                CTy::Ptr(inner2, _) => find(inner2).map(|c| (c, true)),
+                inner => find(inner).map(|c| (c, false)),
             },
             _ => None,
         }

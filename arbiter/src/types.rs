@@ -243,6 +243,13 @@ pub enum Effect {
         /// Index of the handle type.
         class: u32,
     },
+    /// A C++ constructor: its `this` (the first parameter) is storage the
+    /// caller owns; the shadow constructs its own object, of the new
+    /// build's size, in storage DDL allocates, and pairs the two.
+    Construct {
+        /// Index of the handle type (the class of C++ objects).
+        class: u32,
+    },
     /// Destroys the handles of this class it is given: the shadow mirrors
     /// the destruction and forgets the pair.
     Destroy {
@@ -276,7 +283,7 @@ impl Signature {
     /// create call (a call on a handle the shadow does not have is
     /// `unmirrored`).
     pub fn sampled_per_call(&self) -> bool {
-        matches!(self.effect, Effect::Create { .. })
+        matches!(self.effect, Effect::Create { .. } | Effect::Construct { .. })
             || !self.params.iter().any(|p| p.handle.is_some())
     }
 

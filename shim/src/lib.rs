@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 mod cxxguard;
+mod cxxrt;
 pub mod elf;
 pub mod interpose;
 pub mod namespace;

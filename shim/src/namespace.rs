@@ -66,6 +66,19 @@ impl NewBuild {
 
     /// Resolves a boundary function in the new build, with the symbol
     /// version the application's reference carries when it has one.
+    /// The namespace the new build lives in (`dlinfo` `RTLD_DI_LMID`).
+    ///
+    /// # Safety
+    /// The handle must still be open (it is for the process's life).
+    pub unsafe fn lmid(&self) -> Result<libc::Lmid_t, String> {
+        let mut lmid: libc::Lmid_t = 0;
+        if libc::dlinfo(self.handle, libc::RTLD_DI_LMID, &mut lmid as *mut _ as *mut c_void) != 0 {
+            return Err(dlerror());
+        }
+        Ok(lmid)
+    }
+
+    /// The address of `name` (with the symbol `version`, if any) in the new build.
     pub fn resolve(&self, name: &str, version: Option<&str>) -> Option<usize> {
         let n = CString::new(name).ok()?;
         let r = match version.and_then(|v| CString::new(v).ok()) {

@@ -11,14 +11,14 @@ use std::collections::HashMap;
 use std::ffi::{c_void, CStr, CString};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use arbiter::config::{Config, Mode};
 use arbiter::invoke::Invoker;
 use arbiter::marshal::{
     capture_inputs, capture_outputs, raw_arg, raw_ret, Frame, Inputs, Layout, Raw,
 };
-use arbiter::shadow::{BoundaryFn, FpEnv, Invocation, Shadow, ShadowHooks, ShadowSettings};
+use arbiter::shadow::{BoundaryFn, CxxFn, FpEnv, Invocation, Shadow, ShadowHooks, ShadowSettings};
 
 use crate::elf::{self, LoadedObject, ObjectInfo};
 use crate::interpose::{real_dlclose, real_dlopen, real_dlsym, real_dlvsym};
@@ -47,7 +47,8 @@ struct OldBuild {
 struct State {
     old: Option<OldBuild>,
     new: Option<NewBuild>,
-    wrappers: HashMap<(u32, Option<String>), Wrapper>,
+    /// By (symbol, symbol version): one wrapper per old function.
+    wrappers: HashMap<(String, Option<String>), Wrapper>,
     /// Objects already parsed, by `link_map` address, load address and name.
     objects: HashMap<(usize, usize, String), ObjectInfo>,
     shadow_started: bool,
@@ -61,11 +62,23 @@ struct State {
 // under the state lock.
 unsafe impl Send for State {}
 
+/// A boundary symbol of the old build.
+#[derive(Clone, Copy, Debug)]
+struct Symbol {
+    /// Index of its boundary function.
+    func: u32,
+    /// A deleting destructor (D0).
+    deleting: bool,
+}
+
 /// A configured process.
 pub struct Session {
     config: Config,
     shadow: Arc<Shadow>,
-    names: HashMap<String, u32>,
+    /// The old build's symbols that are boundary functions: C functions by
+    /// name from the start, C++ symbols (mangled) once the old build is
+    /// there to resolve them.
+    names: RwLock<HashMap<String, Symbol>>,
     /// `sampling` as a threshold on a 64-bit random number.
     threshold: u64,
     /// Wrappers mirror only while this is set (old present, not finished).
@@ -142,7 +155,8 @@ pub fn boot() {
         .functions
         .iter()
         .map(|f| BoundaryFn {
-            name: f.sig.name.clone(),
+            name: f.key.clone(),
+            cxx: CxxFn::default(),
             layout: Layout::of(&f.sig),
             invoker: Invoker::new(&f.sig),
             wants_errno: f.compare.errno_spec().is_some(),
@@ -197,12 +211,21 @@ pub fn boot() {
         config.records_per_signature,
         hooks,
     );
-    let names = config
-        .functions
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.sig.name.clone(), i as u32))
-        .collect();
+    let names = RwLock::new(
+        config
+            .functions
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.cxx.is_none())
+            .map(|(i, f)| {
+                let sym = Symbol {
+                    func: i as u32,
+                    deleting: false,
+                };
+                (f.sig.name.clone(), sym)
+            })
+            .collect(),
+    );
     let threshold = if config.sampling >= 1.0 {
         u64::MAX
     } else {
@@ -461,6 +484,48 @@ fn objects_changed_locked(s: &Session, st: &mut State, objs: &[LoadedObject]) {
             log_info(&format!("cannot rebind {}: {e}", obj.short_name()));
         }
     }
+    if let Err(e) = patch_vtables(s, st) {
+        log_info(&format!("cannot patch the vtables: {e}"));
+    }
+}
+
+/// Points the entries of the vtables the application uses that hold a
+/// boundary method of the old build at its wrapper: the application's
+/// virtual calls go through them, and a vtable copied into the executable
+/// (`R_X86_64_COPY`) has no relocation of its own to rebind.
+fn patch_vtables(s: &Session, st: &mut State) -> Result<(), String> {
+    let classes = crate::cxxrt::classes(&s.config);
+    if classes.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<(String, Option<String>)> = {
+        let names = s.names.read().unwrap_or_else(|e| e.into_inner());
+        names
+            .iter()
+            .filter(|(_, sym)| s.config.functions[sym.func as usize].cxx.is_some())
+            .map(|(n, _)| (n.clone(), None))
+            .collect()
+    };
+    ensure_wrappers(s, st, &keys)?;
+    let map: HashMap<usize, usize> = st
+        .wrappers
+        .values()
+        .map(|w| (w.ctx.target.load(Ordering::Relaxed) as usize, w.thunk))
+        .collect();
+    let old_handle = st.old.as_ref().map(|o| o.handle);
+    for c in &classes {
+        for h in [Some(libc::RTLD_DEFAULT), old_handle].into_iter().flatten() {
+            let Some((at, size)) = crate::cxxrt::vtable(h, c) else {
+                continue;
+            };
+            let Some(info) = st.objects.values().find(|i| at >= i.span.0 && at < i.span.1) else {
+                continue; // not an object we have read: its protection is unknown
+            };
+            // SAFETY: a vtable of a loaded object, as ld.so describes it.
+            unsafe { crate::cxxrt::patch_vtable(at, size, &map, info.relro)? };
+        }
+    }
+    Ok(())
 }
 
 /// The old build has arrived: load the new one, check every boundary
@@ -495,35 +560,43 @@ fn activate(
         st.new = Some(new);
     }
     let new = st.new.as_ref().unwrap();
-    for (i, f) in s.config.functions.iter().enumerate() {
-        let name = CString::new(f.sig.name.as_str()).unwrap_or_default();
-        if real_dlsym(handle, &name) == 0 {
+    let symbols = crate::cxxrt::boundary_symbols(&s.config, &obj.path)?;
+    for sym in &symbols {
+        let f = &s.config.functions[sym.func as usize];
+        if new.resolve(&sym.name, None).is_none() {
             real_dlclose(handle);
             return Err(s.config.function_error(
-                i,
+                sym.func as usize,
                 format!(
-                    "symbol {} not found in the old build {}",
-                    f.sig.name,
-                    obj.path.display()
-                ),
-            ));
-        }
-        if new.resolve(&f.sig.name, None).is_none() {
-            real_dlclose(handle);
-            return Err(s.config.function_error(
-                i,
-                format!(
-                    "symbol {} not found in the new build {}",
-                    f.sig.name,
+                    "symbol {} ({}) not found in the new build {}",
+                    sym.name,
+                    f.key,
                     new.path.display()
                 ),
             ));
         }
     }
+    prepare_cxx(s, new, &symbols);
+    {
+        let mut names = s.names.write().unwrap_or_else(|e| e.into_inner());
+        let before = names.len();
+        for sym in &symbols {
+            names.insert(
+                sym.name.clone(),
+                Symbol {
+                    func: sym.func,
+                    deleting: sym.deleting,
+                },
+            );
+        }
+        if names.len() != before {
+            // Objects parsed before looked for fewer names.
+            st.objects.clear();
+        }
+    }
     // Wrappers made for an earlier incarnation of the old build point at
     // its addresses: re-resolve them.
-    for ((func, ver), w) in &st.wrappers {
-        let name = &s.config.functions[*func as usize].sig.name;
+    for ((name, ver), w) in &st.wrappers {
         if let Some(t) = resolve_old(handle, name, ver.as_deref()) {
             w.ctx.target.store(t as u64, Ordering::Release);
         }
@@ -564,9 +637,9 @@ fn resolve_old(handle: *mut c_void, name: &str, version: Option<&str>) -> Option
 fn ensure_wrappers(
     s: &Session,
     st: &mut State,
-    keys: &[(u32, Option<String>)],
+    keys: &[(String, Option<String>)],
 ) -> Result<(), String> {
-    let mut missing: Vec<(u32, Option<String>)> = keys
+    let mut missing: Vec<(String, Option<String>)> = keys
         .iter()
         .filter(|k| !st.wrappers.contains_key(*k))
         .cloned()
@@ -583,31 +656,37 @@ fn ensure_wrappers(
     // a function that already has a wrapper gets that wrapper, so that
     // `dlsym(h, "f") == dlvsym(h, "f", "V2")` stays true under DDL.
     let mut ctxs = Vec::new();
-    let mut fresh: Vec<((u32, Option<String>), usize)> = Vec::new();
-    for (func, ver) in missing {
-        let f = &s.shadow.functions()[func as usize];
-        let target = resolve_old(old.handle, &f.name, ver.as_deref()).ok_or("symbol vanished")?;
+    let mut fresh: Vec<((String, Option<String>), usize)> = Vec::new();
+    let names = s.names.read().unwrap_or_else(|e| e.into_inner());
+    for (name, ver) in missing {
+        let Some(sym) = names.get(&name).copied() else {
+            continue;
+        };
+        let f = &s.shadow.functions()[sym.func as usize];
+        let target = resolve_old(old.handle, &name, ver.as_deref()).ok_or("symbol vanished")?;
         let existing = st
             .wrappers
             .values()
             .find(|w| w.ctx.target.load(Ordering::Relaxed) as usize == target);
         if let Some(w) = existing.copied() {
-            st.wrappers.insert((func, ver), w);
+            st.wrappers.insert((name, ver), w);
             continue;
         }
         if let Some(i) = fresh.iter().position(|(_, t)| *t == target) {
-            fresh.push(((func, ver), fresh[i].1));
+            fresh.push(((name, ver), fresh[i].1));
             continue;
         }
-        let new_fn = new.resolve(&f.name, ver.as_deref()).unwrap_or(0);
+        let new_fn = new.resolve(&name, ver.as_deref()).unwrap_or(0);
         ctxs.push(FnCtx {
             target: AtomicU64::new(target as u64),
             new_fn: AtomicU64::new(new_fn as u64),
             copy_bytes: f.layout.stack_bytes as u64,
-            func,
+            func: sym.func,
+            deleting: sym.deleting,
         });
-        fresh.push(((func, ver), target));
+        fresh.push(((name, ver), target));
     }
+    drop(names);
     if ctxs.is_empty() {
         return Ok(());
     }
@@ -631,7 +710,9 @@ fn rebind_object(
 ) -> Result<(), String> {
     let key = (obj.lmap, obj.base, obj.name.clone());
     if !st.objects.contains_key(&key) {
-        let info = elf::object_info(obj, &|n| s.names.contains_key(n))?;
+        let names = s.names.read().unwrap_or_else(|e| e.into_inner());
+        let info = elf::object_info(obj, &|n| names.contains_key(n))?;
+        drop(names);
         if obj.is_main() {
             st.main_span = info.span;
         }
@@ -645,10 +726,10 @@ fn rebind_object(
     if info.slots.is_empty() {
         return Ok(());
     }
-    let keys: Vec<(u32, Option<String>)> = info
+    let keys: Vec<(String, Option<String>)> = info
         .slots
         .iter()
-        .map(|sl| (s.names[&sl.name], sl.version.clone()))
+        .map(|sl| (sl.name.clone(), sl.version.clone()))
         .collect();
     ensure_wrappers(s, st, &keys)?;
     for (slot, k) in info.slots.iter().zip(&keys) {
@@ -739,7 +820,12 @@ pub fn lookup_answer(name: &CStr, version: Option<&CStr>, real: usize) -> usize 
     // hold wrappers even where the wrappers only forward (a forked child,
     // after the at-exit drain), and a `dlsym` answer must stay equal to
     // them. Once the old build is gone, `st.old` is None: the real answer.
-    let Some(&func) = name.to_str().ok().and_then(|n| s.names.get(n)) else {
+    let Some(name) = name.to_str().ok().filter(|n| {
+        s.names
+            .read()
+            .map(|m| m.contains_key(*n))
+            .unwrap_or(false)
+    }) else {
         return real;
     };
     let _guard = Busy::enter();
@@ -778,13 +864,9 @@ pub fn lookup_answer(name: &CStr, version: Option<&CStr>, real: usize) -> usize 
     let answer = if pin != old.handle {
         real
     } else {
-        match resolve_old(
-            old.handle,
-            &s.config.functions[func as usize].sig.name,
-            ver.as_deref(),
-        ) {
+        match resolve_old(old.handle, name, ver.as_deref()) {
             Some(target) if target == real => {
-                let key = (func, ver);
+                let key = (name.to_string(), ver);
                 match ensure_wrappers(s, &mut st, std::slice::from_ref(&key)) {
                     Ok(()) => st.wrappers[&key].thunk,
                     Err(_) => real,
@@ -931,7 +1013,92 @@ pub fn after_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) {
         inputs: p.inputs,
         primary,
         errno_before: p.errno_before,
+        deleting: ctx.deleting,
         fp_env: p.fp_env,
     });
     s.shadow.submit(inv);
+}
+
+/// The primary call of `ctx` ended with a C++ exception on its way to the
+/// application (`wrapper::exception_caught`): that is its outcome.
+pub fn after_throw(ctx: &FnCtx, t: &ThreadState, ex: arbiter::compare::Exception) {
+    let Some(p) = t.pending.borrow_mut().take() else {
+        return;
+    };
+    let Some(s) = session() else { return };
+    let f = &s.shadow.functions()[ctx.func as usize];
+    let primary = arbiter::compare::Outcome {
+        ret: arbiter::value::Value::None,
+        outputs: vec![arbiter::value::Value::None; f.sig.params.len()],
+        errno: None,
+        exception: Some(ex),
+    };
+    let inv = Box::new(Invocation {
+        seq: p.seq,
+        func: ctx.func,
+        tid: tid(t),
+        caller: p.caller,
+        new_fn: ctx.new_fn.load(Ordering::Relaxed) as usize,
+        inputs: p.inputs,
+        primary,
+        errno_before: p.errno_before,
+        deleting: ctx.deleting,
+        fp_env: p.fp_env,
+    });
+    s.shadow.submit(inv);
+}
+
+/// What the shadow needs to call the new build's C++ functions: each
+/// constructor's object size, each destructor's D1, and the exception
+/// guard in the new build's namespace (with the sandbox that runs it).
+fn prepare_cxx(s: &Session, new: &NewBuild, symbols: &[crate::cxxrt::BoundarySymbol]) {
+    let fns = s.shadow.functions();
+    let mut any = false;
+    for (i, f) in s.config.functions.iter().enumerate() {
+        let Some(d) = &f.cxx else {
+            if symbols.iter().any(|x| x.func == i as u32 && x.name != f.sig.name) {
+                any = true; // a C prototype with C++ linkage
+            }
+            continue;
+        };
+        any = true;
+        let rt = &fns[i].cxx;
+        match d.kind {
+            arbiter::cxx::CxxKind::Ctor => {
+                match crate::cxxrt::new_class_size(&s.config, &new.path, &d.class) {
+                    Some(n) => rt.instance_size.store(n, Ordering::Relaxed),
+                    None => fail_open(&s.config.function_error(
+                        i,
+                        format!(
+                            "the size of class {} in the new build is unknown (no DWARF for it in {}): build it with -g or give it in \"classes\"; its constructor's calls stay unmirrored",
+                            d.class,
+                            new.path.display()
+                        ),
+                    )),
+                }
+            }
+            arbiter::cxx::CxxKind::Dtor => {
+                if let Some(d1) = symbols.iter().find(|x| x.func == i as u32 && x.complete_dtor) {
+                    let a = new.resolve(&d1.name, None).unwrap_or(0);
+                    rt.new_d1.store(a, Ordering::Relaxed);
+                }
+            }
+            _ => {}
+        }
+    }
+    if !any {
+        return;
+    }
+    // SAFETY: the new build's handle is a live dlmopen handle.
+    let guard = unsafe { new.lmid() }.and_then(|lmid| unsafe { crate::cxxguard::load_into(lmid) });
+    match guard.and_then(|g| arbiter::sandbox::install().map(|_| g)) {
+        Ok(g) => {
+            for (i, f) in s.config.functions.iter().enumerate() {
+                if f.cxx.is_some() || symbols.iter().any(|x| x.func == i as u32 && x.name != f.sig.name) {
+                    fns[i].cxx.guard.store(g as usize, Ordering::Relaxed);
+                }
+            }
+        }
+        Err(e) => log_info(&format!("no exception guard in the new build's namespace: {e}")),
+    }
 }

@@ -34,6 +34,9 @@ pub struct FnCtx {
     pub copy_bytes: u64,
     /// Index of the function in the boundary.
     pub func: u32,
+    /// A C++ deleting destructor (D0): the shadow frees no storage of DDL's
+    /// with the new build's `operator delete`.
+    pub deleting: bool,
 }
 
 /// The argument registers back from the `Frame` at `rbx`, exactly as the
@@ -188,6 +191,11 @@ pub struct ThreadState {
     /// tell a call nested in it from a call made after it was abandoned by
     /// `longjmp` or an exception (see [`abandoned`]).
     pub inflight: Cell<(usize, u64)>,
+    /// The wrapper context of the mirrored call in flight (0 otherwise).
+    pub inflight_ctx: Cell<usize>,
+    /// The C++ exception this thread threw last while a mirrored call was
+    /// in flight (`__cxa_throw`), until it is caught.
+    pub thrown: RefCell<Option<arbiter::compare::Exception>>,
     /// This thread's call counters (made at its first boundary call).
     pub counts: RefCell<Option<arbiter::shadow::ThreadCounts>>,
 }
@@ -202,6 +210,8 @@ thread_local! {
             tid: Cell::new(0),
             pending: RefCell::new(None),
             inflight: Cell::new((0, 0)),
+            inflight_ctx: Cell::new(0),
+            thrown: RefCell::new(None),
             counts: RefCell::new(None),
         }
     };
@@ -274,9 +284,47 @@ unsafe extern "C" fn ddl_wrapper_pre(ctx: *const FnCtx, frame: *mut Frame) -> u6
         let cookie = (at as u64).rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;
         frame._pad = cookie;
         t.inflight.set((at, cookie));
+        t.inflight_ctx.set(ctx as *const FnCtx as usize);
+        t.thrown.borrow_mut().take();
     }
     *libc::__errno_location() = errno;
     decision
+}
+
+/// A C++ exception is thrown on this thread (`__cxa_throw`): noted while a
+/// mirrored call is in flight, as it may leave the old build.
+pub fn exception_thrown(ex: impl FnOnce() -> arbiter::compare::Exception) {
+    if let Some(t) = state() {
+        if t.inflight.get().0 != 0 {
+            *t.thrown.borrow_mut() = Some(ex());
+        }
+    }
+}
+
+/// A C++ exception is being caught (`__cxa_begin_catch`) by a frame at
+/// stack address `sp`. When that is above the frame of the mirrored call in
+/// flight, the exception left the old build on its way to the application:
+/// the call's outcome is that exception, and it is handed to the shadow
+/// now (its post hook never runs).
+pub fn exception_caught(sp: usize) {
+    let Some(t) = state() else { return };
+    let (at, _) = t.inflight.get();
+    if at == 0 || sp <= at {
+        return; // caught inside the old build, or no call in flight
+    }
+    let Some(ex) = t.thrown.borrow_mut().take() else {
+        return;
+    };
+    let ctx = t.inflight_ctx.replace(0);
+    t.inflight.set((0, 0));
+    if ctx != 0 {
+        // SAFETY: wrapper contexts are leaked, never freed.
+        let ctx = unsafe { &*(ctx as *const FnCtx) };
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::runtime::after_throw(ctx, t, ex)
+        }));
+    }
+    t.busy.set(false);
 }
 
 /// Is the mirrored call in flight on this thread (if any) abandoned, as
@@ -321,6 +369,7 @@ unsafe extern "C" fn ddl_wrapper_post(ctx: *const FnCtx, frame: *mut Frame) {
     let frame = &mut *frame;
     if let Some(t) = state() {
         t.inflight.set((0, 0));
+        t.inflight_ctx.set(0);
         t.primary_errno.set(errno);
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             crate::runtime::after_call(ctx, frame, t)
