@@ -1219,7 +1219,9 @@ mod tests {
             ("\"handles\": [{\"type\": \"calc_ctx *\", \"make\": []}]", "handles[0].make: unknown key (a handle takes type, create and destroy)"),
             ("\"handles\": [{\"create\": []}]", "handles[0]: missing \"type\""),
             ("\"handles\": [{\"type\": \"int *\"}]", "handles[0].type: column 1 of \"int *\": a handle type points to a named type"),
-            ("\"classes\": [{\"name\": \"Shape\", \"size\": 64}]", "classes: C++ classes arrive with the stateful-components issue"),
+            ("\"classes\": [{\"name\": \"Shape\"}]", "classes[0]: expected {\"name\": …, \"size\": …}"),
+            ("\"classes\": [{\"name\": \"Shape\", \"size\": 0}]", "classes[0].size: expected a size in bytes"),
+            ("\"classes\": [{\"name\": \"Shape\", \"size\": 8, \"align\": 8}]", "classes[0].align: unknown key (a class takes name and size)"),
             ("\"sandbox\": {\"intercept\": [\"open\"]}", "sandbox: sandbox.intercept arrives with"),
             ("\"colour\": true", "colour: unknown key (known keys: old, new, mode"),
             ("\"attach\": {\"exe\": \"calc\"}", "attach.exe: expected an array, found \"calc\""),
@@ -1374,7 +1376,7 @@ mod tests {
             ("{\"sig\": \"int g(int a)\", \"compare\": {\"ret\": {}}}", "calc.ddl.json:3: functions[1].compare.ret: expected \"exact\", \"ignore\", {\"ulps\": n} or {\"abs\": x, \"rel\": y}, found {}"),
             ("{\"sig\": \"int g(int a)\", \"compare\": {\"ret\": \"close\"}}", "calc.ddl.json:3: functions[1].compare.ret: expected \"exact\""),
             ("{\"sig\": \"int g(int a)\", \"compare\": 1}", "calc.ddl.json:3: functions[1].compare: expected \"exact\", \"ignore\" or an object of specs, found 1"),
-            ("\"int Shape::area() const\"", "calc.ddl.json:3: functions[1]: column 10 of \"int Shape::area() const\": C++ declarations arrive with the stateful-components issue"),
+            ("\"int Shape::area(int &&x) const\"", "calc.ddl.json:3: functions[1]: column 21 of \"int Shape::area(int &&x) const\": "),
             ("\"int g(int *p [handle])\"", "calc.ddl.json:3: functions[1]: column 15 of \"int g(int *p [handle])\": [handle] needs a type listed in \"handles\""),
         ];
         for (entry, want) in cases {

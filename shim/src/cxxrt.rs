@@ -208,6 +208,24 @@ pub unsafe fn type_name(tinfo: *const c_void) -> String {
 
 /// A mangled type name (`St16invalid_argument`) as C++ writes it.
 fn cpp_type(raw: &str) -> String {
+    let builtin = match raw {
+        "i" => "int",
+        "j" => "unsigned int",
+        "l" => "long",
+        "m" => "unsigned long",
+        "x" => "long long",
+        "y" => "unsigned long long",
+        "c" => "char",
+        "b" => "bool",
+        "d" => "double",
+        "f" => "float",
+        "PKc" => "char const*",
+        "Pc" => "char*",
+        _ => "",
+    };
+    if !builtin.is_empty() {
+        return builtin.to_string();
+    }
     match cpp_demangle::Symbol::new(format!("_Z{raw}").as_bytes())
         .ok()
         .and_then(|s| s.demangle(&Default::default()).ok())

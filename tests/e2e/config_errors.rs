@@ -444,21 +444,18 @@ fn config_error_mode_not_yet_supported() {
 
 /// The other keys that come with later issues are refused clearly too.
 #[test]
-fn config_error_refused_keys_capture_classes_sandbox() {
+fn config_error_refused_keys_capture_sandbox_and_a_bad_class() {
     let fx = fixtures();
     for (key, line_text) in [
         ("capture", "\"capture\": \"calls.zst\","),
-        (
-            "classes",
-            "\"classes\": [{ \"name\": \"Shape\", \"size\": 64 }],",
-        ),
+        ("classes[0]", "\"classes\": [{ \"name\": \"Shape\" }],"),
         ("sandbox", "\"sandbox\": { \"intercept\": [\"system\"] },"),
     ] {
         let tmp = TempDir::new(&format!("err-{key}"));
         let text = calc_text(fx, None, &[line_text], "int calc_div(int a, int b)");
         let path = tmp.write("ddl.json", &text);
         let line = error_line(&tmp, &path);
-        let l = line_of(&text, &format!("\"{key}\""));
+        let l = line_of(&text, &format!("\"{}\"", key.trim_end_matches("[0]")));
         assert_prefix(
             &line,
             &format!("ddl: error: {}:{l}: {key}: ", path.display()),
@@ -466,10 +463,10 @@ fn config_error_refused_keys_capture_classes_sandbox() {
     }
 }
 
-/// A C++ declaration in `functions` comes with a later issue: refused,
-/// naming functions[1].
+/// A C++ declaration that no symbol of the old build implements: an error
+/// naming functions[1], once the old build is loaded.
 #[test]
-fn config_error_cxx_declaration_refused() {
+fn config_error_cxx_declaration_not_in_the_old_build() {
     let fx = fixtures();
     let tmp = TempDir::new("err-cxx");
     let sig = "int Shape::area() const";

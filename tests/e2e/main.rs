@@ -26,6 +26,7 @@
 
 mod apps;
 mod config_errors;
+mod cxx;
 mod expect;
 mod harness;
 mod numpy;
