@@ -1053,15 +1053,10 @@ pub fn after_throw(ctx: &FnCtx, t: &ThreadState, ex: arbiter::compare::Exception
 /// guard in the new build's namespace (with the sandbox that runs it).
 fn prepare_cxx(s: &Session, new: &NewBuild, symbols: &[crate::cxxrt::BoundarySymbol]) {
     let fns = s.shadow.functions();
-    let mut any = false;
     for (i, f) in s.config.functions.iter().enumerate() {
         let Some(d) = &f.cxx else {
-            if symbols.iter().any(|x| x.func == i as u32 && x.name != f.sig.name) {
-                any = true; // a C prototype with C++ linkage
-            }
             continue;
         };
-        any = true;
         let rt = &fns[i].cxx;
         match d.kind {
             arbiter::cxx::CxxKind::Ctor => {
@@ -1086,17 +1081,17 @@ fn prepare_cxx(s: &Session, new: &NewBuild, symbols: &[crate::cxxrt::BoundarySym
             _ => {}
         }
     }
-    if !any {
+    // Any function of a build with a C++ runtime may throw (a C-linkage
+    // function of a C++ component too): every call goes through the guard.
+    if new.resolve("__cxa_throw", None).is_none() {
         return;
     }
     // SAFETY: the new build's handle is a live dlmopen handle.
     let guard = unsafe { new.lmid() }.and_then(|lmid| unsafe { crate::cxxguard::load_into(lmid) });
     match guard.and_then(|g| arbiter::sandbox::install().map(|_| g)) {
         Ok(g) => {
-            for (i, f) in s.config.functions.iter().enumerate() {
-                if f.cxx.is_some() || symbols.iter().any(|x| x.func == i as u32 && x.name != f.sig.name) {
-                    fns[i].cxx.guard.store(g as usize, Ordering::Relaxed);
-                }
+            for f in fns.iter() {
+                f.cxx.guard.store(g as usize, Ordering::Relaxed);
             }
         }
         Err(e) => log_info(&format!("no exception guard in the new build's namespace: {e}")),
