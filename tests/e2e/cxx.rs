@@ -165,3 +165,28 @@ fn class_sizes_without_dwarf() {
     // The factory's objects are the new build's own: still judged.
     assert_eq!(report.get("make_shape").matched, 3);
 }
+
+/// Sampling below 1: objects whose constructor (or factory call) was
+/// sampled out are unknown to the shadow, and every call on them is
+/// `unmirrored`, never a crash nor a false verdict.
+#[test]
+fn sampled_out_constructors_leave_their_objects_unmirrored() {
+    let fx = fixtures();
+    let app = App::new(fx.join("shapes/apps/shapes-app-pie-now"));
+    let mut unmirrored = 0;
+    for run in 0..4 {
+        let tmp = TempDir::new(&format!("shapes-sampling-{run}"));
+        let mut cfg = shapes_config(fx, None);
+        cfg["sampling"] = json!(0.5);
+        let (_, _, report) = run_both(&tmp, &app, cfg);
+        assert_invariants(&report);
+        for (f, c) in report.counts() {
+            let want = SHAPES_APP.iter().find(|w| w.0 == f).expect("a known function");
+            assert_eq!(c.calls, want.1, "{f}: {c:?}");
+            assert!(c.mismatch <= want.3 && c.shadow_fault <= want.4, "{f}: {c:?}");
+            assert_eq!(c.shadow_timeout + c.dropped, 0, "{f}: {c:?}");
+            unmirrored += c.unmirrored;
+        }
+    }
+    assert!(unmirrored > 0, "some objects were sampled out in 4 runs");
+}
