@@ -4,6 +4,10 @@
 //! build's namespace at run time. libstdc++ is linked dynamically, so the
 //! guard shares the namespace's own libstdc++ (and its exception runtime)
 //! with the new build.
+//!
+//! It also compiles `csrc/contain.c` (the C half of `src/contain.rs`: the
+//! variadic and exit replacements) into a static library linked into
+//! libddl with the `cc` crate.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -37,4 +41,20 @@ fn main() {
         "`{cxx}` failed to build {}",
         src.display()
     );
+
+    let contain = manifest.join("csrc/contain.c");
+    println!("cargo:rerun-if-changed={}", contain.display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        include.join("sandbox.h").display()
+    );
+    cc::Build::new()
+        .file(&contain)
+        .include(&include)
+        .flag("-std=gnu11")
+        .flag("-fno-omit-frame-pointer")
+        .warnings(true)
+        .extra_warnings(true)
+        .warnings_into_errors(true)
+        .compile("ddl_contain");
 }

@@ -62,6 +62,11 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -104,6 +109,12 @@ static pthread_key_t thread_key;
 static atomic_ulong foreign_handlers, retaken_handlers;
 static atomic_ulong handlers_epoch = 1;
 static atomic_uint recheck_every = 1;
+static atomic_ulong parked;
+static atomic_int backstops; /* threads that installed the exit backstop */
+
+#ifndef SYS_SECCOMP
+#define SYS_SECCOMP 1
+#endif
 
 struct sbx_thread {
     volatile sig_atomic_t inside;
@@ -117,6 +128,10 @@ struct sbx_thread {
     void *alt;
     size_t alt_len;
     sigset_t mask; /* the mask thread_init left; put back after a jump */
+    void *fn;      /* the current call's function */
+    int defer;     /* ddl_sandbox_defer_begin nesting */
+    volatile sig_atomic_t timeout_pending; /* a timeout fell due while deferred */
+    int backstop;  /* the exit backstop is installed on this thread */
     unsigned long seen_epoch;
     unsigned calls_since_check;
     signed char chain_next[SBX_NSIG];
@@ -151,6 +166,18 @@ static void *pc_of(void *ucv) {
 #else
     (void)ucv;
     return NULL;
+#endif
+}
+
+/* exit_group's first argument, from the registers at the syscall. */
+static int exit_status_of(void *ucv) {
+#if defined(__x86_64__)
+    return ucv ? (int)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RDI] : 0;
+#elif defined(__aarch64__)
+    return ucv ? (int)((ucontext_t *)ucv)->uc_mcontext.regs[0] : 0;
+#else
+    (void)ucv;
+    return 0;
 #endif
 }
 
@@ -230,11 +257,32 @@ static void handler(int sig, siginfo_t *si, void *ucv) {
         struct itimerspec now;
         if (t->inside && t->armed && t->jb && timer_gettime(t->timer, &now) == 0 &&
             now.it_value.tv_sec == 0 && now.it_value.tv_nsec == 0) {
+            if (t->defer) {
+                /* Inside DDL's own code (a replacement recording an
+                 * outgoing call): taken when it leaves. */
+                t->timeout_pending = 1;
+                return;
+            }
             record(t, sig, si, ucv);
             t->inside = 0;
             siglongjmp(*t->jb, DDL_CALL_TIMEOUT);
         }
         return; /* late, or from a previous arming: ignored */
+    }
+    if (sig == SIGSYS && si && si->si_code == SYS_SECCOMP && si->si_syscall == SYS_exit_group &&
+        atomic_load_explicit(&backstops, memory_order_relaxed)) {
+        /* The exit backstop: the new build (or its libc, e.g. error())
+         * tried to end the process. */
+        if (t->inside && t->jb) {
+            record(t, sig, si, ucv);
+            t->fault->exit_status = exit_status_of(ucv);
+            t->fault->exit_how = DDL_EXIT_GROUP;
+            t->inside = 0;
+            siglongjmp(*t->jb, DDL_CALL_EXIT);
+        }
+        /* A thread that inherited the filter (one the new build started)
+         * or a shadow thread between calls: it must not end the process. */
+        ddl_sandbox_park();
     }
     if (t->inside && t->jb && sig != timer_sig) {
         /* kill(2) from another process is not the new build's doing. */
@@ -508,6 +556,9 @@ int ddl_sandbox_call(struct ddl_call *c, struct ddl_fault *f, unsigned timeout_m
     c->exc_what[0] = 0;
     sigjmp_buf jb;
     t->fault = f;
+    t->fn = (void *)c->fn;
+    t->defer = 0;
+    t->timeout_pending = 0;
     t->jb = &jb;
     /* No mask saved (a syscall per call): the slow path puts back t->mask. */
     int st = sigsetjmp(jb, 0);
@@ -540,5 +591,121 @@ int ddl_sandbox_call(struct ddl_call *c, struct ddl_fault *f, unsigned timeout_m
     }
     t->jb = NULL;
     t->fault = NULL;
+    t->fn = NULL;
+    t->defer = 0;
+    t->timeout_pending = 0;
     return st;
+}
+
+/* ---- Containment hooks (sandbox.h) ---------------------------------- */
+
+void ddl_sandbox_exit(int status, int how, void *pc) {
+    struct sbx_thread *t = &T;
+    if (!t->inside || !t->jb)
+        return;
+    struct ddl_fault *f = t->fault;
+    f->signal = 0;
+    f->code = 0;
+    f->addr = NULL;
+    f->pc = pc;
+    f->exit_status = status;
+    f->exit_how = how;
+    atomic_signal_fence(memory_order_seq_cst);
+    t->inside = 0;
+    atomic_signal_fence(memory_order_seq_cst);
+    siglongjmp(*t->jb, DDL_CALL_EXIT);
+}
+
+void ddl_sandbox_park(void) {
+    atomic_fetch_add(&parked, 1);
+    sigset_t all;
+    sigfillset(&all);
+    /* glibc keeps its own internal signals (cancellation, setxid)
+     * unblockable: setuid() in the application still completes. */
+    pthread_sigmask(SIG_SETMASK, &all, NULL);
+    for (;;)
+        pause();
+}
+
+unsigned long ddl_sandbox_parked(void) { return atomic_load(&parked); }
+
+int ddl_sandbox_state(void) {
+    struct sbx_thread *t = &T;
+    return (t->initialised ? 1 : 0) | (t->inside && t->jb ? 2 : 0);
+}
+
+void *ddl_sandbox_current_fn(void) {
+    struct sbx_thread *t = &T;
+    return t->inside ? t->fn : NULL;
+}
+
+void ddl_sandbox_defer_begin(void) {
+    struct sbx_thread *t = &T;
+    t->defer++;
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+void ddl_sandbox_defer_end(void) {
+    struct sbx_thread *t = &T;
+    atomic_signal_fence(memory_order_seq_cst);
+    if (t->defer > 0 && --t->defer == 0 && t->timeout_pending) {
+        t->timeout_pending = 0;
+        if (t->inside && t->armed && t->timer_ok) {
+            /* Fire again at once: taken outside DDL's code. */
+            struct itimerspec its;
+            memset(&its, 0, sizeof its);
+            its.it_value.tv_nsec = 1000;
+            timer_settime(t->timer, 0, &its, NULL);
+        }
+    }
+}
+
+void ddl_sandbox_strip_managed(sigset_t *set) {
+    if (!set)
+        return;
+    for (int i = 0; i < N_FAULT_SIGNALS; i++)
+        sigdelset(set, fault_signals[i]);
+    if (timer_sig)
+        sigdelset(set, timer_sig);
+}
+
+int ddl_sandbox_is_managed(int sig) {
+    for (int i = 0; i < N_FAULT_SIGNALS; i++)
+        if (fault_signals[i] == sig)
+            return 1;
+    return timer_sig != 0 && sig == timer_sig;
+}
+
+int ddl_sandbox_install_backstop(void) {
+    struct sbx_thread *t = &T;
+    if (t->backstop)
+        return 0;
+    int rc = ddl_sandbox_install(); /* SIGSYS must be DDL's first */
+    if (rc)
+        return rc;
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_exit_group, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+#if !defined(__x86_64__)
+    return -ENOSYS;
+#endif
+    struct sock_fprog prog = {.len = (unsigned short)(sizeof code / sizeof code[0]), .filter = code};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return -errno;
+    /* The handler must know a backstop exists before the first trap. */
+    atomic_fetch_add(&backstops, 1);
+    /* No SECCOMP_FILTER_FLAG_TSYNC: this thread (and its future children)
+     * only. */
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
+        rc = -errno;
+        atomic_fetch_sub(&backstops, 1);
+        return rc;
+    }
+    t->backstop = 1;
+    return 0;
 }

@@ -5,6 +5,8 @@
 #define DDL_SANDBOX_H
 #include "ddl_call.h"
 
+#include <signal.h>
+
 /* What ended a sandboxed call with DDL_CALL_FAULT or DDL_CALL_TIMEOUT.
  * For a timeout: signal is the timer signal, code SI_TIMER, addr NULL and pc
  * where the call was interrupted. */
@@ -12,7 +14,22 @@ struct ddl_fault {
     int signal;  /* SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP */
     int code;    /* si_code */
     void *addr;  /* si_addr (the faulting data address for SIGSEGV/SIGBUS) */
-    void *pc;    /* instruction pointer at the fault (from the ucontext) */
+    void *pc;    /* instruction pointer at the fault (from the ucontext); for
+                    DDL_CALL_EXIT: the exit function's return address, or the
+                    exit_group syscall's instruction */
+    int exit_status; /* DDL_CALL_EXIT: the status the new build asked for */
+    int exit_how;    /* DDL_CALL_EXIT: one of enum ddl_exit_how */
+};
+
+/* How a call tried to end the process (struct ddl_fault's exit_how). */
+enum ddl_exit_how {
+    DDL_EXIT_EXIT = 1,       /* exit(), through the patched reference */
+    DDL_EXIT__EXIT = 2,      /* _exit() */
+    DDL_EXIT__EXIT_C99 = 3,  /* _Exit() */
+    DDL_EXIT_QUICK_EXIT = 4, /* quick_exit() */
+    DDL_EXIT_GROUP = 5,      /* the exit_group syscall, caught by the backstop
+                                (an exit from inside libc: error(), exit()
+                                reached without the patched reference) */
 };
 
 /* Installs the process-wide handlers (once; later calls return 0 at once)
@@ -26,7 +43,8 @@ int ddl_sandbox_install(void);
  * 0, or a negative errno. */
 int ddl_sandbox_thread_init(void);
 
-/* Runs one call: c->guard(c->ffi_call, ...) when c->guard is set, else
+/* Runs one call (returns DDL_CALL_EXIT, *f's exit fields filled, when the
+ * callee called ddl_sandbox_exit or exit_group under the backstop): c->guard(c->ffi_call, ...) when c->guard is set, else
  * c->ffi_call(c->cif, c->fn, c->rvalue, c->avalue). timeout_ms 0: no time
  * limit. Returns DDL_CALL_OK, DDL_CALL_EXCEPTION (c->exc_type/exc_what),
  * DDL_CALL_FAULT or DDL_CALL_TIMEOUT (*f filled), or a negative errno when
@@ -56,5 +74,53 @@ void ddl_sandbox_handlers_changed(void);
  * handlers installed over DDL's were taken under DDL's (chained to). */
 unsigned long ddl_sandbox_foreign_handlers(void);
 unsigned long ddl_sandbox_retaken_handlers(void);
+
+/* Containment hooks (shim/csrc/contain.c, shim/src/contain.rs). */
+
+/* Abandons the current sandboxed call as an exit: jumps back to
+ * ddl_sandbox_call, which returns DDL_CALL_EXIT with `status`, `how` and
+ * `pc` in the fault struct. Returns (doing nothing) when the calling thread
+ * is not inside a sandboxed call. */
+void ddl_sandbox_exit(int status, int how, void *pc);
+
+/* Blocks the calling thread for ever: every signal glibc lets a thread
+ * block is blocked, then pause() in a loop. Counted (ddl_sandbox_parked).
+ * For a thread of the new build's that tries to end the process outside a
+ * sandboxed call. */
+__attribute__((noreturn)) void ddl_sandbox_park(void);
+unsigned long ddl_sandbox_parked(void);
+
+/* The calling thread's state: bit 0 set when it was prepared
+ * (ddl_sandbox_thread_init), bit 1 when it is inside a sandboxed call. */
+int ddl_sandbox_state(void);
+
+/* The function the calling thread's current sandboxed call called (c->fn),
+ * NULL outside one. */
+void *ddl_sandbox_current_fn(void);
+
+/* Defers the timer signal on the calling thread (nestable): a timeout that
+ * falls due meanwhile is taken when the outermost ddl_sandbox_defer_end
+ * re-arms the timer to fire at once (so the jump never leaves DDL's own
+ * code half-way: a lock or an allocator state held). Faults are not
+ * deferred. */
+void ddl_sandbox_defer_begin(void);
+void ddl_sandbox_defer_end(void);
+
+/* Removes DDL's managed signals (the fault signals and the timer signal)
+ * from `set`. */
+void ddl_sandbox_strip_managed(sigset_t *set);
+
+/* Is `sig` one of DDL's managed signals? */
+int ddl_sandbox_is_managed(int sig);
+
+/* The exit backstop: installs on the calling thread (and so on the threads
+ * it creates from then on) a seccomp filter that turns the exit_group
+ * syscall into SIGSYS (SECCOMP_RET_TRAP), which the handler reports as
+ * DDL_CALL_EXIT (DDL_EXIT_GROUP, status from the first argument) inside a
+ * sandboxed call, and parks (ddl_sandbox_park) outside one. Sets
+ * PR_SET_NO_NEW_PRIVS on the thread first. Idempotent per thread; the
+ * filter cannot be removed and stays for the thread's life.
+ * 0, or a negative errno. */
+int ddl_sandbox_install_backstop(void);
 
 #endif

@@ -49,7 +49,9 @@ pub const CALL_EXCEPTION: c_int = 1;
 pub const CALL_FAULT: c_int = 2;
 /// `DDL_CALL_TIMEOUT`: the call ran past its time limit and was interrupted.
 pub const CALL_TIMEOUT: c_int = 3;
-/// `DDL_CALL_EXIT`: the call tried to end the process (not produced yet).
+/// `DDL_CALL_EXIT`: the call tried to end the process (an exit function
+/// through a reference `contain` patched, or `exit_group` under the
+/// backstop, [`install_thread_backstop`]).
 pub const CALL_EXIT: c_int = 4;
 
 /// `ddl_call.h`'s `struct ddl_call`: one call as the sandbox makes it.
@@ -111,8 +113,27 @@ pub struct Fault {
     /// faulting instruction for SIGILL/SIGFPE; 0 for a timeout.
     pub addr: usize,
     /// The instruction pointer when the signal arrived (for a timeout:
-    /// where the call was interrupted).
+    /// where the call was interrupted; for an exit: the exit function's
+    /// return address, or the `exit_group` syscall's instruction).
     pub pc: usize,
+    /// For an exit: the status the new build asked for.
+    pub exit_status: i32,
+    /// For an exit: `sandbox.h`'s `enum ddl_exit_how` (see [`exit_how_name`]).
+    pub exit_how: i32,
+}
+
+/// The name of `sandbox.h`'s `enum ddl_exit_how` value `how`: "exit",
+/// "_exit", "_Exit", "quick_exit", "exit_group" (the backstop: an exit from
+/// inside libc, e.g. `error()`), or "?".
+pub fn exit_how_name(how: i32) -> &'static str {
+    match how {
+        1 => "exit",
+        2 => "_exit",
+        3 => "_Exit",
+        4 => "quick_exit",
+        5 => "exit_group",
+        _ => "?",
+    }
 }
 
 impl Fault {
@@ -137,6 +158,21 @@ pub enum CallFailure {
     /// The call ran past its time limit and was interrupted where
     /// `Fault::pc` says.
     Timeout(Fault),
+    /// The call tried to end the process; the process lives on (the
+    /// call was abandoned where it exited: the new build's namespace may be
+    /// left inconsistent, as after a fault).
+    Exit {
+        /// The exit status asked for.
+        status: i32,
+        /// How: "exit", "_exit", "_Exit", "quick_exit" (the new build's
+        /// reference, patched by `contain`), or "exit_group" (the syscall,
+        /// caught by the backstop: e.g. `error(1, …)` inside libc).
+        how: &'static str,
+        /// Where: the exit function's return address (the call site in
+        /// the new build, or further up for a tail call), or the syscall
+        /// instruction inside libc for "exit_group".
+        pc: usize,
+    },
     /// The thread could not be prepared for sandboxed calls (the errno),
     /// or a sandboxed call was made from inside one (EBUSY). Nothing was
     /// called.
@@ -155,6 +191,14 @@ mod ffi {
         pub fn ddl_sandbox_retaken_handlers() -> c_ulong;
         pub fn ddl_sandbox_set_recheck(every: c_uint);
         pub fn ddl_sandbox_handlers_changed();
+        pub fn ddl_sandbox_parked() -> c_ulong;
+        pub fn ddl_sandbox_state() -> c_int;
+        pub fn ddl_sandbox_current_fn() -> *mut std::ffi::c_void;
+        pub fn ddl_sandbox_defer_begin();
+        pub fn ddl_sandbox_defer_end();
+        pub fn ddl_sandbox_strip_managed(set: *mut libc::sigset_t);
+        pub fn ddl_sandbox_is_managed(sig: c_int) -> c_int;
+        pub fn ddl_sandbox_install_backstop() -> c_int;
     }
 }
 
@@ -257,11 +301,110 @@ pub unsafe fn call(c: &mut DdlCall, timeout_ms: u32) -> Result<(), CallFailure> 
         }),
         CALL_FAULT => Err(CallFailure::Fault(f)),
         CALL_TIMEOUT => Err(CallFailure::Timeout(f)),
+        CALL_EXIT => Err(CallFailure::Exit {
+            status: f.exit_status,
+            how: exit_how_name(f.exit_how),
+            pc: f.pc,
+        }),
         rc if rc < 0 => Err(CallFailure::Unavailable(-rc)),
         // A guard that returned something else: treated as a fault with no
         // signal rather than trusted.
         _ => Err(CallFailure::Fault(Fault::default())),
     }
+}
+
+/// Installs the exit backstop on the calling thread: a seccomp filter
+/// (`PR_SET_NO_NEW_PRIVS`, then `SECCOMP_SET_MODE_FILTER` without `TSYNC`,
+/// so this thread only) that turns the `exit_group` syscall into SIGSYS
+/// (`SECCOMP_RET_TRAP`). Inside a sandboxed call that becomes
+/// [`CallFailure::Exit`] with `how` "exit_group" and the status from the
+/// syscall's first argument: it catches exits from inside libc that no
+/// patched reference sees (`error(1, …)`, `exit` reached through libc's
+/// own calls). Outside a sandboxed call the thread is parked for ever
+/// ([`parked_threads`]) rather than end the process.
+///
+/// The filter cannot be removed: it stays for the thread's life, and
+/// threads created by this thread afterwards inherit it (the new build's
+/// own threads, when it starts them from a shadow call: an exit on them
+/// parks them). That is fine for a shadow thread: DDL never calls
+/// `exit_group` there (the process ends through another thread's
+/// `exit_group`, which the filter does not see, or a plain thread `exit`,
+/// which it lets through). Call it before spawning any thread of DDL's own
+/// from the shadow thread. Idempotent per thread.
+pub fn install_thread_backstop() -> Result<(), String> {
+    // SAFETY: acts on the calling thread only.
+    let rc = unsafe { ffi::ddl_sandbox_install_backstop() };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "sandbox: cannot install the exit backstop: {}",
+            errno_text(rc)
+        ))
+    }
+}
+
+/// How many threads were parked for ever because they tried to end the
+/// process outside a sandboxed call (an exit of a thread the new build
+/// started, or on a shadow thread between calls).
+pub fn parked_threads() -> u64 {
+    // SAFETY: reads an atomic counter.
+    unsafe { ffi::ddl_sandbox_parked() as u64 }
+}
+
+/// The calling thread's state for containment (`shim::contain`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadState {
+    /// [`thread_init`] ran on this thread (a DDL shadow thread).
+    pub prepared: bool,
+    /// The thread is inside a sandboxed call.
+    pub inside: bool,
+}
+
+/// The calling thread's [`ThreadState`].
+pub fn thread_state() -> ThreadState {
+    // SAFETY: reads the calling thread's own state.
+    let s = unsafe { ffi::ddl_sandbox_state() };
+    ThreadState {
+        prepared: s & 1 != 0,
+        inside: s & 2 != 0,
+    }
+}
+
+/// The function the calling thread's current sandboxed call called (0
+/// outside one): tells `contain` which namespace a replacement serves.
+pub fn current_fn() -> usize {
+    // SAFETY: reads the calling thread's own state.
+    unsafe { ffi::ddl_sandbox_current_fn() as usize }
+}
+
+/// Runs `f` with the timer signal deferred on this thread: a timeout that
+/// falls due meanwhile is taken right after `f` returns (the timer is
+/// re-armed to fire at once), never inside `f`. For DDL's own code called
+/// from inside a sandboxed call (allocating, taking a lock), which a jump
+/// must not leave half-way. A fault inside `f` still jumps: `f` must not
+/// touch memory it does not own.
+pub fn deferred<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: a nesting counter of the calling thread.
+    unsafe { ffi::ddl_sandbox_defer_begin() };
+    let r = f();
+    // SAFETY: as above; may re-arm the thread's own timer.
+    unsafe { ffi::ddl_sandbox_defer_end() };
+    r
+}
+
+/// Removes DDL's managed signals (the fault signals and the timer signal)
+/// from `set`.
+pub fn strip_managed(set: &mut libc::sigset_t) {
+    // SAFETY: `set` is a valid sigset.
+    unsafe { ffi::ddl_sandbox_strip_managed(set) }
+}
+
+/// Is `sig` one of DDL's managed signals (a fault signal or the timer
+/// signal)?
+pub fn is_managed(sig: i32) -> bool {
+    // SAFETY: reads immutable state.
+    unsafe { ffi::ddl_sandbox_is_managed(sig) != 0 }
 }
 
 fn c_text(buf: &[c_char]) -> String {
@@ -338,7 +481,8 @@ mod tests {
 
     #[test]
     fn layouts_match_the_c_structs() {
-        assert_eq!(std::mem::size_of::<Fault>(), 24);
+        assert_eq!(std::mem::size_of::<Fault>(), 32);
+        assert_eq!(exit_how_name(5), "exit_group");
         // ddl_call: 6 pointers, 256 + 512 bytes.
         assert_eq!(std::mem::size_of::<DdlCall>(), 6 * 8 + 256 + 512);
     }

@@ -13,6 +13,7 @@
 //! would run without libddl (fail open).
 #![warn(missing_docs)]
 
+pub mod contain;
 mod cxxguard;
 mod cxxrt;
 pub mod elf;
