@@ -106,6 +106,34 @@ pub struct Config {
     pub key_lines: BTreeMap<String, usize>,
 }
 
+/// Refuses a file that someone other than its owner and root may write:
+/// the config says which code runs inside the application, and the new
+/// build is that code. `Err` says who can write it.
+pub fn writable_by_others(path: &Path) -> std::result::Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(_) => return Ok(()), // a missing file is someone else's error
+    };
+    let mode = m.mode();
+    if mode & 0o002 != 0 {
+        return Err(format!(
+            "{} is writable by every user (mode {:o}): refused",
+            path.display(),
+            mode & 0o7777
+        ));
+    }
+    if mode & 0o020 != 0 && m.gid() != 0 {
+        return Err(format!(
+            "{} is writable by its group (gid {}, mode {:o}): refused",
+            path.display(),
+            m.gid(),
+            mode & 0o7777
+        ));
+    }
+    Ok(())
+}
+
 /// A config that cannot be used, with where.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
@@ -495,14 +523,18 @@ fn json_error(file: &Path, e: serde_json::Error) -> ConfigError {
 impl Config {
     /// Reads and checks the config file at `path`.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let plain = |message: String| ConfigError {
             file: path.to_path_buf(),
             line: None,
             key: None,
             column: None,
             signature: None,
-            message: format!("cannot read: {e}"),
-        })?;
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| plain(format!("cannot read: {e}")))?;
+        if let Err(why) = writable_by_others(path) {
+            return Err(plain(why));
+        }
         Config::parse(&text, path)
     }
 

@@ -550,6 +550,8 @@ fn activate(
         ));
     }
     if st.new.is_none() {
+        arbiter::config::writable_by_others(&s.config.new)
+            .map_err(|why| s.config.key_error("new", why))?;
         let new = NewBuild::load(&s.config.new).map_err(|e| {
             s.config.key_error(
                 "new",

@@ -505,3 +505,41 @@ fn config_error_compare_unknown_parameter() {
         "the message should name `c`: {line}"
     );
 }
+
+/// A config or a new build that others than its owner and root may write
+/// is refused (it says which code runs inside the application).
+#[test]
+fn config_error_files_writable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = fixtures();
+    // The config itself, world-writable: no line (nothing was read yet).
+    let tmp = TempDir::new("err-writable-config");
+    let text = calc_text(fx, None, &[], "int calc_div(int a, int b)");
+    let path = tmp.write("ddl.json", &text);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let line = error_line(&tmp, &path);
+    assert_eq!(
+        line,
+        format!(
+            "ddl: error: {}: {} is writable by every user (mode 666): refused",
+            path.display(),
+            path.display()
+        )
+    );
+    // The new build, group-writable (the group is not root's).
+    let tmp = TempDir::new("err-writable-new");
+    let new = tmp.path().join("libcalc.so.1");
+    std::fs::copy(fx.join("calc/new/libcalc.so.1"), &new).unwrap();
+    std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o775)).unwrap();
+    let gid = std::os::unix::fs::MetadataExt::gid(&std::fs::metadata(&new).unwrap());
+    if gid == 0 {
+        // Under root's group the group is trusted; make it world-writable instead.
+        std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o757)).unwrap();
+    }
+    let text = calc_text(fx, Some(&new.display().to_string()), &[], "int calc_div(int a, int b)");
+    let path = tmp.write("ddl.json", &text);
+    let line = error_line(&tmp, &path);
+    let l = line_of(&text, "\"new\"");
+    assert_prefix(&line, &format!("ddl: error: {}:{l}: new: {} is writable by", path.display(), new.display()));
+    assert!(line.ends_with(": refused"), "{line}");
+}
