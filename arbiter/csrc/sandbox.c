@@ -53,6 +53,25 @@
  * and the timer has expired (timer_gettime reads 0); a late one (the call
  * ended meanwhile, or a previous arming's) is ignored.
  *
+ * Exits (DDL_CALL_EXIT): shim/src/contain.rs points the new build's
+ * references to exit, _exit, _Exit and quick_exit at stubs
+ * (shim/csrc/contain.c) that call ddl_sandbox_exit, which jumps back like a
+ * fault; outside a sandboxed call they park the thread for ever
+ * (ddl_sandbox_park). Exits from inside libc (error()) reach the
+ * exit_group syscall, which the per-thread seccomp backstop
+ * (ddl_sandbox_install_backstop) turns into SIGSYS with si_code
+ * SYS_SECCOMP: the handler reports it as an exit (status from the syscall's
+ * first argument) inside a call, and parks the thread outside one (a thread
+ * of the new build's, which inherited the filter). The filter cannot be
+ * removed: the shadow thread keeps it for life and never calls exit_group
+ * itself (the process ends through another thread).
+ *
+ * Deferral: DDL's own code that runs inside a sandboxed call (contain.rs
+ * recording an outgoing call: it allocates and locks) brackets itself with
+ * ddl_sandbox_defer_begin/end; a timeout that falls due meanwhile is only
+ * noted, and the timer re-armed to fire at once when the section ends, so
+ * the jump never leaves an allocator or a lock of DDL's half-way.
+ *
  * x86-64 Linux, glibc. The thread-local state is initial-exec TLS (libddl.so
  * is preloaded, so it sits in the static TLS block and a signal handler
  * reads it without __tls_get_addr). */
@@ -110,6 +129,7 @@ static atomic_ulong foreign_handlers, retaken_handlers;
 static atomic_ulong handlers_epoch = 1;
 static atomic_uint recheck_every = 1;
 static atomic_ulong parked;
+static atomic_ulong deferred_timeouts;
 static atomic_int backstops; /* threads that installed the exit backstop */
 
 #ifndef SYS_SECCOMP
@@ -260,6 +280,8 @@ static void handler(int sig, siginfo_t *si, void *ucv) {
             if (t->defer) {
                 /* Inside DDL's own code (a replacement recording an
                  * outgoing call): taken when it leaves. */
+                if (!t->timeout_pending)
+                    atomic_fetch_add_explicit(&deferred_timeouts, 1, memory_order_relaxed);
                 t->timeout_pending = 1;
                 return;
             }
@@ -628,6 +650,7 @@ void ddl_sandbox_park(void) {
 }
 
 unsigned long ddl_sandbox_parked(void) { return atomic_load(&parked); }
+unsigned long ddl_sandbox_deferred_timeouts(void) { return atomic_load(&deferred_timeouts); }
 
 int ddl_sandbox_state(void) {
     struct sbx_thread *t = &T;

@@ -105,6 +105,9 @@ void *ddl_sandbox_current_fn(void);
  * deferred. */
 void ddl_sandbox_defer_begin(void);
 void ddl_sandbox_defer_end(void);
+/* How many timeouts fell due inside a deferred section (and were taken
+ * when it ended). */
+unsigned long ddl_sandbox_deferred_timeouts(void);
 
 /* Removes DDL's managed signals (the fault signals and the timer signal)
  * from `set`. */

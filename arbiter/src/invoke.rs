@@ -94,9 +94,11 @@ impl Invoker {
     }
 
     /// Calls `func` with `args` inside the sandbox (`crate::sandbox`): a
-    /// fault or a hang past `timeout_ms` (0: no limit) of the callee, or a
-    /// C++ exception caught by `guard`, comes back as a [`CallFailure`]
-    /// instead of ending the process. The calling thread should have called
+    /// fault or a hang past `timeout_ms` (0: no limit) of the callee, a
+    /// C++ exception caught by `guard`, or an exit (through a reference
+    /// `shim::contain` patched, or `exit_group` under the thread's
+    /// backstop) comes back as a [`CallFailure`] instead of ending the
+    /// process. The calling thread should have called
     /// `sandbox::thread_init` (done lazily otherwise).
     ///
     /// # Safety

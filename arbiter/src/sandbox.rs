@@ -11,6 +11,11 @@
 //! after DDL's, or the default action): see the comment at the top of
 //! `sandbox.c` for how, and for the limits.
 //!
+//! Exits: a call that tries to end the process comes back as
+//! [`CallFailure::Exit`] — through the exit functions `shim::contain`
+//! patches in the new build's namespace, or through the `exit_group`
+//! backstop ([`install_thread_backstop`]) for exits from inside libc.
+//!
 //! Use: [`install`] once (idempotent), [`thread_init`] on each thread that
 //! makes sandboxed calls (it unblocks the fault and timer signals there, so
 //! a shadow thread started with every signal blocked is fine), then
@@ -196,6 +201,7 @@ mod ffi {
         pub fn ddl_sandbox_current_fn() -> *mut std::ffi::c_void;
         pub fn ddl_sandbox_defer_begin();
         pub fn ddl_sandbox_defer_end();
+        pub fn ddl_sandbox_deferred_timeouts() -> c_ulong;
         pub fn ddl_sandbox_strip_managed(set: *mut libc::sigset_t);
         pub fn ddl_sandbox_is_managed(sig: c_int) -> c_int;
         pub fn ddl_sandbox_install_backstop() -> c_int;
@@ -391,6 +397,13 @@ pub fn deferred<T>(f: impl FnOnce() -> T) -> T {
     // SAFETY: as above; may re-arm the thread's own timer.
     unsafe { ffi::ddl_sandbox_defer_end() };
     r
+}
+
+/// How many timeouts fell due inside a [`deferred`] section (and were
+/// taken right after it).
+pub fn deferred_timeouts() -> u64 {
+    // SAFETY: reads an atomic counter.
+    unsafe { ffi::ddl_sandbox_deferred_timeouts() as u64 }
 }
 
 /// Removes DDL's managed signals (the fault signals and the timer signal)

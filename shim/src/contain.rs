@@ -683,7 +683,17 @@ unsafe extern "C" fn c_record(
 }
 
 // ---------------------------------------------------------------------------
-// Replacements: writes.
+// Replacements. Each `r_*` has the C signature of the libc function it
+// replaces (trailing arguments it does not use may be left out: the System V
+// caller cleans up) and is only ever reached through a slot
+// `patch_namespace` pointed at it, from the new build's namespace.
+//
+// Safety (all of them): the caller passes what libc's function would get
+// (valid strings, buffers of the sizes given); a bad pointer faults inside
+// the replacement, outside any deferred section, and the sandboxed call
+// comes back as a fault.
+
+// Writes.
 
 unsafe extern "C" fn r_write(fd: c_int, buf: *const c_void, n: usize) -> isize {
     out_data("write", Target::Fd(fd), buf, n);

@@ -115,6 +115,8 @@ int s_writev(int fd) {
 }
 int s_long_printf(int n) { return printf("%*d|", n, 7); }
 int s_custom(int x) { (void)x; return (int)(long)getpid(); }
+/* Prints for ever: a timeout falls inside DDL's recording sooner or later. */
+int s_spin_print(int x) { for (;;) printf("spin %d\n", x); }
 "#;
 
 fn side_lib() -> PathBuf {
@@ -528,6 +530,30 @@ fn fault_fixture_and_side_effects_are_contained() {
         assert_eq!(call(&unary, &sl, "s_custom", int(0), 2000), Ok(0));
         let out = take_outgoing();
         assert_eq!((out[0].function, out[0].target.as_str()), ("getpid", ""));
+
+        // Timeouts while DDL records (allocating, locking): deferred to
+        // the end of the recording, never leaving its state half-way. Many
+        // rounds, then the thread and the allocator still work.
+        let dropped = outgoing_dropped();
+        let deferred = sandbox::deferred_timeouts();
+        for round in 0..40 {
+            let r = call(&unary, &sl, "s_spin_print", int(round), 20);
+            assert!(matches!(r, Err(CallFailure::Timeout(_))), "{r:?}");
+            let out = take_outgoing();
+            assert!(out.len() <= MAX_PENDING);
+            assert!(out
+                .iter()
+                .all(|o| o.function == "printf" || o.function == "__printf_chk"));
+        }
+        assert!(outgoing_dropped() >= dropped);
+        assert!(
+            sandbox::deferred_timeouts() > deferred,
+            "no timeout fell inside a recording in 40 rounds"
+        );
+        let v: Vec<u64> = (0..100_000).collect();
+        assert_eq!(v.iter().sum::<u64>(), 4_999_950_000);
+        assert_eq!(call(&unary, &sl, "s_writev", int(1), 2000), Ok(5));
+        assert_eq!(take_outgoing().len(), 1);
         forget_namespace(sl.handle);
     });
 
