@@ -457,7 +457,9 @@ impl std::fmt::Write for StackText {
 }
 
 /// Where an outgoing call went, as plain data (made into text later, in a
-/// deferred section).
+/// deferred section). Large on purpose: a path is copied onto the stack,
+/// never into an allocation, outside the deferred section.
+#[allow(clippy::large_enum_variant)]
 enum Target {
     None,
     Fd(c_int),
@@ -610,7 +612,8 @@ unsafe fn out_iov(
 // Descriptors of /dev/null DDL gave out for opens for write: fd → (path as
 // given, st_dev, st_ino). An entry whose descriptor no longer is that
 // /dev/null (closed, reused) is dropped when met.
-static DEVNULL: Mutex<Option<HashMap<c_int, (String, u64, u64)>>> = Mutex::new(None);
+type DevNullMap = HashMap<c_int, (String, u64, u64)>;
+static DEVNULL: Mutex<Option<DevNullMap>> = Mutex::new(None);
 
 fn fd_identity(fd: c_int) -> Option<(u64, u64)> {
     // SAFETY: fstat into a local.
