@@ -63,6 +63,40 @@ pub struct Outcome {
     /// The C++ exception the call ended with instead of returning (its
     /// return value and outputs are then not compared).
     pub exception: Option<Exception>,
+    /// The calls it made to the outside world (writes, opens for writing,
+    /// processes, signals…), in order; `None` where they were not watched.
+    pub outgoing: Option<Vec<Outgoing>>,
+}
+
+/// One call a build made to the outside world (the shadow's are
+/// intercepted and not performed; the primary's are observed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The function called (`write`, `fprintf`, `unlink`…).
+    pub function: String,
+    /// What it acted on: `fd:N`, `stdout`, a path, `pid:N`…
+    pub target: String,
+    /// Bytes written (all of them counted), or 0.
+    pub len: usize,
+    /// A hash of all the bytes (FNV-1a, 64 bits).
+    pub hash: u64,
+    /// The first bytes.
+    pub head: Vec<u8>,
+}
+
+impl Outgoing {
+    /// `{"function", "target", "len", "head"}` as records show it (`head`
+    /// as text when it is UTF-8, else hex).
+    pub fn json(&self) -> serde_json::Value {
+        let head = &self.head[..self.head.len().min(64)];
+        let head = match std::str::from_utf8(head) {
+            Ok(t) => serde_json::Value::from(t),
+            Err(_) => serde_json::Value::from(
+                head.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            ),
+        };
+        serde_json::json!({ "function": self.function, "target": self.target, "len": self.len, "head": head })
+    }
 }
 
 /// A C++ exception that left a call.
@@ -265,6 +299,28 @@ pub fn judge(sig: &Signature, cmp: &Comparator, primary: &Outcome, shadow: &Outc
             });
         }
         return diffs;
+    }
+    // The calls each side made to the outside world, in order: function,
+    // target and bytes (where both sides were watched).
+    if let (Some(a), Some(b)) = (&primary.outgoing, &shadow.outgoing) {
+        for i in 0..a.len().max(b.len()) {
+            let (x, y) = (a.get(i), b.get(i));
+            let same = match (x, y) {
+                (Some(x), Some(y)) => {
+                    x.function == y.function && x.target == y.target && x.len == y.len && x.hash == y.hash
+                }
+                _ => false,
+            };
+            if !same {
+                let js = |o: Option<&Outgoing>| o.map_or(serde_json::Value::Null, Outgoing::json);
+                diffs.push(Diff {
+                    path: format!("outgoing[{i}]"),
+                    primary: js(x),
+                    shadow: js(y),
+                });
+                break; // the first difference; the rest follow from it
+            }
+        }
     }
     if let Role::Handle { .. } = sig.ret_role {
         handle_nullness("ret", &primary.ret, &shadow.ret, &mut diffs);
@@ -719,6 +775,7 @@ mod tests {
             outputs,
             errno: None,
             exception: None,
+            outgoing: None,
         }
     }
 
@@ -1124,6 +1181,7 @@ mod tests {
             ],
             errno: Some(e),
             exception: None,
+            outgoing: None,
         };
         let mut c = Comparator::default();
         let d = judge(&s, &c, &mk(1.5, 3, 0), &mk(2.5, 4, 22));

@@ -82,6 +82,9 @@ pub struct Config {
     /// The handle types (`handles`), in order: an index is a handle class.
     /// C++ objects have a class of their own, after these.
     pub handles: Vec<HandleSpec>,
+    /// `sandbox.intercept`: more functions the new build must not really
+    /// call (recorded as outgoing calls, answered 0).
+    pub sandbox_intercept: Vec<String>,
     /// `classes`: sizes of C++ classes in the new build, by qualified name,
     /// for when its DWARF does not tell.
     pub classes: Vec<(String, usize)>,
@@ -580,16 +583,26 @@ impl Config {
         };
 
         // Refused until their issues land (empty values are harmless).
-        for (k, issue) in [
-            (
-                "sandbox",
-                "sandbox.intercept arrives with the containment issue",
-            ),
-        ] {
-            if let Some(v) = obj.get(k) {
-                let t = v.get();
-                if !(t == "null" || t == "[]" || t == "{}") {
-                    return Err(cx.err(Some(v), k, issue));
+        let mut sandbox_intercept = Vec::new();
+        if let Some(v) = obj.get("sandbox") {
+            if v.get() != "null" {
+                let o = cx.obj(v, "sandbox")?;
+                for (k, sub) in &o.0 {
+                    if k != "intercept" {
+                        return Err(cx.err(
+                            Some(sub),
+                            &format!("sandbox.{k}"),
+                            "unknown key (sandbox takes intercept)",
+                        ));
+                    }
+                    for (i, n) in cx.arr(sub, "sandbox.intercept")?.into_iter().enumerate() {
+                        let key = format!("sandbox.intercept[{i}]");
+                        let name = cx.nonempty_string(n, &key)?;
+                        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                            return Err(cx.err(Some(n), &key, "expected a function name"));
+                        }
+                        sandbox_intercept.push(name);
+                    }
                 }
             }
         }
@@ -1002,6 +1015,7 @@ impl Config {
             attach_exe,
             types,
             handles,
+            sandbox_intercept,
             classes,
             functions,
             sampling,
@@ -1254,7 +1268,8 @@ mod tests {
             ("\"classes\": [{\"name\": \"Shape\"}]", "classes[0]: expected {\"name\": …, \"size\": …}"),
             ("\"classes\": [{\"name\": \"Shape\", \"size\": 0}]", "classes[0].size: expected a size in bytes"),
             ("\"classes\": [{\"name\": \"Shape\", \"size\": 8, \"align\": 8}]", "classes[0].align: unknown key (a class takes name and size)"),
-            ("\"sandbox\": {\"intercept\": [\"open\"]}", "sandbox: sandbox.intercept arrives with"),
+            ("\"sandbox\": {\"intercept\": [\"open(\"]}", "sandbox.intercept[0]: expected a function name"),
+            ("\"sandbox\": {\"block\": []}", "sandbox.block: unknown key (sandbox takes intercept)"),
             ("\"colour\": true", "colour: unknown key (known keys: old, new, mode"),
             ("\"attach\": {\"exe\": \"calc\"}", "attach.exe: expected an array, found \"calc\""),
             ("\"attach\": {\"exe\": [\"[\"]}", "attach.exe[0]: invalid glob"),

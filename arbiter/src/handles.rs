@@ -125,6 +125,13 @@ impl HandleTable {
         }
     }
 
+    /// Forgets every pair (the shadow's namespace was replaced): later
+    /// calls on those handles are `unmirrored`; DDL's instances are freed.
+    pub fn clear(&mut self) {
+        self.pairs.clear();
+        self.parted.clear();
+    }
+
     /// Live pairs.
     pub fn len(&self) -> usize {
         self.pairs.len()

@@ -834,6 +834,7 @@ pub unsafe fn capture_outputs(
         outputs,
         errno: None,
         exception: None,
+        outgoing: None,
     }
 }
 

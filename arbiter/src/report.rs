@@ -262,6 +262,12 @@ pub fn outcome_json(sig: &Signature, o: &Outcome) -> Map<String, Json> {
     if let Some(e) = &o.exception {
         m.insert("exception".into(), e.json());
     }
+    if let Some(out) = o.outgoing.as_ref().filter(|v| !v.is_empty()) {
+        m.insert(
+            "outgoing".into(),
+            Json::Array(out.iter().map(crate::compare::Outgoing::json).collect()),
+        );
+    }
     m
 }
 
@@ -669,6 +675,20 @@ impl ReportWriter {
         self.write_line(&r.to_line())
     }
 
+    /// Writes an event line: `{"event": "mirroring_stopped", "time": …,
+    /// "pid": …, "seq": <last sequence number>, "reason": …}`. Readers of
+    /// verdict records skip lines with an `event` key.
+    pub fn event(&mut self, seq: u64, pid: u32, event: &str, reason: &str) {
+        let line = serde_json::json!({
+            "event": event,
+            "time": humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+            "pid": pid,
+            "seq": seq,
+            "reason": reason,
+        });
+        self.write_line(&format!("{line}\n"));
+    }
+
     /// Writes a summary line `{"summary": {"fn": {…}, …}}` (functions in the
     /// given order). Readers take the last one.
     pub fn summary(&mut self, per_function: &[(String, Counters)]) {
@@ -698,6 +718,8 @@ pub fn read_report(path: &Path) -> std::io::Result<(Vec<Json>, Option<Json>)> {
         };
         if let Some(s) = m.remove("summary") {
             summary = Some(s);
+        } else if m.contains_key("event") {
+            continue;
         } else {
             records.push(Json::Object(m));
         }
@@ -934,6 +956,7 @@ mod tests {
             ],
             errno: Some(2),
             exception: None,
+            outgoing: None,
         };
         assert_eq!(
             Json::Object(outcome_json(&sig, &o)),

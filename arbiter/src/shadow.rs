@@ -83,9 +83,11 @@ pub struct Invocation {
     pub tid: u32,
     /// Return address of the call in the application.
     pub caller: u64,
-    /// The new build's function to call (resolved with the symbol version
-    /// the application's reference carries); 0 makes the call `unmirrored`.
-    pub new_fn: usize,
+    /// Where the new build's function to call is (resolved with the symbol
+    /// version the application's reference carries), read when the shadow
+    /// calls it: a fresh namespace that replaces a poisoned one updates it.
+    /// 0 makes the call `unmirrored`.
+    pub new_fn: &'static AtomicU64,
     /// What the callee could read.
     pub inputs: Inputs,
     /// What the primary produced.
@@ -179,6 +181,13 @@ pub struct ShadowHooks {
     pub thread_init: fn(),
     /// Names an application return address as `object+0xoffset`.
     pub caller_name: fn(u64) -> Option<String>,
+    /// The new build's namespace is poisoned (a fault, a hang or an exit
+    /// at code address `pc` in it): never call it again, load a fresh one.
+    /// `Err` says why none can be had; mirroring then stops.
+    pub reload: fn(pc: usize) -> Result<(), String>,
+    /// The calls to the outside world the new build made on this thread
+    /// since the last time (intercepted in its namespace, not performed).
+    pub take_outgoing: fn() -> Vec<crate::compare::Outgoing>,
 }
 
 /// Counters the application's threads update. Each function's block has
@@ -305,6 +314,9 @@ pub struct Shadow {
     hooks: ShadowHooks,
     /// The new build's `__errno_location` (its namespace has its own errno).
     new_errno: AtomicUsize,
+    /// Mirroring has stopped for good (no new build's namespace can be
+    /// had): callers count their calls as `skipped`.
+    stopped: AtomicBool,
     pid: u32,
 }
 
@@ -343,6 +355,7 @@ impl Shadow {
             thread: Mutex::new(None),
             hooks,
             new_errno: AtomicUsize::new(0),
+            stopped: AtomicBool::new(false),
             pid: std::process::id(),
             functions,
         })
@@ -357,6 +370,26 @@ impl Shadow {
     pub fn set_new_errno(&self, f: Option<unsafe extern "C" fn() -> *mut libc::c_int>) {
         self.new_errno
             .store(f.map(|f| f as usize).unwrap_or(0), Ordering::Release);
+    }
+
+    /// Mirroring has stopped for good: calls are counted as `skipped`.
+    #[inline]
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Stops mirroring for good: said once on stderr and in the report.
+    fn stop(&self, reason: &str) {
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        eprintln!("ddl: mirroring stopped: {reason}; calls are counted as skipped from now on");
+        let mut j = self.judged.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = self.seq.load(Ordering::Relaxed);
+        let pid = self.pid;
+        if let Some(r) = j.writer() {
+            r.event(seq, pid, "mirroring_stopped", reason);
+        }
     }
 
     /// Starts the shadow thread.
@@ -452,7 +485,9 @@ impl Shadow {
         (self.hooks.thread_init)();
         // Faults, exceptions and hangs of the new build are contained on
         // this thread (a call that cannot be contained is `unmirrored`).
-        if let Err(e) = crate::sandbox::thread_init() {
+        // The seccomp backstop turns an `exit_group` from inside the new
+        // build's libc into a contained exit; it stays on this thread.
+        if let Err(e) = crate::sandbox::thread_init().and_then(|_| crate::sandbox::install_thread_backstop()) {
             if std::env::var_os("DDL_LOG").is_some() {
                 eprintln!("ddl: the shadow thread has no sandbox: {e}");
             }
@@ -487,6 +522,7 @@ impl Shadow {
                         shadow,
                         diffs,
                         extra,
+                        poison,
                     } = self.judge_one(&inv, &mut table);
                     // Same lock order as `finish`: pop_lock, then judged.
                     let mut inflight = self.pop_lock.lock().unwrap();
@@ -512,6 +548,15 @@ impl Shadow {
                     *inflight = None;
                     drop(j);
                     drop(inflight);
+                    if let Some(pc) = poison {
+                        // Never call the poisoned namespace again; the
+                        // shadow's objects lived there (calls on their
+                        // handles are `unmirrored` from now on).
+                        table.clear();
+                        if let Err(why) = (self.hooks.reload)(pc) {
+                            self.stop(&why);
+                        }
+                    }
                 }
                 None => {
                     if last_summary.elapsed() >= period {
@@ -535,7 +580,8 @@ impl Shadow {
     /// formatted here: matches, the common case, only count.
     fn judge_one(&self, inv: &Invocation, table: &mut HandleTable) -> Judgement {
         let f = &self.functions[inv.func as usize];
-        if inv.new_fn == 0 {
+        let new_fn = inv.new_fn.load(Ordering::Acquire) as usize;
+        if new_fn == 0 || self.is_stopped() {
             return Judgement::unmirrored();
         }
         while let Some((class, h, seq)) = self.parted.pop() {
@@ -577,7 +623,7 @@ impl Shadow {
         // A deleting destructor would free the object with the new build's
         // `operator delete`; on storage DDL allocated, the complete-object
         // destructor runs instead and DDL frees the storage (below).
-        let mut target = inv.new_fn;
+        let mut target = new_fn;
         if inv.deleting && on_instance {
             target = f.cxx.new_d1.load(Ordering::Relaxed);
             if target == 0 {
@@ -600,19 +646,17 @@ impl Shadow {
         // primary's buffers. A guard is the exception guard loaded into the
         // new build's namespace.
         let ret = unsafe {
-            if guard != 0 {
-                let guard: crate::sandbox::GuardFn = std::mem::transmute(guard);
-                f.invoker.call_sandboxed(
-                    target as *const libc::c_void,
-                    &m.raw,
-                    Some(guard),
-                    self.settings.timeout_ms.min(u32::MAX as u64) as u32,
-                )
-            } else {
-                Ok(f.invoker.call(target as *const libc::c_void, &m.raw))
-            }
+            let guard: Option<crate::sandbox::GuardFn> =
+                (guard != 0).then(|| std::mem::transmute(guard));
+            f.invoker.call_sandboxed(
+                target as *const libc::c_void,
+                &m.raw,
+                guard,
+                self.settings.timeout_ms.min(u32::MAX as u64) as u32,
+            )
         };
         own_fp.set();
+        let outgoing = Some((self.hooks.take_outgoing)());
         let ret = match ret {
             Ok(r) => r,
             Err(CallFailure::Exception { ty, what }) => {
@@ -622,6 +666,7 @@ impl Shadow {
                     outputs: vec![Value::None; f.sig.params.len()],
                     errno: None,
                     exception: Some(ex.clone()),
+                    outgoing,
                 };
                 if let Effect::Construct { class } = f.sig.effect {
                     // The object was never made: nothing to pair.
@@ -639,14 +684,37 @@ impl Shadow {
                     shadow: Some(shadow),
                     diffs: Vec::new(),
                     extra,
+                    poison: None,
                 };
             }
-            Err(CallFailure::Timeout(_)) => {
+            Err(CallFailure::Exit { status, how, pc }) => {
+                let mut extra = serde_json::Map::new();
+                extra.insert("fault".into(), "exit".into());
+                extra.insert("status".into(), status.into());
+                extra.insert("how".into(), how.into());
+                if let Some(at) = (self.hooks.caller_name)(pc as u64) {
+                    extra.insert("at".into(), at.into());
+                }
+                return Judgement {
+                    verdict: Verdict::ShadowFault,
+                    shadow: None,
+                    diffs: Vec::new(),
+                    extra,
+                    poison: Some(pc),
+                };
+            }
+            Err(CallFailure::Timeout(fault)) => {
+                let mut extra = serde_json::Map::new();
+                extra.insert("timeout_ms".into(), self.settings.timeout_ms.into());
+                if let Some(at) = (self.hooks.caller_name)(fault.pc as u64) {
+                    extra.insert("at".into(), at.into());
+                }
                 return Judgement {
                     verdict: Verdict::ShadowTimeout,
                     shadow: None,
                     diffs: Vec::new(),
-                    extra: Default::default(),
+                    extra,
+                    poison: Some(fault.pc),
                 };
             }
             Err(CallFailure::Fault(fault)) => {
@@ -660,6 +728,7 @@ impl Shadow {
                     shadow: None,
                     diffs: Vec::new(),
                     extra,
+                    poison: Some(fault.pc),
                 };
             }
             Err(_) => return Judgement::unmirrored(),
@@ -677,6 +746,7 @@ impl Shadow {
         // SAFETY: the call completed; its pointers are `m`'s buffers.
         let mut shadow = unsafe { capture_outputs(&f.sig, &m.raw, &ret, &inv.inputs, &m.deep) };
         shadow.errno = errno;
+        shadow.outgoing = outgoing;
         match f.sig.effect {
             Effect::Create { class } => pair_created(&f.sig, class, inv, &shadow, table),
             Effect::Destroy { class } => forget(&f.sig, class, inv, table),
@@ -763,7 +833,10 @@ impl Shadow {
     /// is left as `dropped`, writes the final summary and stops the shadow
     /// thread. Idempotent.
     pub fn finish(&self) {
-        let deadline = Instant::now() + Duration::from_millis(self.settings.timeout_ms);
+        // Twice the call limit: a call in flight may take all of
+        // `timeout_ms` before it is interrupted, and what is queued behind
+        // it still gets a chance.
+        let deadline = Instant::now() + Duration::from_millis(2 * self.settings.timeout_ms);
         let started = self.thread.lock().unwrap().is_some();
         while started && Instant::now() < deadline {
             let busy = !self.queue.is_empty() || self.pop_lock.lock().unwrap().is_some();
@@ -806,6 +879,9 @@ struct Judgement {
     diffs: Vec<Diff>,
     /// Keys added to the record (`fault`, `at`, `exception`).
     extra: serde_json::Map<String, serde_json::Value>,
+    /// The call left the new build's namespace in an unknown state (a
+    /// fault, a hang or an exit at this code address).
+    poison: Option<usize>,
 }
 
 impl Judgement {
@@ -815,6 +891,7 @@ impl Judgement {
             shadow: None,
             diffs: Vec::new(),
             extra: Default::default(),
+            poison: None,
         }
     }
 
@@ -829,6 +906,7 @@ impl Judgement {
             shadow: Some(shadow),
             diffs,
             extra: Default::default(),
+            poison: None,
         }
     }
 }
@@ -898,4 +976,15 @@ fn args_json(sig: &Signature, inputs: &Inputs) -> serde_json::Map<String, serde_
         })
         .collect();
     crate::report::args_json(sig, &shown)
+}
+
+impl ThreadCounts {
+    /// Where this thread's `calls` and `skipped` counters live: two arrays
+    /// of one `AtomicU64` per boundary function, valid as long as this
+    /// handle. The shim's assembly fast path increments them (one `inc` of
+    /// an aligned word, only ever on the counting thread, as [`Self::call`]
+    /// and [`Self::skipped`] do); readers load them with relaxed loads.
+    pub fn raw_counters(&self) -> (*const AtomicU64, *const AtomicU64) {
+        (self.block.calls.as_ptr(), self.block.skipped.as_ptr())
+    }
 }

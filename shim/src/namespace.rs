@@ -18,10 +18,21 @@ pub struct NewBuild {
     pub path: PathBuf,
     /// Its namespace's `__errno_location`.
     pub errno_location: Option<unsafe extern "C" fn() -> *mut libc::c_int>,
+    /// Its load address (`link_map.l_addr`).
+    pub base: usize,
+    /// Threads appeared while it was loaded (its constructors started
+    /// some, as OpenBLAS does): unloading it would pull the code from under
+    /// them, so it is never unloaded.
+    pub starts_threads: bool,
 }
 
 // SAFETY: a dlopen handle is an opaque token usable from any thread.
 unsafe impl Send for NewBuild {}
+
+/// Threads of the process now.
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
+}
 
 /// Reads and clears `dlerror()` (the one place that does).
 pub fn dlerror() -> String {
@@ -38,8 +49,9 @@ pub fn dlerror() -> String {
 
 impl NewBuild {
     /// Loads `path` into a new namespace.
-    pub fn load(path: &Path) -> Result<NewBuild, String> {
+    pub fn load(path: &Path, intercept: &[String]) -> Result<NewBuild, String> {
         let c = CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+        let threads_before = thread_count();
         // SAFETY: dlmopen with a valid path; the namespace lives as long as
         // the process (DDL never unloads the new build while it can be called).
         let handle = unsafe {
@@ -55,17 +67,45 @@ impl NewBuild {
         // The namespace's own libc is a dependency of the new build; its
         // errno lookup is found through the build's handle.
         let errno = crate::interpose::real_dlsym(handle, c"__errno_location");
+        let starts_threads = thread_count() > threads_before;
         silence_stdio(handle);
+        // Its exits, signal functions and side effects are DDL's from now on.
+        // SAFETY: a live dlmopen handle of a namespace of its own, loaded
+        // with RTLD_NOW (nothing of it is being relocated).
+        if let Err(e) = unsafe { crate::contain::patch_namespace(handle, intercept) } {
+            crate::runtime::log_info(&format!("the new build's namespace is not contained: {e}"));
+        }
+        let mut lmap: *mut crate::elf::LinkMap = std::ptr::null_mut();
+        // SAFETY: dlinfo on the live handle, into a pointer-sized slot.
+        unsafe { libc::dlinfo(handle, libc::RTLD_DI_LINKMAP, &mut lmap as *mut _ as *mut c_void) };
+        let base = if lmap.is_null() {
+            0
+        } else {
+            // SAFETY: ld.so's link_map of a loaded object.
+            unsafe { (*lmap).l_addr }
+        };
         Ok(NewBuild {
             handle,
             path: path.to_path_buf(),
             // SAFETY: `__errno_location` has this signature in every libc.
             errno_location: (errno != 0).then(|| unsafe { std::mem::transmute::<usize, _>(errno) }),
+            base,
+            starts_threads,
         })
     }
 
-    /// Resolves a boundary function in the new build, with the symbol
-    /// version the application's reference carries when it has one.
+    /// Is `pc` in the new build's own code (not in its libc, its other
+    /// dependencies or ld.so)?
+    pub fn owns(&self, pc: usize) -> bool {
+        // SAFETY: Dl_info is plain data; all-zero is valid.
+        let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+        // SAFETY: dladdr only reads ld.so's tables (all namespaces).
+        let found = unsafe { libc::dladdr(pc as *const c_void, &mut info) } != 0;
+        found
+            && self.base != 0
+            && info.dli_fbase as usize == self.base
+    }
+
     /// The namespace the new build lives in (`dlinfo` `RTLD_DI_LMID`).
     ///
     /// # Safety
@@ -78,7 +118,8 @@ impl NewBuild {
         Ok(lmid)
     }
 
-    /// The address of `name` (with the symbol `version`, if any) in the new build.
+    /// Resolves a boundary function in the new build, with the symbol
+    /// version the application's reference carries when it has one.
     pub fn resolve(&self, name: &str, version: Option<&str>) -> Option<usize> {
         let n = CString::new(name).ok()?;
         let r = match version.and_then(|v| CString::new(v).ok()) {

@@ -56,6 +56,10 @@ struct State {
     main_span: (usize, usize),
     /// A load or symbol error: DDL has stood down for good.
     failed: bool,
+    /// The old build's boundary symbols (found when it arrived).
+    symbols: Vec<crate::cxxrt::BoundarySymbol>,
+    /// Poisoned namespaces of the new build that could not be unloaded.
+    poisoned_kept: usize,
 }
 
 // SAFETY: the raw handles inside are opaque dynamic-linker tokens, used only
@@ -203,6 +207,8 @@ pub fn boot() {
     let hooks = ShadowHooks {
         thread_init: crate::wrapper::mark_thread_busy,
         caller_name,
+        reload: reload_new_build,
+        take_outgoing,
     };
     let shadow = Shadow::new(
         Arc::new(functions),
@@ -244,6 +250,8 @@ pub fn boot() {
             shadow_started: false,
             main_span: (0, 0),
             failed: false,
+            symbols: Vec::new(),
+            poisoned_kept: 0,
         }),
         pid,
         own_lmap: own_link_map(),
@@ -552,7 +560,10 @@ fn activate(
     if st.new.is_none() {
         arbiter::config::writable_by_others(&s.config.new)
             .map_err(|why| s.config.key_error("new", why))?;
-        let new = NewBuild::load(&s.config.new).map_err(|e| {
+        if let Err(e) = arbiter::sandbox::install() {
+            log_info(&format!("no sandbox for the new build: {e}"));
+        }
+        let new = NewBuild::load(&s.config.new, &s.config.sandbox_intercept).map_err(|e| {
             s.config.key_error(
                 "new",
                 format!("cannot load {}: {e}", s.config.new.display()),
@@ -579,6 +590,7 @@ fn activate(
         }
     }
     prepare_cxx(s, new, &symbols);
+    st.symbols = symbols.clone();
     {
         let mut names = s.names.write().unwrap_or_else(|e| e.into_inner());
         let before = names.len();
@@ -931,22 +943,6 @@ pub struct Pending {
     fp_env: FpEnv,
 }
 
-fn sampled(t: &ThreadState, threshold: u64) -> bool {
-    if threshold == u64::MAX {
-        return true;
-    }
-    let mut x = t.rng.get();
-    if x == 0 {
-        x = ((std::process::id() as u64) << 32) ^ (t as *const ThreadState as u64) | 1;
-    }
-    // xorshift64
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    t.rng.set(x);
-    x < threshold
-}
-
 fn tid(t: &ThreadState) -> u32 {
     if t.tid.get() == 0 {
         // SAFETY: gettid has no preconditions.
@@ -962,16 +958,18 @@ pub fn before_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) -> bool {
     if !s.active.load(Ordering::Acquire) {
         return false;
     }
-    {
-        let mut counts = t.counts.borrow_mut();
-        let counts = counts.get_or_insert_with(|| s.shadow.thread_counts());
-        counts.call(ctx.func);
-        if !sampled(t, s.threshold)
-            && s.shadow.functions()[ctx.func as usize].per_call_sampling
-        {
-            counts.skipped(ctx.func);
-            return false;
-        }
+    // Count the call and decide (the assembly entry takes the same
+    // decision for the calls it skips without coming here).
+    if !crate::wrapper::decide(
+        t,
+        ctx.func,
+        s.shadow.functions()[ctx.func as usize].per_call_sampling,
+        s.threshold,
+        &s.active,
+        s.shadow.is_stopped(),
+        || s.shadow.thread_counts(),
+    ) {
+        return false;
     }
     let seq = s.shadow.next_seq();
     let f = &s.shadow.functions()[ctx.func as usize];
@@ -993,7 +991,7 @@ pub fn before_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) -> bool {
 }
 
 /// The caller's path, after the primary call: capture the outcome, enqueue.
-pub fn after_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) {
+pub fn after_call(ctx: &'static FnCtx, frame: &Frame, t: &ThreadState) {
     let Some(p) = t.pending.borrow_mut().take() else {
         return;
     };
@@ -1011,7 +1009,7 @@ pub fn after_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) {
         func: ctx.func,
         tid: tid(t),
         caller: p.caller,
-        new_fn: ctx.new_fn.load(Ordering::Relaxed) as usize,
+        new_fn: &ctx.new_fn,
         inputs: p.inputs,
         primary,
         errno_before: p.errno_before,
@@ -1023,7 +1021,7 @@ pub fn after_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) {
 
 /// The primary call of `ctx` ended with a C++ exception on its way to the
 /// application (`wrapper::exception_caught`): that is its outcome.
-pub fn after_throw(ctx: &FnCtx, t: &ThreadState, ex: arbiter::compare::Exception) {
+pub fn after_throw(ctx: &'static FnCtx, t: &ThreadState, ex: arbiter::compare::Exception) {
     let Some(p) = t.pending.borrow_mut().take() else {
         return;
     };
@@ -1034,13 +1032,14 @@ pub fn after_throw(ctx: &FnCtx, t: &ThreadState, ex: arbiter::compare::Exception
         outputs: vec![arbiter::value::Value::None; f.sig.params.len()],
         errno: None,
         exception: Some(ex),
+        outgoing: None,
     };
     let inv = Box::new(Invocation {
         seq: p.seq,
         func: ctx.func,
         tid: tid(t),
         caller: p.caller,
-        new_fn: ctx.new_fn.load(Ordering::Relaxed) as usize,
+        new_fn: &ctx.new_fn,
         inputs: p.inputs,
         primary,
         errno_before: p.errno_before,
@@ -1048,6 +1047,68 @@ pub fn after_throw(ctx: &FnCtx, t: &ThreadState, ex: arbiter::compare::Exception
         fp_env: p.fp_env,
     });
     s.shadow.submit(inv);
+}
+
+/// Poisoned namespaces of the new build kept loaded (not safe to unload)
+/// before mirroring stops: glibc gives about 11 usable namespaces.
+const POISONED_BUDGET: usize = 6;
+
+/// The shadow's `reload` hook: the new build's namespace is poisoned (a
+/// fault, a hang or an exit at `pc`). It is never called again: unloaded
+/// when that is safe (the call stopped in the new build's own code, not in
+/// its libc or ld.so, and it started no threads), else kept and counted
+/// against [`POISONED_BUDGET`]; a fresh namespace takes its place and the
+/// wrappers' new-build addresses are pointed into it.
+fn reload_new_build(pc: usize) -> Result<(), String> {
+    let s = session().ok_or("no session")?;
+    let _guard = Busy::enter();
+    let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
+    for w in st.wrappers.values() {
+        w.ctx.new_fn.store(0, Ordering::Release);
+    }
+    let Some(old) = st.new.take() else {
+        return Err("the new build is gone".into());
+    };
+    if old.owns(pc) && !old.starts_threads {
+        crate::contain::forget_namespace(old.handle);
+        real_dlclose(old.handle);
+    } else {
+        st.poisoned_kept += 1;
+        std::mem::forget(old);
+        if st.poisoned_kept > POISONED_BUDGET {
+            return Err(format!(
+                "{} namespaces of the new build were poisoned where they could not be unloaded (a fault, hang or exit outside its own code, or a build that starts threads)",
+                st.poisoned_kept
+            ));
+        }
+    }
+    let new = NewBuild::load(&s.config.new, &s.config.sandbox_intercept)
+        .map_err(|e| format!("cannot load a fresh namespace of {}: {e}", s.config.new.display()))?;
+    s.shadow.set_new_errno(new.errno_location);
+    for ((name, ver), w) in &st.wrappers {
+        let a = new.resolve(name, ver.as_deref()).unwrap_or(0);
+        w.ctx.new_fn.store(a as u64, Ordering::Release);
+    }
+    let symbols = std::mem::take(&mut st.symbols);
+    prepare_cxx(s, &new, &symbols);
+    st.symbols = symbols;
+    log_info(&format!("the new build's namespace was poisoned at {pc:#x}: a fresh one is loaded"));
+    st.new = Some(new);
+    Ok(())
+}
+
+/// The shadow's `take_outgoing` hook.
+fn take_outgoing() -> Vec<arbiter::compare::Outgoing> {
+    crate::contain::take_outgoing()
+        .into_iter()
+        .map(|o| arbiter::compare::Outgoing {
+            function: o.function.to_string(),
+            target: o.target,
+            len: o.len,
+            hash: o.hash,
+            head: o.bytes,
+        })
+        .collect()
 }
 
 /// What the shadow needs to call the new build's C++ functions: each

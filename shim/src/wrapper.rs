@@ -2,16 +2,40 @@
 //!
 //! A wrapper is a 32-byte thunk, generated at run time, that loads its
 //! [`FnCtx`] into `r11` (free at a call boundary in the System V ABI) and
-//! jumps to one shared assembly entry, `ddl_wrapper_entry`. The entry saves
-//! every argument register into a [`Frame`] and asks `ddl_wrapper_pre`
-//! what to do:
+//! jumps to one shared assembly entry, `ddl_wrapper_entry`.
 //!
-//! - forward (sampled out, re-entrant, standing down): restore the registers
-//!   and tail-jump to the old function, which returns straight to the
-//!   application; DDL is then off the call entirely;
-//! - mirror: copy the stack arguments down, call the old function, save its
-//!   return registers, call `ddl_wrapper_post` to capture the outcome and
-//!   enqueue the invocation, restore the return registers and return.
+//! The entry first tries the **fast path**, in a few instructions and
+//! without saving a register or calling Rust, for the calls that will not
+//! be mirrored:
+//!
+//! - the session is inactive (the old build gone, after the at-exit drain,
+//!   in a forked child): forward, not counted;
+//! - the thread is busy (DDL's own thread, or a call nested in a mirrored
+//!   one on this thread): forward, not counted;
+//! - the function is sampled per call and this call is not drawn: count it
+//!   in `calls` and `skipped` (the thread's own counters, plain
+//!   increments), forward.
+//!
+//! Forwarding is a tail jump to the old function, which returns straight
+//! to the application: DDL is then off the call entirely. Everything else
+//! (the first calls of a wrapper or a thread, a drawn call, a function
+//! every call of which is mirrored, a busy thread whose mirrored call may
+//! have been abandoned) takes the **slow path**: the entry saves every
+//! argument register into a [`Frame`] and asks `ddl_wrapper_pre`, which may
+//! still forward, or mirror: copy the stack arguments down, call the old
+//! function, save its return registers, call `ddl_wrapper_post` to capture
+//! the outcome and enqueue the invocation, restore the return registers and
+//! return.
+//!
+//! The per-thread state the fast path reads lives in [`FastTls`], a block
+//! of initial-exec TLS defined by the assembly itself (`ddl_fast_tls` in
+//! `.tbss`, reached through a `R_X86_64_GOTTPOFF` slot and `fs:`): one load
+//! from libddl's GOT for the block's offset, no `__tls_get_addr` (the model
+//! of a Rust `thread_local!` in a shared object). This is sound because
+//! libddl.so is loaded at start-up (`LD_PRELOAD`), so its TLS is in the
+//! static TLS area of every thread; the object carries `DF_STATIC_TLS`,
+//! and a `dlopen` of it (not a supported use) would still find room in
+//! glibc's surplus static TLS for these 64 bytes.
 //!
 //! The entry never needs to know a signature: the pre hook tells it the
 //! target and how many bytes of stack arguments to copy. Capture then reads
@@ -19,7 +43,8 @@
 //! with `arbiter::marshal::Frame` (tested below).
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::mem::{offset_of, size_of};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
 use arbiter::marshal::Frame;
 
@@ -38,6 +63,61 @@ pub struct FnCtx {
     /// with the new build's `operator delete`.
     pub deleting: bool,
 }
+
+/// What the fast path knows of a wrapper, right after its [`FnCtx`] (the
+/// thunk's `r11` points at a [`Wrapped`]). Filled by the slow path the
+/// first time a call of the wrapper reaches the sampling decision
+/// ([`decide`]): until then every call of it takes the slow path.
+#[repr(C)]
+struct FastCtx {
+    /// The session's `active` flag (it lives as long as the process), or
+    /// null while the wrapper is not armed.
+    active: AtomicPtr<AtomicBool>,
+    /// 1: the function is sampled per call (the fast path may skip it);
+    /// 0: every call is mirrored (a call given a handle: its create call
+    /// was sampled), or not known yet.
+    per_call: AtomicU8,
+}
+
+/// A wrapper's context as the thunks see it: the [`FnCtx`] the rest of DDL
+/// knows, then the fast path's part. Leaked, never freed.
+#[repr(C)]
+struct Wrapped {
+    ctx: FnCtx,
+    fast: FastCtx,
+}
+
+/// The per-thread state the assembly fast path reads and writes, in
+/// initial-exec TLS (`ddl_fast_tls`, see the module's comment). Only its own
+/// thread touches it (and signal handlers on that thread: every field is an
+/// atomic, accessed with plain loads and stores, so no access is torn or
+/// cached across a handler).
+#[repr(C)]
+pub struct FastTls {
+    /// Calls of per-call-sampled functions left until the next drawn one,
+    /// that one included: >= 2, the fast path skips this call and
+    /// decrements; 1, this call is drawn (slow path); 0, not armed (no
+    /// counters yet, or the thread's state is gone): slow path.
+    countdown: AtomicU64,
+    /// This thread's `calls[func]` counters (null until armed).
+    calls: AtomicPtr<AtomicU64>,
+    /// This thread's `skipped[func]` counters (null until armed).
+    skipped: AtomicPtr<AtomicU64>,
+    /// While a mirrored call runs the old function: its frame's address
+    /// (0 otherwise). Lets a new call tell a call nested in it from a call
+    /// made after it was abandoned by `longjmp` or an exception (see
+    /// [`abandoned`]).
+    inflight_at: AtomicU64,
+    /// The cookie written in that frame (`Frame::_pad`).
+    inflight_cookie: AtomicU64,
+    /// Set while this thread is inside DDL's own work or inside a mirrored
+    /// boundary call: any boundary call made meanwhile is forwarded.
+    busy: AtomicBool,
+}
+
+/// Bytes from the entry's `rsp` down to the slow path's [`Frame`]: `rbp`,
+/// `r11` and `rbx` pushed, then the frame reserved.
+const FRAME_BELOW: usize = 3 * 8 + arbiter::marshal::FRAME_SIZE;
 
 /// The argument registers back from the `Frame` at `rbx`, exactly as the
 /// application passed them (both the forwarding and the mirroring path).
@@ -64,12 +144,99 @@ macro_rules! restore_args {
 }
 
 std::arch::global_asm!(
+    // This thread's `FastTls` (64 bytes, zero: not armed, not busy).
+    ".section .tbss,\"awT\",@nobits",
+    ".p2align 6",
+    ".local ddl_fast_tls",
+    ".type ddl_fast_tls,@object",
+    ".size ddl_fast_tls, 64",
+    "ddl_fast_tls:",
+    ".zero 64",
     ".text",
+    // The current thread's `FastTls` address, for Rust (`fast`): the
+    // thread pointer (`fs:0` holds it, x86-64 TLS variant II) plus the
+    // block's offset from it (a GOT slot filled by ld.so, R_X86_64_TPOFF64).
+    ".globl ddl_fast_tls_addr",
+    ".hidden ddl_fast_tls_addr",
+    ".type ddl_fast_tls_addr,@function",
+    "ddl_fast_tls_addr:",
+    ".cfi_startproc",
+    "mov rax, qword ptr fs:0",
+    "add rax, qword ptr [rip + ddl_fast_tls@GOTTPOFF]",
+    "ret",
+    ".cfi_endproc",
+    ".size ddl_fast_tls_addr, .-ddl_fast_tls_addr",
+    //
     ".globl ddl_wrapper_entry",
     ".hidden ddl_wrapper_entry",
     ".type ddl_wrapper_entry,@function",
     "ddl_wrapper_entry:",
     ".cfi_startproc",
+    // --- fast path: r11 = the Wrapped; only r10, r11 and the flags may be
+    // changed before the slow path or the tail jump (rax carries `al` for
+    // a variadic callee; everything else is an argument or callee-saved).
+    // rax and rcx are borrowed through the red zone below rsp (this code is
+    // a leaf until it jumps away; a signal frame never touches the red
+    // zone).
+    //
+    // The session active? (null: this wrapper is not armed yet.)
+    "mov r10, qword ptr [r11 + {fast_active}]",
+    "test r10, r10",
+    "jz 5f",
+    "cmp byte ptr [r10], 0",
+    "je 3f", // inactive: forward, not counted
+    // r10 = this thread's FastTls, as an offset from the thread pointer.
+    "mov r10, qword ptr [rip + ddl_fast_tls@GOTTPOFF]",
+    "cmp byte ptr fs:[r10 + {t_busy}], 0",
+    "jne 4f", // busy thread
+    "cmp byte ptr [r11 + {fast_per_call}], 0",
+    "je 5f", // every call of this function is mirrored
+    "cmp qword ptr fs:[r10 + {t_countdown}], 1",
+    "jbe 5f", // 1: this call is drawn; 0: the thread is not armed
+    "dec qword ptr fs:[r10 + {t_countdown}]",
+    // Sampled out: calls[func] += 1, skipped[func] += 1 (counters only
+    // this thread writes; the summary reads them with relaxed loads, like
+    // `arbiter::shadow::ThreadCounts`, whose own increments are a relaxed
+    // load and store: an aligned 8-byte `inc` is never seen torn).
+    "mov qword ptr [rsp - 8], rax",
+    "mov qword ptr [rsp - 16], rcx",
+    "mov eax, dword ptr [r11 + {ctx_func}]",
+    "mov rcx, qword ptr fs:[r10 + {t_calls}]",
+    "inc qword ptr [rcx + rax*8]",
+    "mov rcx, qword ptr fs:[r10 + {t_skipped}]",
+    "inc qword ptr [rcx + rax*8]",
+    "mov rcx, qword ptr [rsp - 16]",
+    "mov rax, qword ptr [rsp - 8]",
+    // Forward: tail-jump to the old function (the application's return
+    // address is still on top of the stack).
+    "3:",
+    "jmp qword ptr [r11 + {ctx_target}]",
+    // Busy thread. No mirrored call in flight: DDL's own work, forward. A
+    // mirrored call in flight: forward when this call is nested in it (the
+    // frame the slow path would make is below the in-flight frame, whose
+    // cookie is intact); otherwise the slow path decides whether it was
+    // abandoned (`abandoned`).
+    "4:",
+    "mov qword ptr [rsp - 8], rax",
+    "mov qword ptr [rsp - 16], rcx",
+    "mov rax, qword ptr fs:[r10 + {t_at}]",
+    "test rax, rax",
+    "jz 6f",
+    "lea rcx, [rsp - {frame_below}]",
+    "cmp rcx, rax",
+    "jae 7f",
+    "mov rcx, qword ptr fs:[r10 + {t_cookie}]",
+    "cmp rcx, qword ptr [rax + {frame_pad}]",
+    "jne 7f",
+    "6:",
+    "mov rcx, qword ptr [rsp - 16]",
+    "mov rax, qword ptr [rsp - 8]",
+    "jmp qword ptr [r11 + {ctx_target}]",
+    "7:",
+    "mov rcx, qword ptr [rsp - 16]",
+    "mov rax, qword ptr [rsp - 8]",
+    // --- slow path: every register as the application left it but r10.
+    "5:",
     "push rbp",
     ".cfi_def_cfa_offset 16",
     ".cfi_offset rbp, -16",
@@ -147,11 +314,42 @@ std::arch::global_asm!(
     ".size ddl_wrapper_entry, .-ddl_wrapper_entry",
     pre = sym ddl_wrapper_pre,
     post = sym ddl_wrapper_post,
+    fast_active = const size_of::<FnCtx>() + offset_of!(FastCtx, active),
+    fast_per_call = const size_of::<FnCtx>() + offset_of!(FastCtx, per_call),
+    ctx_target = const offset_of!(FnCtx, target),
+    ctx_func = const offset_of!(FnCtx, func),
+    t_countdown = const offset_of!(FastTls, countdown),
+    t_calls = const offset_of!(FastTls, calls),
+    t_skipped = const offset_of!(FastTls, skipped),
+    t_at = const offset_of!(FastTls, inflight_at),
+    t_cookie = const offset_of!(FastTls, inflight_cookie),
+    t_busy = const offset_of!(FastTls, busy),
+    frame_below = const FRAME_BELOW,
+    frame_pad = const offset_of!(Frame, _pad),
 );
 
 extern "C" {
     fn ddl_wrapper_entry();
     fn ddl_wrapper_ret();
+    fn ddl_fast_tls_addr() -> *const FastTls;
+}
+
+// The layout the assembly relies on.
+const _: () = {
+    assert!(offset_of!(Wrapped, fast) == size_of::<FnCtx>());
+    assert!(size_of::<FastTls>() <= 64);
+};
+
+/// The current thread's [`FastTls`].
+///
+/// The reference must stay on this thread (the block is the thread's own
+/// static TLS, which lives as long as the thread); it is only used by this
+/// module's functions, for the duration of a hook.
+fn fast() -> &'static FastTls {
+    // SAFETY: the address of this thread's block in static TLS: mapped,
+    // aligned, zero-initialised at thread creation (all-zero is a valid
+    // FastTls: atomics only), alive until the thread ends.
+    unsafe { &*ddl_fast_tls_addr() }
 }
 
 /// The application's return address when `ret` is the wrapper entry's own
@@ -162,57 +360,66 @@ pub fn app_caller(ret: usize) -> usize {
     if ret != ddl_wrapper_ret as *const () as usize {
         return ret;
     }
-    match state().map(|t| t.inflight.get()) {
+    match fast().inflight_at.load(Ordering::Relaxed) as usize {
+        0 => ret,
         // SAFETY: the in-flight frame is live (its old function is running
         // on this thread: it is what made this call).
-        Some((at, _)) if at != 0 => unsafe { (*(at as *const Frame)).ret_addr as usize },
-        _ => ret,
+        at => unsafe { (*(at as *const Frame)).ret_addr as usize },
     }
 }
 
 /// The caller's path's per-thread state, in one thread-local block so that
 /// each hook looks it up once (a `__tls_get_addr` call in a shared object).
+/// What the assembly fast path needs is in [`FastTls`] instead.
 pub struct ThreadState {
-    /// Set while this thread is inside DDL's own work or inside a mirrored
-    /// boundary call: any boundary call made meanwhile is forwarded.
-    pub busy: Cell<bool>,
     /// `errno` when the application made the current call.
     pub entry_errno: Cell<i32>,
     /// `errno` as the primary call left it.
     pub primary_errno: Cell<i32>,
-    /// The sampling generator's state (xorshift64; 0 = not seeded yet).
+    /// The sampling generator's state (splitmix64; 0 = not seeded yet).
     pub rng: Cell<u64>,
     /// The thread's id (0 = not asked yet).
     pub tid: Cell<u32>,
     /// What the pre hook captured, waiting for the primary call to return.
     pub pending: RefCell<Option<crate::runtime::Pending>>,
-    /// While a mirrored call runs the old function: its frame's address and
-    /// the cookie written in the frame (0, 0 otherwise). Lets the pre hook
-    /// tell a call nested in it from a call made after it was abandoned by
-    /// `longjmp` or an exception (see [`abandoned`]).
-    pub inflight: Cell<(usize, u64)>,
     /// The wrapper context of the mirrored call in flight (0 otherwise).
     pub inflight_ctx: Cell<usize>,
     /// The C++ exception this thread threw last while a mirrored call was
     /// in flight (`__cxa_throw`), until it is caught.
     pub thrown: RefCell<Option<arbiter::compare::Exception>>,
-    /// This thread's call counters (made at its first boundary call).
+    /// This thread's call counters (made at its first boundary call; the
+    /// assembly fast path increments them through [`FastTls`]).
     pub counts: RefCell<Option<arbiter::shadow::ThreadCounts>>,
+    /// Set by [`decide`] for the pre hook: arm the current wrapper's fast
+    /// path with (the session's `active` flag, sampled per call).
+    arm: Cell<Option<(&'static AtomicBool, bool)>>,
+}
+
+impl Drop for ThreadState {
+    /// The thread's state is going away (its thread-locals are destroyed):
+    /// the fast path must not count into the counters about to be freed,
+    /// so it is disarmed first (its calls then take the slow path, which
+    /// only forwards without a state).
+    fn drop(&mut self) {
+        let f = fast();
+        f.countdown.store(0, Ordering::Relaxed);
+        f.calls.store(std::ptr::null_mut(), Ordering::Relaxed);
+        f.skipped.store(std::ptr::null_mut(), Ordering::Relaxed);
+    }
 }
 
 thread_local! {
     static STATE: ThreadState = const {
         ThreadState {
-            busy: Cell::new(false),
             entry_errno: Cell::new(0),
             primary_errno: Cell::new(0),
             rng: Cell::new(0),
             tid: Cell::new(0),
             pending: RefCell::new(None),
-            inflight: Cell::new((0, 0)),
             inflight_ctx: Cell::new(0),
             thrown: RefCell::new(None),
             counts: RefCell::new(None),
+            arm: Cell::new(None),
         }
     };
 }
@@ -233,31 +440,127 @@ pub fn mark_thread_busy() {
     set_busy(true);
 }
 
-/// Sets the busy flag and returns its previous value (true when the
-/// thread's state is gone: nothing is mirrored then).
+/// Sets the busy flag and returns its previous value.
 pub fn set_busy(v: bool) -> bool {
-    state().map(|t| t.busy.replace(v)).unwrap_or(true)
+    fast().busy.swap(v, Ordering::Relaxed)
+}
+
+/// The sampling decision of a call that reached the slow path (called by
+/// `runtime::before_call` once the session is active), the same the
+/// assembly fast path takes for the calls it skips: counts the call in
+/// `calls`, and returns false, counted in `skipped`, when it is not to be
+/// mirrored (`stopped`: mirroring has stopped; or `per_call`, the function
+/// is sampled per call, and this call is not drawn). Makes the thread's
+/// counters with `make_counts` at its first call, and arms the fast path
+/// of the thread and, through the pre hook, of the wrapper.
+///
+/// `threshold` is the sampling rate as a fraction of 2^64 (`u64::MAX`:
+/// every call). The draw is per call and unbiased: each thread keeps a
+/// countdown to its next drawn call, a geometric gap drawn with
+/// probability `threshold / 2^64` (the same as drawing every call, by the
+/// memorylessness of the geometric law), which is what lets the fast path
+/// skip a call with a decrement.
+pub fn decide(
+    t: &ThreadState,
+    func: u32,
+    per_call: bool,
+    threshold: u64,
+    active: &'static AtomicBool,
+    stopped: bool,
+    make_counts: impl FnOnce() -> arbiter::shadow::ThreadCounts,
+) -> bool {
+    let f = fast();
+    let mut counts = t.counts.borrow_mut();
+    let counts = counts.get_or_insert_with(|| {
+        let c = make_counts();
+        let (calls, skipped) = c.raw_counters();
+        f.calls.store(calls as *mut AtomicU64, Ordering::Relaxed);
+        f.skipped.store(skipped as *mut AtomicU64, Ordering::Relaxed);
+        c
+    });
+    t.arm.set(Some((active, per_call)));
+    counts.call(func);
+    let mirror = !stopped && (!per_call || draw(t, f, threshold));
+    if !mirror {
+        counts.skipped(func);
+    }
+    mirror
+}
+
+/// Is this call of a per-call-sampled function drawn? Advances the
+/// thread's countdown (see [`FastTls::countdown`]); arms it (>= 1) when it
+/// was not.
+fn draw(t: &ThreadState, f: &FastTls, threshold: u64) -> bool {
+    let mut left = f.countdown.load(Ordering::Relaxed);
+    if left == 0 {
+        left = gap(t, threshold);
+    }
+    if left == 1 {
+        f.countdown.store(gap(t, threshold), Ordering::Relaxed);
+        true
+    } else {
+        f.countdown.store(left - 1, Ordering::Relaxed);
+        false
+    }
+}
+
+/// Calls until the next drawn one, that one included (>= 1): 1 + a
+/// geometric number of failures with success probability
+/// `p = threshold / 2^64`, by inversion: `floor(ln U / ln(1 - p))` with `U`
+/// uniform in (0, 1] has `P(>= k) = (1 - p)^k`.
+fn gap(t: &ThreadState, threshold: u64) -> u64 {
+    if threshold == u64::MAX {
+        return 1;
+    }
+    if threshold == 0 {
+        return u64::MAX;
+    }
+    let p = threshold as f64 / 18_446_744_073_709_551_616.0;
+    let u = ((next_random(t) >> 11) + 1) as f64 / (1u64 << 53) as f64;
+    let failures = (u.ln() / (-p).ln_1p()).floor();
+    if failures >= (u64::MAX - 1) as f64 {
+        u64::MAX
+    } else {
+        failures as u64 + 1
+    }
+}
+
+/// The thread's next 64 random bits (splitmix64, seeded from the process
+/// id and the thread's state address).
+fn next_random(t: &ThreadState) -> u64 {
+    let mut s = t.rng.get();
+    if s == 0 {
+        s = ((std::process::id() as u64) << 32) ^ (t as *const ThreadState as u64) | 1;
+    }
+    s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    t.rng.set(s);
+    let mut z = s;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// What the pre hook decided, for the entry.
 const FORWARD: u64 = 0;
 const MIRROR: u64 = 1;
 
-/// Called by the entry with the arguments saved.
+/// Called by the entry's slow path with the arguments saved.
 ///
 /// # Safety
-/// Only the assembly entry calls it, with `ctx` from a thunk (leaked, never
-/// freed) and `frame` on its own stack.
-unsafe extern "C" fn ddl_wrapper_pre(ctx: *const FnCtx, frame: *mut Frame) -> u64 {
+/// Only the assembly entry calls it, with `w` from a thunk (a leaked,
+/// never freed [`Wrapped`]) and `frame` on its own stack.
+unsafe extern "C" fn ddl_wrapper_pre(w: *const Wrapped, frame: *mut Frame) -> u64 {
     let errno = *libc::__errno_location();
-    let ctx = &*ctx;
+    let w = &*w;
+    let ctx = &w.ctx;
     let frame = &mut *frame;
     frame.target = ctx.target.load(Ordering::Relaxed);
     frame.copy_bytes = ctx.copy_bytes;
     let Some(t) = state() else { return FORWARD };
+    let f = fast();
     t.entry_errno.set(errno);
-    if t.busy.replace(true) {
-        if !abandoned(t, frame) {
+    if f.busy.swap(true, Ordering::Relaxed) {
+        if !abandoned(f, frame) {
             return FORWARD;
         }
         // The mirrored call in flight was left by `longjmp` (an error
@@ -268,7 +571,7 @@ unsafe extern "C" fn ddl_wrapper_pre(ctx: *const FnCtx, frame: *mut Frame) -> u6
         // in `calls` and is reported as `dropped` (the summary counts what
         // never reached a verdict as dropped).
         drop(t.pending.borrow_mut().take());
-        t.inflight.set((0, 0));
+        f.inflight_at.store(0, Ordering::Relaxed);
     }
     // Nothing may unwind into the assembly entry.
     let decision = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -277,13 +580,25 @@ unsafe extern "C" fn ddl_wrapper_pre(ctx: *const FnCtx, frame: *mut Frame) -> u6
         Ok(true) => MIRROR,
         _ => FORWARD,
     };
+    // Arm the wrapper's fast path once the sampling decision was reached
+    // (`decide`): `per_call` first, then `active`, which the assembly
+    // checks first.
+    if let Some((active, per_call)) = t.arm.take() {
+        if w.fast.active.load(Ordering::Relaxed).is_null() {
+            w.fast.per_call.store(per_call as u8, Ordering::Relaxed);
+            w.fast
+                .active
+                .store(active as *const AtomicBool as *mut AtomicBool, Ordering::Release);
+        }
+    }
     if decision == FORWARD {
-        t.busy.set(false);
+        f.busy.store(false, Ordering::Relaxed);
     } else {
         let at = frame as *mut Frame as usize;
         let cookie = (at as u64).rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;
         frame._pad = cookie;
-        t.inflight.set((at, cookie));
+        f.inflight_cookie.store(cookie, Ordering::Relaxed);
+        f.inflight_at.store(at as u64, Ordering::Relaxed);
         t.inflight_ctx.set(ctx as *const FnCtx as usize);
         t.thrown.borrow_mut().take();
     }
@@ -295,7 +610,7 @@ unsafe extern "C" fn ddl_wrapper_pre(ctx: *const FnCtx, frame: *mut Frame) -> u6
 /// mirrored call is in flight, as it may leave the old build.
 pub fn exception_thrown(ex: impl FnOnce() -> arbiter::compare::Exception) {
     if let Some(t) = state() {
-        if t.inflight.get().0 != 0 {
+        if fast().inflight_at.load(Ordering::Relaxed) != 0 {
             *t.thrown.borrow_mut() = Some(ex());
         }
     }
@@ -308,7 +623,8 @@ pub fn exception_thrown(ex: impl FnOnce() -> arbiter::compare::Exception) {
 /// now (its post hook never runs).
 pub fn exception_caught(sp: usize) {
     let Some(t) = state() else { return };
-    let (at, _) = t.inflight.get();
+    let f = fast();
+    let at = f.inflight_at.load(Ordering::Relaxed) as usize;
     if at == 0 || sp <= at {
         return; // caught inside the old build, or no call in flight
     }
@@ -316,15 +632,15 @@ pub fn exception_caught(sp: usize) {
         return;
     };
     let ctx = t.inflight_ctx.replace(0);
-    t.inflight.set((0, 0));
+    f.inflight_at.store(0, Ordering::Relaxed);
     if ctx != 0 {
         // SAFETY: wrapper contexts are leaked, never freed.
-        let ctx = unsafe { &*(ctx as *const FnCtx) };
+        let ctx: &'static FnCtx = unsafe { &*(ctx as *const FnCtx) };
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             crate::runtime::after_throw(ctx, t, ex)
         }));
     }
-    t.busy.set(false);
+    f.busy.store(false, Ordering::Relaxed);
 }
 
 /// Is the mirrored call in flight on this thread (if any) abandoned, as
@@ -333,12 +649,14 @@ pub fn exception_caught(sp: usize) {
 /// strictly below the in-flight frame, which is intact. A frame at or above
 /// it, or an in-flight frame whose cookie was overwritten, means the stack
 /// was unwound past it. A call from a signal handler on the alternate
-/// stack is never taken for a new one.
-fn abandoned(t: &ThreadState, frame: &Frame) -> bool {
-    let (at, cookie) = t.inflight.get();
+/// stack is never taken for a new one. (The assembly fast path forwards
+/// the nested case itself, with the same test.)
+fn abandoned(f: &FastTls, frame: &Frame) -> bool {
+    let at = f.inflight_at.load(Ordering::Relaxed) as usize;
     if at == 0 {
         return false;
     }
+    let cookie = f.inflight_cookie.load(Ordering::Relaxed);
     let here = frame as *const Frame as usize;
     let gone = here >= at || {
         // SAFETY: `at` is above this frame on the same stack, so inside
@@ -365,16 +683,18 @@ fn abandoned(t: &ThreadState, frame: &Frame) -> bool {
 /// As [`ddl_wrapper_pre`]; only called after it returned `MIRROR`.
 unsafe extern "C" fn ddl_wrapper_post(ctx: *const FnCtx, frame: *mut Frame) {
     let errno = *libc::__errno_location();
-    let ctx = &*ctx;
+    // Wrapper contexts are leaked: they live as long as the process.
+    let ctx: &'static FnCtx = &*ctx;
     let frame = &mut *frame;
     if let Some(t) = state() {
-        t.inflight.set((0, 0));
+        let f = fast();
+        f.inflight_at.store(0, Ordering::Relaxed);
         t.inflight_ctx.set(0);
         t.primary_errno.set(errno);
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             crate::runtime::after_call(ctx, frame, t)
         }));
-        t.busy.set(false);
+        f.busy.store(false, Ordering::Relaxed);
     }
     *libc::__errno_location() = errno;
 }
@@ -436,8 +756,20 @@ pub fn wrapper_at(addr: usize) -> Option<(&'static FnCtx, usize)> {
 /// The contexts are leaked: wrappers live as long as the process, since a
 /// GOT slot or a `dlsym` answer may point at them at any time.
 pub fn make_thunks(ctxs: Vec<FnCtx>) -> std::io::Result<Vec<(&'static FnCtx, usize)>> {
-    let ctxs: Vec<&'static FnCtx> = ctxs.into_iter().map(|c| &*Box::leak(Box::new(c))).collect();
-    let len = (ctxs.len() * THUNK).div_ceil(4096).max(1) * 4096;
+    let ws: Vec<&'static Wrapped> = ctxs
+        .into_iter()
+        .map(|ctx| {
+            let w = Wrapped {
+                ctx,
+                fast: FastCtx {
+                    active: AtomicPtr::new(std::ptr::null_mut()),
+                    per_call: AtomicU8::new(0),
+                },
+            };
+            &*Box::leak(Box::new(w))
+        })
+        .collect();
+    let len = (ws.len() * THUNK).div_ceil(4096).max(1) * 4096;
     // SAFETY: a fresh private anonymous mapping, written before it becomes
     // executable (never writable and executable at once).
     unsafe {
@@ -455,19 +787,19 @@ pub fn make_thunks(ctxs: Vec<FnCtx>) -> std::io::Result<Vec<(&'static FnCtx, usi
         let base = mem as *mut u8;
         std::ptr::write_bytes(base, 0xcc, len);
         let entry = ddl_wrapper_entry as *const () as u64;
-        let mut out = Vec::with_capacity(ctxs.len());
-        for (i, ctx) in ctxs.into_iter().enumerate() {
+        let mut out = Vec::with_capacity(ws.len());
+        for (i, w) in ws.into_iter().enumerate() {
             let t = base.add(i * THUNK);
             let mut code = [0xccu8; THUNK];
-            // movabs r11, imm64
+            // movabs r11, imm64: the Wrapped (its FnCtx first)
             code[0] = 0x49;
             code[1] = 0xbb;
-            code[2..10].copy_from_slice(&(ctx as *const FnCtx as u64).to_le_bytes());
+            code[2..10].copy_from_slice(&(w as *const Wrapped as u64).to_le_bytes());
             // jmp qword ptr [rip+0]; .quad entry
             code[10..16].copy_from_slice(&[0xff, 0x25, 0, 0, 0, 0]);
             code[16..24].copy_from_slice(&entry.to_le_bytes());
             std::ptr::copy_nonoverlapping(code.as_ptr(), t, THUNK);
-            out.push((ctx, t as usize));
+            out.push((&w.ctx, t as usize));
         }
         if libc::mprotect(mem, len, libc::PROT_READ | libc::PROT_EXEC) != 0 {
             return Err(std::io::Error::last_os_error());

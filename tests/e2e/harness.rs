@@ -396,6 +396,8 @@ pub fn assert_transparent(plain: &Output, ddl: &Output) {
 pub struct Report {
     pub path: PathBuf,
     pub records: Vec<Value>,
+    /// Event lines (`{"event": "mirroring_stopped", …}`).
+    pub events: Vec<Value>,
     pub summary: Map<String, Value>,
 }
 
@@ -411,6 +413,7 @@ pub fn read_report(path: &Path, run: &Output) -> Report {
         )
     });
     let mut records = Vec::new();
+    let mut events = Vec::new();
     let mut summary = None;
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -427,6 +430,7 @@ pub fn read_report(path: &Path, run: &Output) -> Report {
         match v.get("summary") {
             Some(Value::Object(m)) => summary = Some(m.clone()),
             Some(other) => panic!("{}: summary is not an object: {other}", run.what),
+            None if v.get("event").is_some() => events.push(v),
             None => records.push(v),
         }
     }
@@ -442,6 +446,7 @@ pub fn read_report(path: &Path, run: &Output) -> Report {
     Report {
         path: path.to_path_buf(),
         records,
+        events,
         summary,
     }
 }
