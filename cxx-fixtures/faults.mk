@@ -23,7 +23,7 @@
 
 FAULTS := $(OUT)/faults
 FAULTS_ALL := $(FAULTS)/old/libfault.so.1 $(FAULTS)/new/libfault.so.1 \
-              $(FAULTS)/apps/fault-app $(FAULTS)/include/fault.h
+              $(FAULTS)/apps/fault-app $(FAULTS)/apps/fault-soak $(FAULTS)/include/fault.h
 
 all: $(FAULTS_ALL)
 
@@ -37,6 +37,11 @@ $(FAULTS)/new/libfault.so.1: faults/fault.c faults/fault.h faults.mk
 $(FAULTS)/apps/fault-app: faults/fault-app.c faults/fault.h $(FAULTS)/old/libfault.so.1 faults.mk
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LAYOUT_pie-lazy) -Ifaults -o $@ $< $(FAULTS)/old/libfault.so.1 \
+	    -Wl,--enable-new-dtags,-rpath,$(FAULTS)/old
+
+$(FAULTS)/apps/fault-soak: faults/fault-soak.c faults/fault.h $(FAULTS)/old/libfault.so.1 faults.mk
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LAYOUT_pie-now) -pthread -Ifaults -o $@ $< $(FAULTS)/old/libfault.so.1 \
 	    -Wl,--enable-new-dtags,-rpath,$(FAULTS)/old
 
 $(FAULTS)/include/fault.h: faults/fault.h

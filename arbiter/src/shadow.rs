@@ -308,6 +308,8 @@ pub struct Shadow {
     /// queue into `inflight`, so that `finish` sees each one exactly once.
     pop_lock: Mutex<Option<u32>>,
     sleeping: CachePadded<AtomicBool>,
+    /// Invocations judged so far (the at-exit drain watches it progress).
+    judged_total: CachePadded<AtomicU64>,
     /// Queue length at which a caller wakes a sleeping shadow.
     wake_batch: usize,
     thread: Mutex<Option<Thread>>,
@@ -351,6 +353,7 @@ impl Shadow {
             }),
             pop_lock: Mutex::new(None),
             sleeping: CachePadded::new(AtomicBool::new(false)),
+            judged_total: CachePadded::new(AtomicU64::new(0)),
             wake_batch,
             thread: Mutex::new(None),
             hooks,
@@ -548,6 +551,7 @@ impl Shadow {
                     *inflight = None;
                     drop(j);
                     drop(inflight);
+                    self.judged_total.fetch_add(1, Ordering::Relaxed);
                     if let Some(pc) = poison {
                         // Never call the poisoned namespace again; the
                         // shadow's objects lived there (calls on their
@@ -833,15 +837,22 @@ impl Shadow {
     /// is left as `dropped`, writes the final summary and stops the shadow
     /// thread. Idempotent.
     pub fn finish(&self) {
-        // Twice the call limit: a call in flight may take all of
-        // `timeout_ms` before it is interrupted, and what is queued behind
-        // it still gets a chance.
-        let deadline = Instant::now() + Duration::from_millis(2 * self.settings.timeout_ms);
+        // The drain goes on while the shadow makes progress: it stops when
+        // no invocation was judged for twice `timeout_ms` (a call in flight
+        // may take all of `timeout_ms` before it is interrupted), and after
+        // ten times `timeout_ms` in all.
+        let limit = Duration::from_millis(self.settings.timeout_ms);
+        let start = Instant::now();
+        let mut last = (start, self.judged_total.load(Ordering::Relaxed));
         let started = self.thread.lock().unwrap().is_some();
-        while started && Instant::now() < deadline {
+        while started && start.elapsed() < 10 * limit && last.0.elapsed() < 2 * limit {
             let busy = !self.queue.is_empty() || self.pop_lock.lock().unwrap().is_some();
             if !busy {
                 break;
+            }
+            let n = self.judged_total.load(Ordering::Relaxed);
+            if n != last.1 {
+                last = (Instant::now(), n);
             }
             self.wake();
             std::thread::sleep(Duration::from_micros(200));

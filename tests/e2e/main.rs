@@ -31,5 +31,6 @@ mod expect;
 mod harness;
 mod numpy;
 mod review;
+mod sandbox;
 mod stateful;
 mod stress;

@@ -1,0 +1,272 @@
+//! The sandbox (cxx-fixtures/faults): whatever the new build does — crash,
+//! exit, hang, install its own signal handler, block signals — the
+//! application sees nothing (same stdout, exit status and file contents as
+//! without libddl), the call gets the verdict that names what happened and
+//! where, and the calls after it are still mirrored.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+fn faults_config(fx: &Path, report: &Path) -> Value {
+    json!({
+        "old": "libfault.so.1",
+        "new": fx.join("faults/new/libfault.so.1"),
+        "timeout_ms": 200,
+        "report": report,
+        "functions": ["int fault_do(int what, int x)", "int fault_write(int fd, const char *s)"],
+    })
+}
+
+/// What the new build's `fault_do(code, 7)` must come back as.
+enum Want {
+    /// `shadow_fault` with this `fault` (a signal name), `at` in this object.
+    Signal(&'static str, &'static str),
+    /// `shadow_fault` with `"fault": "exit"`, this status and `how`.
+    Exit(i64, &'static str),
+    /// `shadow_timeout`.
+    Hang,
+    /// A match: the misbehaviour (a signal handler, a signal mask) was kept
+    /// from the process; the application's own SIGSEGV (code 100) after it
+    /// still reaches the application's handler.
+    Contained,
+}
+
+/// Runs `fault-app CODE 0 100` without and with libddl: the application's
+/// stdout, exit status and file are the same, `fault_do(CODE)` has the
+/// wanted verdict and the `fault_do(0)` after it is mirrored and matches.
+fn check(code: u32, want: Want) {
+    let fx = fixtures();
+    let tmp = TempDir::new(&format!("fault-{code}"));
+    let report = tmp.path().join("report.jsonl");
+    let cfg = tmp.write_config(&faults_config(fx, &report));
+    let app = |out: &str| {
+        App::new(fx.join("faults/apps/fault-app"))
+            .arg("-o")
+            .arg(tmp.path().join(out))
+            .arg(code.to_string())
+            .arg("0")
+            .arg("100")
+    };
+    let plain = run_plain(&app("plain.out"), tmp.path());
+    let ddl = run_ddl(&app("ddl.out"), &cfg, tmp.path());
+    assert_transparent(&plain, &ddl);
+    let (a, b) = (
+        std::fs::read(tmp.path().join("plain.out")).unwrap(),
+        std::fs::read(tmp.path().join("ddl.out")).unwrap(),
+    );
+    assert_eq!(a, b, "code {code}: the application's file differs");
+    let report = read_report(&report, &ddl);
+    assert_invariants(&report);
+    let f = report.get("fault_do");
+    let w = report.get("fault_write");
+    assert_eq!((f.calls, f.mirrored, f.dropped), (2, 2, 0), "code {code}: {f:?}");
+    assert_eq!((w.calls, w.matched), (2, 2), "code {code}: {w:?}");
+    let recs = report.records_of("fault_do");
+    match want {
+        Want::Contained => {
+            assert_eq!(f.matched, 2, "code {code}: {f:?}");
+            assert!(recs.is_empty(), "code {code}: {recs:?}");
+        }
+        _ => {
+            // The bad call has its verdict; the one after it matches.
+            assert_eq!(f.matched, 1, "code {code}: the call after it: {f:?}");
+            assert_eq!(recs.len(), 1, "code {code}: {recs:?}");
+            let r = recs[0];
+            assert_eq!(r["args"], json!({"what": code, "x": 7}), "{r}");
+            match want {
+                Want::Signal(sig, object) => {
+                    assert_eq!(r["verdict"], "shadow_fault", "{r}");
+                    assert_eq!(r["fault"], sig, "{r}");
+                    let at = r["at"].as_str().unwrap_or_default();
+                    assert!(at.starts_with(&format!("{object}+0x")), "code {code}: at {at}: {r}");
+                }
+                Want::Exit(status, how) => {
+                    assert_eq!(r["verdict"], "shadow_fault", "{r}");
+                    assert_eq!(r["fault"], "exit", "{r}");
+                    assert_eq!(r["status"], status, "{r}");
+                    assert_eq!(r["how"], how, "{r}");
+                }
+                Want::Hang => {
+                    assert_eq!(r["verdict"], "shadow_timeout", "{r}");
+                    assert_eq!(f.shadow_timeout, 1, "{f:?}");
+                }
+                Want::Contained => unreachable!(),
+            }
+        }
+    }
+}
+
+#[test]
+fn null_dereference() {
+    check(1, Want::Signal("SIGSEGV", "libfault.so.1"));
+}
+
+#[test]
+fn bus_error() {
+    check(2, Want::Signal("SIGBUS", "libfault.so.1"));
+}
+
+#[test]
+fn division_by_zero() {
+    check(3, Want::Signal("SIGFPE", "libfault.so.1"));
+}
+
+#[test]
+fn builtin_trap() {
+    check(4, Want::Signal("SIGILL", "libfault.so.1"));
+}
+
+#[test]
+fn abort() {
+    check(5, Want::Signal("SIGABRT", "libc.so.6"));
+}
+
+#[test]
+fn failed_assert() {
+    check(6, Want::Signal("SIGABRT", "libc.so.6"));
+}
+
+#[test]
+fn stack_overflow() {
+    check(7, Want::Signal("SIGSEGV", "libfault.so.1"));
+}
+
+#[test]
+fn double_free() {
+    check(8, Want::Signal("SIGABRT", "libc.so.6"));
+}
+
+#[test]
+fn crash_inside_printf() {
+    check(9, Want::Signal("SIGSEGV", "libc.so.6"));
+}
+
+#[test]
+fn exit() {
+    check(10, Want::Exit(3, "exit"));
+}
+
+#[test]
+fn underscore_exit() {
+    check(11, Want::Exit(4, "_exit"));
+}
+
+#[test]
+fn underscore_capital_exit() {
+    check(12, Want::Exit(5, "_Exit"));
+}
+
+#[test]
+fn quick_exit() {
+    check(13, Want::Exit(6, "quick_exit"));
+}
+
+/// `error(1, …)` exits from inside libc: the per-thread seccomp backstop.
+#[test]
+fn exit_from_inside_libc() {
+    check(14, Want::Exit(1, "exit_group"));
+}
+
+#[test]
+fn hang_that_accepts_signals() {
+    check(15, Want::Hang);
+}
+
+/// The new build blocks every signal before it spins: its
+/// `pthread_sigmask` never blocks DDL's timer signal.
+#[test]
+fn hang_with_every_signal_blocked() {
+    check(16, Want::Hang);
+}
+
+/// Its own SIGSEGV handler is never installed: the application's next
+/// SIGSEGV (code 100) is still the application's.
+#[test]
+fn own_sigsegv_handler() {
+    check(19, Want::Contained);
+}
+
+#[test]
+fn raise_sigsys() {
+    check(20, Want::Signal("SIGSYS", "libc.so.6"));
+}
+
+#[test]
+fn int3() {
+    check(21, Want::Signal("SIGTRAP", "libfault.so.1"));
+}
+
+/// It blocks SIGSEGV and the real-time signals on the shadow thread: the
+/// mask is kept from DDL's signals, and the application is untouched.
+#[test]
+fn signal_mask() {
+    check(22, Want::Contained);
+}
+
+/// Every kind in one process, in order: each later call is still mirrored
+/// (the poisoned namespaces are replaced).
+#[test]
+fn every_kind_in_one_process() {
+    let fx = fixtures();
+    let tmp = TempDir::new("fault-all");
+    let report = tmp.path().join("report.jsonl");
+    let cfg = tmp.write_config(&faults_config(fx, &report));
+    let codes: Vec<String> = (0..=16).chain([19, 20, 21, 22, 0, 100]).map(|c| c.to_string()).collect();
+    let app = |out: &str| {
+        let mut a = App::new(fx.join("faults/apps/fault-app"))
+            .arg("-o")
+            .arg(tmp.path().join(out));
+        for c in &codes {
+            a = a.arg(c.as_str());
+        }
+        a
+    };
+    let plain = run_plain(&app("plain.out"), tmp.path());
+    let ddl = run_ddl(&app("ddl.out"), &cfg, tmp.path());
+    assert_transparent(&plain, &ddl);
+    assert_eq!(
+        std::fs::read(tmp.path().join("plain.out")).unwrap(),
+        std::fs::read(tmp.path().join("ddl.out")).unwrap()
+    );
+    let report = read_report(&report, &ddl);
+    assert_invariants(&report);
+    let f = report.get("fault_do");
+    // 0, 19, 22 and the last 0 match; 1..=14, 20, 21 fault; 15, 16 hang.
+    assert_eq!(
+        (f.calls, f.matched, f.shadow_fault, f.shadow_timeout, f.dropped),
+        (22, 4, 16, 2, 0),
+        "{f:?}"
+    );
+    assert!(report.events.is_empty(), "{:?}", report.events);
+}
+
+/// The soak: 1,000,000 calls, a fault every 10,000 and a hang every
+/// 100,000. The counts add up, the process ends healthy, and mirroring is
+/// still going at the end (the 100 calls made after a pause all match).
+#[test]
+fn soak_a_million_calls_with_faults_and_hangs() {
+    let fx = fixtures();
+    let tmp = TempDir::new("fault-soak");
+    let report = tmp.path().join("report.jsonl");
+    let cfg = tmp.write_config(&faults_config(fx, &report));
+    let app = App::new(fx.join("faults/apps/fault-soak"))
+        .arg("1000000")
+        .timeout(std::time::Duration::from_secs(300));
+    let plain = run_plain(&app, tmp.path());
+    let ddl = run_ddl(&app, &cfg, tmp.path());
+    assert_transparent(&plain, &ddl);
+    let report = read_report(&report, &ddl);
+    assert_invariants(&report);
+    let f = report.get("fault_do");
+    assert_eq!(f.calls, 1_000_000, "{f:?}");
+    assert_eq!(f.mismatch + f.unmirrored, 0, "{f:?}");
+    assert!(f.shadow_fault >= 10, "faults really mirrored: {f:?}");
+    assert!(f.shadow_timeout >= 1, "a hang really mirrored: {f:?}");
+    assert!(f.matched > 100_000, "{f:?}");
+    let w = report.get("fault_write");
+    assert_eq!((w.calls, w.matched), (100, 100), "mirroring still going: {w:?}");
+    assert!(report.events.is_empty(), "{:?}", report.events);
+}
