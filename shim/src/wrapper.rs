@@ -368,6 +368,13 @@ pub fn app_caller(ret: usize) -> usize {
     }
 }
 
+/// Is a mirrored call's old function running on this thread (its frame in
+/// flight)? Cheap (initial-exec TLS): `observe` asks it on every call of
+/// the old build's observed functions.
+pub fn mirrored_in_flight() -> bool {
+    fast().inflight_at.load(Ordering::Relaxed) != 0
+}
+
 /// The caller's path's per-thread state, in one thread-local block so that
 /// each hook looks it up once (a `__tls_get_addr` call in a shared object).
 /// What the assembly fast path needs is in [`FastTls`] instead.
@@ -475,7 +482,8 @@ pub fn decide(
         let c = make_counts();
         let (calls, skipped) = c.raw_counters();
         f.calls.store(calls as *mut AtomicU64, Ordering::Relaxed);
-        f.skipped.store(skipped as *mut AtomicU64, Ordering::Relaxed);
+        f.skipped
+            .store(skipped as *mut AtomicU64, Ordering::Relaxed);
         c
     });
     t.arm.set(Some((active, per_call)));
@@ -586,9 +594,10 @@ unsafe extern "C" fn ddl_wrapper_pre(w: *const Wrapped, frame: *mut Frame) -> u6
     if let Some((active, per_call)) = t.arm.take() {
         if w.fast.active.load(Ordering::Relaxed).is_null() {
             w.fast.per_call.store(per_call as u8, Ordering::Relaxed);
-            w.fast
-                .active
-                .store(active as *const AtomicBool as *mut AtomicBool, Ordering::Release);
+            w.fast.active.store(
+                active as *const AtomicBool as *mut AtomicBool,
+                Ordering::Release,
+            );
         }
     }
     if decision == FORWARD {
@@ -831,5 +840,76 @@ mod tests {
         assert_eq!(offset_of!(Frame, ret_xmm1), 240);
         assert_eq!(offset_of!(Frame, target), 256);
         assert_eq!(std::mem::size_of::<Frame>(), arbiter::marshal::FRAME_SIZE);
+    }
+
+    /// A fresh thread's state (its FastTls is zero: not armed).
+    fn fresh_state() -> ThreadState {
+        ThreadState {
+            entry_errno: Cell::new(0),
+            primary_errno: Cell::new(0),
+            rng: Cell::new(0),
+            tid: Cell::new(0),
+            pending: RefCell::new(None),
+            inflight_ctx: Cell::new(0),
+            thrown: RefCell::new(None),
+            counts: RefCell::new(None),
+            arm: Cell::new(None),
+        }
+    }
+
+    #[test]
+    fn gap_bounds() {
+        let t = fresh_state();
+        assert_eq!(gap(&t, u64::MAX), 1);
+        assert_eq!(gap(&t, 0), u64::MAX);
+        for _ in 0..10_000 {
+            assert!(gap(&t, 1 << 40) >= 1);
+        }
+    }
+
+    /// The countdown draws each call with probability `threshold / 2^64`:
+    /// the fraction drawn over many calls, and the mean gap, are those of
+    /// drawing every call on its own.
+    #[test]
+    fn draw_fraction_is_the_sampling_rate() {
+        std::thread::spawn(|| {
+            for p in [0.5f64, 0.3, 0.01, 0.001] {
+                let t = fresh_state();
+                let threshold = (p * u64::MAX as f64) as u64;
+                let n = 2_000_000u64;
+                let drawn = (0..n).filter(|_| draw(&t, fast(), threshold)).count() as f64;
+                let want = p * n as f64;
+                let sd = (n as f64 * p * (1.0 - p)).sqrt();
+                assert!(
+                    (drawn - want).abs() < 5.0 * sd,
+                    "p {p}: {drawn} drawn of {n}, want {want} +- {sd}"
+                );
+                fast().countdown.store(0, Ordering::Relaxed);
+            }
+            // sampling 1: every call; sampling 0: none.
+            let t = fresh_state();
+            assert!((0..1000).all(|_| draw(&t, fast(), u64::MAX)));
+            fast().countdown.store(0, Ordering::Relaxed);
+            assert!((0..1000).all(|_| !draw(&t, fast(), 0)));
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Each thread has its own FastTls, zero at start.
+    #[test]
+    fn fast_tls_is_per_thread() {
+        let here = fast() as *const FastTls as usize;
+        fast().countdown.store(7, Ordering::Relaxed);
+        let there = std::thread::spawn(|| {
+            assert_eq!(fast().countdown.load(Ordering::Relaxed), 0);
+            assert!(!fast().busy.load(Ordering::Relaxed));
+            fast() as *const FastTls as usize
+        })
+        .join()
+        .unwrap();
+        assert_ne!(here, there);
+        assert_eq!(fast().countdown.load(Ordering::Relaxed), 7);
+        fast().countdown.store(0, Ordering::Relaxed);
     }
 }
