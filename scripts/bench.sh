@@ -13,7 +13,9 @@
 #
 # for three workloads (int bench_add(int,int), double bench_f(double),
 # size_t bench_sum(buf, 64 KiB)), interleaved in rounds (round 1: every path
-# once, round 2: every path once, ...), and reports medians. Then add at
+# once, round 2: every path once, ...), and reports medians; and a call on a
+# handle (int bench_h_add(bench_handle_t *, int): plain and ddl-mirrored;
+# calls given a handle are never sampled out). Then add at
 # 1/2/4/8 threads (plain, ddl-sampled-out, ddl-mirrored), and numpy on BLAS (plain vs DDL)
 # when python3-numpy, libblas3 and libopenblas0-pthread are installed.
 # Prints the tables and writes them to target/bench/latest.md.
@@ -98,6 +100,7 @@ fn_of() {
     add) echo bench_add ;;
     f) echo bench_f ;;
     sum64k) echo bench_sum ;;
+    handle) echo bench_h_add ;;
     *) echo none ;;
   esac
 }
@@ -111,8 +114,12 @@ ddl_config() { # sampling report -> path of a config
   "functions": [
     "int bench_add(int a, int b)",
     "double bench_f(double x)",
-    "size_t bench_sum(const uint8_t *buf [in len], size_t len)"
+    "size_t bench_sum(const uint8_t *buf [in len], size_t len)",
+    "bench_handle_t *bench_open(int base)",
+    "int bench_h_add(bench_handle_t *h, int x)",
+    "void bench_close(bench_handle_t *h)"
   ],
+  "handles": [{ "type": "bench_handle_t *", "create": ["bench_open"], "destroy": ["bench_close"] }],
   "sampling": $1,
   "report": "$2"
 }
@@ -243,6 +250,18 @@ for kind in add f sum64k; do
     done
     [ "$kind" = sum64k ] && run_one plain memcpy64k "${N[plain,memcpy64k]}" 1 "$round" main >/dev/null
     echo "   $kind round $round done ($(($(date +%s) - start_s)) s)"
+  done
+done
+
+echo "== a call on a handle (bench_h_add), $ROUNDS interleaved rounds"
+HANDLE_PATHS=(plain ddl-mirrored)
+for path in "${HANDLE_PATHS[@]}"; do
+  N[$path,handle]=$(calibrate "$path" handle)
+done
+echo "   handle: plain=${N[plain,handle]} ddl-mirrored=${N[ddl-mirrored,handle]}"
+for round in $(seq 1 "$ROUNDS"); do
+  for path in "${HANDLE_PATHS[@]}"; do
+    run_one "$path" handle "${N[$path,handle]}" 1 "$round" main >/dev/null
   done
 done
 
@@ -382,9 +401,10 @@ p(f"Machine: {machine}. Rounds: {rounds} (interleaved), medians. Whole run: {tot
 p()
 PATHS = ["plain", "gotfwd", "ddl-sampled-out", "ddl-mirrored", "audit", "uftrace", "ltrace"]
 TITLES = {"add": "`int bench_add(int, int)`", "f": "`double bench_f(double)`",
-          "sum64k": "`size_t bench_sum(buf, 65536)` (64 KiB input buffer)"}
+          "sum64k": "`size_t bench_sum(buf, 65536)` (64 KiB input buffer)",
+          "handle": "`int bench_h_add(bench_handle_t *h, int x)` (a call on a handle)"}
 med_ns = {}
-for kind in ("add", "f", "sum64k"):
+for kind in ("add", "f", "sum64k", "handle"):
     p(f"### {TITLES[kind]}, 1 thread")
     p()
     p("| path | calls per run | ns/call (median) | min .. max | delta vs plain (ns) | ratio to plain |")
@@ -394,6 +414,8 @@ for kind in ("add", "f", "sum64k"):
         key = ("main", "plain", "memcpy64k", 1) if path == "memcpy64k" else ("main", path, kind, 1)
         rs = runs.get(key)
         if not rs:
+            if kind == "handle":
+                continue  # plain and ddl-mirrored only
             if path != "memcpy64k":
                 p(f"| {path} | | not run (tool missing) | | | |")
             continue
@@ -411,7 +433,7 @@ p()
 p("| workload | threads | calls | mirrored | dropped | dropped % | wall s | mirrored/s (median) | calls = mirrored + dropped + skipped |")
 p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 shadow_rate = {}
-for tag, kind, threads in [("main", k, 1) for k in ("add", "f", "sum64k")] + [("threads", "add", t) for t in (1, 2, 4, 8)]:
+for tag, kind, threads in [("main", k, 1) for k in ("add", "f", "sum64k", "handle")] + [("threads", "add", t) for t in (1, 2, 4, 8)]:
     rs = runs.get((tag, "ddl-mirrored", kind, threads))
     if not rs:
         continue
@@ -485,7 +507,9 @@ for kind in ("add", "f"):
     d = delta("ddl-mirrored", kind)
     if d is not None:
         p(f"| mirrored scalar call ({kind}) | <= +15 ns | {d:+.1f} ns | {'yes' if d <= 15 else 'no'} |")
-p("| mirrored call on a handle | <= +30 ns | not measured (handles are not implemented yet) | - |")
+d = delta("ddl-mirrored", "handle")
+if d is not None:
+    p(f"| mirrored call on a handle | <= +30 ns | {d:+.1f} ns | {'yes' if d <= 30 else 'no'} |")
 d = delta("ddl-mirrored", "sum64k")
 if d is not None and ("memcpy64k", "sum64k") in med_ns:
     mc = med_ns[("memcpy64k", "sum64k")]

@@ -3,8 +3,10 @@
  *   bench-app KIND N THREADS
  *
  * KIND: add (int bench_add(int, int)), f (double bench_f(double)),
- * sum64k (size_t bench_sum(buf, 65536)), or memcpy64k (a 64 KiB memcpy, no
- * library call: the bandwidth reference for capturing a 64 KiB input).
+ * sum64k (size_t bench_sum(buf, 65536)), memcpy64k (a 64 KiB memcpy, no
+ * library call: the bandwidth reference for capturing a 64 KiB input), or
+ * handle (int bench_h_add(h, x) on a handle each thread opens with
+ * bench_open before the timed loop and closes with bench_close after it).
  * Each of THREADS threads makes N calls in a tight loop; the threads start
  * together (barrier). Only the loop is timed, with CLOCK_MONOTONIC (and
  * CLOCK_THREAD_CPUTIME_ID, which stays per-call when more threads than
@@ -26,7 +28,7 @@
 
 #define BUF 65536
 
-enum kind { ADD, F, SUM64K, MEMCPY64K };
+enum kind { ADD, F, SUM64K, MEMCPY64K, HANDLE };
 
 struct worker {
     pthread_t th;
@@ -61,6 +63,9 @@ static void *run(void *arg)
             buf[i] = (uint8_t)(i * 131u + (unsigned)w->id);
         memset(dst, 0, BUF);
     }
+    bench_handle_t *h = NULL;
+    if (w->kind == HANDLE && !(h = bench_open(w->id + 1)))
+        abort();
     pthread_barrier_wait(&start);
     double t0 = ns_of(CLOCK_MONOTONIC), c0 = ns_of(CLOCK_THREAD_CPUTIME_ID);
     uint64_t sum = 0;
@@ -85,6 +90,13 @@ static void *run(void *arg)
             sum += bench_sum(buf, BUF);
         }
         break;
+    case HANDLE: {
+        int s = w->id;
+        for (long i = 0; i < n; i++)
+            s = bench_h_add(h, s + (int)i);
+        sum = (uint64_t)(unsigned)s;
+        break;
+    }
     case MEMCPY64K:
         for (long i = 0; i < n; i++) {
             buf[i & (BUF - 1)]++;
@@ -98,6 +110,8 @@ static void *run(void *arg)
     w->ns_per_call = (t1 - t0) / (double)n;
     w->cpu_ns_per_call = (c1 - c0) / (double)n;
     w->checksum = sum;
+    if (h)
+        bench_close(h);
     free(buf);
     free(dst);
     return NULL;
@@ -118,7 +132,7 @@ static double median(double *v, int n)
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: %s add|f|sum64k|memcpy64k N THREADS\n", argv[0]);
+        fprintf(stderr, "usage: %s add|f|sum64k|memcpy64k|handle N THREADS\n", argv[0]);
         return 2;
     }
     enum kind kind;
@@ -130,6 +144,8 @@ int main(int argc, char **argv)
         kind = SUM64K;
     else if (!strcmp(argv[1], "memcpy64k"))
         kind = MEMCPY64K;
+    else if (!strcmp(argv[1], "handle"))
+        kind = HANDLE;
     else {
         fprintf(stderr, "bench-app: unknown kind %s\n", argv[1]);
         return 2;

@@ -3,6 +3,8 @@
  * changes the build's identity string, never a result. */
 #include "bench.h"
 
+#include <stdlib.h>
+
 #ifdef NEW
 const char bench_build[] = "libbench new";
 #else
@@ -26,4 +28,26 @@ size_t bench_sum(const uint8_t *buf, size_t len)
     for (size_t i = 0; i < len; i++)
         s += buf[i];
     return s;
+}
+
+struct bench_handle {
+    int base;
+};
+
+bench_handle_t *bench_open(int base)
+{
+    bench_handle_t *h = malloc(sizeof *h);
+    if (h)
+        h->base = base;
+    return h;
+}
+
+int bench_h_add(bench_handle_t *h, int x)
+{
+    return (int)((unsigned)h->base + (unsigned)x);
+}
+
+void bench_close(bench_handle_t *h)
+{
+    free(h);
 }
