@@ -15,7 +15,7 @@
 //! `timeout_ms`, then counts what is still queued or in flight as `dropped`,
 //! so that `calls = mirrored + dropped + skipped` holds in the summary.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -310,6 +310,19 @@ pub struct Shadow {
     sleeping: CachePadded<AtomicBool>,
     /// Invocations judged so far (the at-exit drain watches it progress).
     judged_total: CachePadded<AtomicU64>,
+    /// When the shadow thread's current call started (milliseconds since
+    /// `epoch`, plus one; 0: no call). The watchdog and the shadow thread
+    /// each swap it to 0 to claim the call's verdict: exactly one does.
+    call_started: CachePadded<AtomicU64>,
+    /// The invocation in flight on the shadow thread (for the watchdog's
+    /// record). A shadow thread that was given up never frees it.
+    inflight_call: Mutex<usize>,
+    /// The shadow thread's kernel thread id.
+    runner_tid: AtomicI32,
+    /// Time origin of `call_started`.
+    epoch: Instant,
+    /// The watchdog thread has been started.
+    watchdog: AtomicBool,
     /// Queue length at which a caller wakes a sleeping shadow.
     wake_batch: usize,
     thread: Mutex<Option<Thread>>,
@@ -354,6 +367,11 @@ impl Shadow {
             pop_lock: Mutex::new(None),
             sleeping: CachePadded::new(AtomicBool::new(false)),
             judged_total: CachePadded::new(AtomicU64::new(0)),
+            call_started: CachePadded::new(AtomicU64::new(0)),
+            inflight_call: Mutex::new(0),
+            runner_tid: AtomicI32::new(0),
+            epoch: Instant::now(),
+            watchdog: AtomicBool::new(false),
             wake_batch,
             thread: Mutex::new(None),
             hooks,
@@ -398,24 +416,88 @@ impl Shadow {
     /// Starts the shadow thread.
     pub fn start(self: &Arc<Self>) -> std::io::Result<()> {
         let me = Arc::clone(self);
-        // The shadow thread takes no signal meant for the process (SIGINT,
-        // SIGCHLD, SIGUSR1…): it starts with every signal blocked, inherited
-        // from this mask, which is put back right after.
-        // SAFETY: plain signal-mask calls on sigset_t values we own.
-        let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-        unsafe {
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        }
-        let h = std::thread::Builder::new()
-            .name("ddl-shadow".into())
-            .spawn(move || me.run());
-        // SAFETY: restoring the mask saved above.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-        let h = h?;
+        let h = spawn_blocked("ddl-shadow", move || me.run())?;
         *self.thread.lock().unwrap() = Some(h.thread().clone());
+        if !self.watchdog.swap(true, Ordering::AcqRel) {
+            let me = Arc::clone(self);
+            spawn_blocked("ddl-watchdog", move || me.watch())?;
+        }
         Ok(())
+    }
+
+    /// The watchdog: a shadow call that the sandbox's timer could not
+    /// interrupt (the thread blocked the timer's signal behind DDL's back,
+    /// or sits in an uninterruptible call) and that runs past three times
+    /// `timeout_ms` is given up: its verdict is `shadow_timeout`, its thread
+    /// is moved to `SCHED_IDLE` (it only takes idle CPU from then on) and
+    /// left to itself, the new build's namespace is replaced, and a fresh
+    /// shadow thread takes over the queue. The application never waits.
+    fn watch(self: Arc<Self>) {
+        (self.hooks.thread_init)();
+        let limit = self.settings.timeout_ms.max(1);
+        let period = Duration::from_millis((limit / 4).clamp(10, 250));
+        loop {
+            std::thread::sleep(period);
+            if self.judged.lock().unwrap_or_else(|e| e.into_inner()).closed {
+                return;
+            }
+            let started = self.call_started.load(Ordering::Acquire);
+            let now = self.epoch.elapsed().as_millis() as u64 + 1;
+            if started == 0 || now.saturating_sub(started) <= 3 * limit {
+                continue;
+            }
+            if self
+                .call_started
+                .compare_exchange(started, 0, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                continue; // it came back meanwhile
+            }
+            self.abandon(now - started);
+        }
+    }
+
+    /// Gives the shadow thread up (see [`Shadow::watch`]).
+    fn abandon(self: &Arc<Self>, ran_ms: u64) {
+        let tid = self.runner_tid.load(Ordering::Acquire);
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: changes the scheduling policy of one thread of ours.
+        unsafe { libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) };
+        let at = *self.inflight_call.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: the invocation of the call just claimed: its thread never
+        // frees it once it lost the claim (it leaks it).
+        let inv = unsafe { &*(at as *const Invocation) };
+        let func = inv.func;
+        {
+            let mut inflight = self.pop_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let mut j = self.judged.lock().unwrap_or_else(|e| e.into_inner());
+            *inflight = None;
+            if !j.closed {
+                let c = &mut j.counters[func as usize];
+                c.mirrored += 1;
+                c.shadow_timeout += 1;
+                let mut extra = serde_json::Map::new();
+                extra.insert("timeout_ms".into(), self.settings.timeout_ms.into());
+                extra.insert(
+                    "abandoned".into(),
+                    format!("the call could not be interrupted; after {ran_ms} ms its thread was moved to SCHED_IDLE and a fresh shadow took over").into(),
+                );
+                let mut rec = self.record_of(inv, Verdict::ShadowTimeout, None, Vec::new());
+                rec.extra = extra;
+                if let Some(r) = j.writer() {
+                    r.record(&rec);
+                }
+            }
+        }
+        self.judged_total.fetch_add(1, Ordering::Relaxed);
+        if let Err(why) = (self.hooks.reload)(0) {
+            self.stop(&why);
+        }
+        let me = Arc::clone(self);
+        match spawn_blocked("ddl-shadow", move || me.run()) {
+            Ok(h) => *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(h.thread().clone()),
+            Err(e) => self.stop(&format!("cannot start a fresh shadow thread: {e}")),
+        }
     }
 
     /// A calling thread's own counters, registered so that summaries see
@@ -499,6 +581,8 @@ impl Shadow {
         // the thread ends; the new build's objects live on in its namespace
         // (nothing of the application runs to release them).
         let mut table = HandleTable::new();
+        // SAFETY: gettid has no preconditions.
+        self.runner_tid.store(unsafe { libc::gettid() }, Ordering::Release);
         let mut last_summary = Instant::now();
         let mut judged_since_check = 0u64;
         let period = Duration::from_secs(self.settings.summary_every_s.max(1));
@@ -526,7 +610,22 @@ impl Shadow {
                         diffs,
                         extra,
                         poison,
-                    } = self.judge_one(&inv, &mut table);
+                    } = {
+                        *self.inflight_call.lock().unwrap_or_else(|e| e.into_inner()) =
+                            &*inv as *const Invocation as usize;
+                        let now = self.epoch.elapsed().as_millis() as u64 + 1;
+                        self.call_started.store(now, Ordering::Release);
+                        let j = self.judge_one(&inv, &mut table);
+                        if self.call_started.swap(0, Ordering::AcqRel) == 0 {
+                            // The watchdog gave this thread up and counted
+                            // the call (it may still be reading the
+                            // invocation: leaked): a fresh shadow has the
+                            // queue now.
+                            std::mem::forget(inv);
+                            return;
+                        }
+                        j
+                    };
                     // Same lock order as `finish`: pop_lock, then judged.
                     let mut inflight = self.pop_lock.lock().unwrap();
                     let mut j = self.judged.lock().unwrap();
@@ -837,22 +936,14 @@ impl Shadow {
     /// is left as `dropped`, writes the final summary and stops the shadow
     /// thread. Idempotent.
     pub fn finish(&self) {
-        // The drain goes on while the shadow makes progress: it stops when
-        // no invocation was judged for twice `timeout_ms` (a call in flight
-        // may take all of `timeout_ms` before it is interrupted), and after
-        // ten times `timeout_ms` in all.
-        let limit = Duration::from_millis(self.settings.timeout_ms);
-        let start = Instant::now();
-        let mut last = (start, self.judged_total.load(Ordering::Relaxed));
+        // CONFIG.md: what is queued is drained within `timeout_ms`, or
+        // counted as dropped.
+        let deadline = Instant::now() + Duration::from_millis(self.settings.timeout_ms);
         let started = self.thread.lock().unwrap().is_some();
-        while started && start.elapsed() < 10 * limit && last.0.elapsed() < 2 * limit {
+        while started && Instant::now() < deadline {
             let busy = !self.queue.is_empty() || self.pop_lock.lock().unwrap().is_some();
             if !busy {
                 break;
-            }
-            let n = self.judged_total.load(Ordering::Relaxed);
-            if n != last.1 {
-                last = (Instant::now(), n);
             }
             self.wake();
             std::thread::sleep(Duration::from_micros(200));
@@ -881,6 +972,26 @@ impl Shadow {
         drop(j);
         self.wake();
     }
+}
+
+/// Spawns a thread of DDL's with every signal blocked: it takes no signal
+/// meant for the process (SIGINT, SIGCHLD, SIGUSR1…); the mask is inherited
+/// from this thread's, put back right after.
+fn spawn_blocked(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    // SAFETY: plain signal-mask calls on sigset_t values we own.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
+    let h = std::thread::Builder::new().name(name.into()).spawn(f);
+    // SAFETY: restoring the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    h
 }
 
 /// A judged invocation.

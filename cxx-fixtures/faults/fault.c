@@ -6,6 +6,7 @@
 #include <assert.h>
 #include <error.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,12 @@ int fault_do(int what, int x) {
         sigset_t all;
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, NULL);
+        spin();
+    }
+    case FAULT_HANG_RAW: {
+        sigset_t all;
+        sigfillset(&all);
+        syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, NULL, 8);
         spin();
     }
     case FAULT_STDOUT:

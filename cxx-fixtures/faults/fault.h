@@ -31,7 +31,10 @@ enum fault_what {
     FAULT_INT3 = 21,         /* int3: SIGTRAP */
     FAULT_SIGMASK = 22,      /* blocks SIGALRM, SIGSEGV and every real-time signal on
                                 the calling thread, then returns the correct value */
-    FAULT_LAST = 22,
+    FAULT_HANG_RAW = 23,     /* blocks every signal with a raw rt_sigprocmask system
+                                call (no libc function sees it), then spins for ever:
+                                a hang no signal can interrupt */
+    FAULT_LAST = 23,
 };
 
 /* The correct value, in both builds. */

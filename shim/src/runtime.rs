@@ -126,7 +126,7 @@ pub fn boot() {
         return;
     };
     // SAFETY: getauxval is always safe to call.
-    if unsafe { libc::getauxval(libc::AT_SECURE) } != 0 {
+    if stands_down_in(unsafe { libc::getauxval(libc::AT_SECURE) }) {
         log_info("set-uid/set-gid program: standing down");
         return;
     }
@@ -262,6 +262,15 @@ pub fn boot() {
     // SAFETY: registering a plain extern "C" function for the child side of fork.
     unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
     objects_changed();
+}
+
+/// Whether libddl stands down in a process whose auxiliary vector says
+/// `AT_SECURE = at_secure`: a set-uid or set-gid program (or one with
+/// file capabilities). ld.so already ignores a preload path with a slash
+/// there, but a libddl installed in a trusted folder would still be
+/// loaded: it must not act on an environment the invoking user controls.
+fn stands_down_in(at_secure: libc::c_ulong) -> bool {
+    at_secure != 0
 }
 
 /// libddl's own `link_map`.
@@ -1050,8 +1059,9 @@ pub fn after_throw(ctx: &'static FnCtx, t: &ThreadState, ex: arbiter::compare::E
 }
 
 /// Poisoned namespaces of the new build kept loaded (not safe to unload)
-/// before mirroring stops: glibc gives about 11 usable namespaces.
-const POISONED_BUDGET: usize = 6;
+/// before mirroring stops: glibc gives about 11 usable namespaces (static
+/// TLS), one of them the fresh namespace in use.
+const POISONED_BUDGET: usize = 8;
 
 /// The shadow's `reload` hook: the new build's namespace is poisoned (a
 /// fault, a hang or an exit at `pc`). It is never called again: unloaded
@@ -1158,5 +1168,21 @@ fn prepare_cxx(s: &Session, new: &NewBuild, symbols: &[crate::cxxrt::BoundarySym
             }
         }
         Err(e) => log_info(&format!("no exception guard in the new build's namespace: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The decision an installed libddl takes in a set-uid program.
+    #[test]
+    fn stands_down_in_secure_processes() {
+        assert!(stands_down_in(1));
+        assert!(stands_down_in(2));
+        assert!(!stands_down_in(0));
+        // This test process itself is not secure: the real value says so.
+        // SAFETY: getauxval is always safe to call.
+        assert!(!stands_down_in(unsafe { libc::getauxval(libc::AT_SECURE) }));
     }
 }

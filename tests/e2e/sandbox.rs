@@ -34,9 +34,11 @@ enum Want {
     Contained,
 }
 
-/// Runs `fault-app CODE 0 100` without and with libddl: the application's
-/// stdout, exit status and file are the same, `fault_do(CODE)` has the
-/// wanted verdict and the `fault_do(0)` after it is mirrored and matches.
+/// Runs `fault-app CODE 101 0 100` (101: the application pauses 1 s, so
+/// that a hung shadow call is over before it exits) without and with
+/// libddl: the application's stdout, exit status and file are the same,
+/// `fault_do(CODE)` has the wanted verdict and the `fault_do(0)` after it
+/// is mirrored and matches.
 fn check(code: u32, want: Want) {
     let fx = fixtures();
     let tmp = TempDir::new(&format!("fault-{code}"));
@@ -47,6 +49,7 @@ fn check(code: u32, want: Want) {
             .arg("-o")
             .arg(tmp.path().join(out))
             .arg(code.to_string())
+            .arg("101")
             .arg("0")
             .arg("100")
     };
@@ -182,6 +185,14 @@ fn hang_with_every_signal_blocked() {
     check(16, Want::Hang);
 }
 
+/// It blocks every signal with a raw system call, then spins: the timer
+/// cannot interrupt it, so the watchdog gives the shadow thread up (moved
+/// to SCHED_IDLE) and a fresh one mirrors the calls after it.
+#[test]
+fn hang_no_signal_can_interrupt() {
+    check(23, Want::Hang);
+}
+
 /// Its own SIGSEGV handler is never installed: the application's next
 /// SIGSEGV (code 100) is still the application's.
 #[test]
@@ -214,7 +225,10 @@ fn every_kind_in_one_process() {
     let tmp = TempDir::new("fault-all");
     let report = tmp.path().join("report.jsonl");
     let cfg = tmp.write_config(&faults_config(fx, &report));
-    let codes: Vec<String> = (0..=16).chain([19, 20, 21, 22, 0, 100]).map(|c| c.to_string()).collect();
+    let codes: Vec<String> = (0..=15)
+        .chain([101, 16, 101, 19, 20, 21, 22, 23, 101, 0, 100])
+        .map(|c| c.to_string())
+        .collect();
     let app = |out: &str| {
         let mut a = App::new(fx.join("faults/apps/fault-app"))
             .arg("-o")
@@ -234,10 +248,10 @@ fn every_kind_in_one_process() {
     let report = read_report(&report, &ddl);
     assert_invariants(&report);
     let f = report.get("fault_do");
-    // 0, 19, 22 and the last 0 match; 1..=14, 20, 21 fault; 15, 16 hang.
+    // 0, 19, 22 and the last 0 match; 1..=14, 20, 21 fault; 15, 16, 23 hang.
     assert_eq!(
         (f.calls, f.matched, f.shadow_fault, f.shadow_timeout, f.dropped),
-        (22, 4, 16, 2, 0),
+        (23, 4, 16, 3, 0),
         "{f:?}"
     );
     assert!(report.events.is_empty(), "{:?}", report.events);
