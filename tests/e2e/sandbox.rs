@@ -284,3 +284,50 @@ fn soak_a_million_calls_with_faults_and_hangs() {
     assert_eq!((w.calls, w.matched), (100, 100), "mirroring still going: {w:?}");
     assert!(report.events.is_empty(), "{:?}", report.events);
 }
+
+/// 64 application threads calling the boundary at once: no count is lost,
+/// nothing deadlocks (the run is bounded by the harness's timeout).
+#[test]
+fn sixty_four_threads() {
+    let fx = fixtures();
+    let tmp = TempDir::new("threads-64");
+    let app = App::new(fx.join("calc/apps/calc-threads"))
+        .arg("64")
+        .arg("3000")
+        .arg("return")
+        .timeout(std::time::Duration::from_secs(120));
+    let (_, _, report) = run_both(&tmp, &app, crate::apps::calc_config(fx, None));
+    assert_invariants(&report);
+    let c = report.get("calc_add");
+    assert_eq!(c.calls, 192_000, "{c:?}");
+    assert_eq!(c.mirrored + c.dropped, 192_000, "{c:?}");
+    assert_eq!(c.mismatch + c.shadow_fault + c.shadow_timeout + c.unmirrored, 0, "{c:?}");
+}
+
+/// A child that inherits LD_PRELOAD and DDL_CONFIG but whose executable
+/// `attach.exe` does not name (the shell of `system()`) is left untouched:
+/// no report of its own, and the parent's report is as without the child.
+#[test]
+fn children_not_attached_are_untouched() {
+    let fx = fixtures();
+    let tmp = TempDir::new("attach-child");
+    let mut config = crate::apps::calc_config(fx, None);
+    config["attach"] = json!({ "exe": ["calc-stress"] });
+    config["report"] = json!("report-%p.jsonl");
+    let cfg = tmp.write_config(&config);
+    let app = App::new(fx.join("calc/apps/calc-stress")).arg("spawn");
+    let plain = run_plain(&app, tmp.path());
+    let ddl = run_ddl(&app, &cfg, tmp.path());
+    assert_transparent(&plain, &ddl);
+    let mine = format!("report-{}.jsonl", ddl.pid);
+    let report = read_report(&tmp.path().join(&mine), &ddl);
+    assert_eq!(report.get("calc_add").calls, 2);
+    assert_eq!(report.get("calc_div").mismatch, 1);
+    let others: Vec<String> = std::fs::read_dir(tmp.path())
+        .expect("tmp dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("report-") && *n != mine)
+        .collect();
+    assert!(others.is_empty(), "a child that is not attached wrote {others:?}");
+}
