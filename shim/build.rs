@@ -6,8 +6,9 @@
 //! with the new build.
 //!
 //! It also compiles `csrc/contain.c` (the C half of `src/contain.rs`: the
-//! variadic and exit replacements) into a static library linked into
-//! libddl with the `cc` crate.
+//! variadic and exit replacements) and `csrc/observe.c` (the C half of
+//! `src/observe.rs`) into static libraries linked into libddl with the
+//! `cc` crate.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -57,4 +58,16 @@ fn main() {
         .extra_warnings(true)
         .warnings_into_errors(true)
         .compile("ddl_contain");
+
+    // The C half of src/observe.rs (the old build's variadic observers).
+    let observe = manifest.join("csrc/observe.c");
+    println!("cargo:rerun-if-changed={}", observe.display());
+    cc::Build::new()
+        .file(&observe)
+        .flag("-std=gnu11")
+        .flag("-fno-omit-frame-pointer")
+        .warnings(true)
+        .extra_warnings(true)
+        .warnings_into_errors(true)
+        .compile("ddl_observe");
 }

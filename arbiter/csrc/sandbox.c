@@ -84,7 +84,9 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/prctl.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -94,6 +96,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -270,6 +273,150 @@ static int our_timer_signal(struct sbx_thread *t, int sig, siginfo_t *si) {
            si->si_value.sival_int == t->tid;
 }
 
+/* ---- writes to fds 1 and 2 on filtered threads ------------------------
+ *
+ * The backstop's filter also traps write, writev and pwrite64 on fds 1 and
+ * 2 (the new build's libc writing its own messages there: malloc's "double
+ * free detected", __libc_message, a stream it made on fd 2), except when
+ * they come from ddl_sandbox_raw_syscall below (the filter allows that one
+ * instruction address), which is how DDL performs a write on such a thread. */
+
+/* A raw syscall with up to four arguments: DDL's own writes on a filtered
+ * thread. `ddl_sandbox_raw_after` is the address right after its `syscall`
+ * instruction: seccomp_data.instruction_pointer for a syscall made here. */
+long ddl_sandbox_raw_syscall(long nr, long a0, long a1, long a2, long a3);
+extern const char ddl_sandbox_raw_after[];
+__asm__(".text\n"
+        ".globl ddl_sandbox_raw_syscall\n"
+        ".hidden ddl_sandbox_raw_syscall\n"
+        ".type ddl_sandbox_raw_syscall,@function\n"
+        "ddl_sandbox_raw_syscall:\n"
+        "    mov %rdi, %rax\n"
+        "    mov %rsi, %rdi\n"
+        "    mov %rdx, %rsi\n"
+        "    mov %rcx, %rdx\n"
+        "    mov %r8, %r10\n"
+        "    syscall\n"
+        ".globl ddl_sandbox_raw_after\n"
+        ".hidden ddl_sandbox_raw_after\n"
+        "ddl_sandbox_raw_after:\n"
+        "    ret\n"
+        ".size ddl_sandbox_raw_syscall, .-ddl_sandbox_raw_syscall\n");
+
+static atomic_ulong swallowed_writes;
+/* Set by shim/src/contain.rs: records a trapped write of a sandboxed call. */
+static _Atomic(ddl_trapped_write_fn) write_hook;
+
+void ddl_sandbox_set_write_hook(ddl_trapped_write_fn f) { atomic_store(&write_hook, f); }
+unsigned long ddl_sandbox_swallowed_writes(void) { return atomic_load(&swallowed_writes); }
+
+static int is_trapped_write(int nr) {
+    return nr == SYS_write || nr == SYS_writev || nr == SYS_pwrite64;
+}
+
+/* Copies `n` bytes at `src` (the caller's memory, maybe bad) to `dst`
+ * without faulting: 0, or -EFAULT. */
+static long safe_copy(void *dst, const void *src, size_t n) {
+    if (n == 0)
+        return 0;
+    struct iovec l = {dst, n}, r = {(void *)src, n};
+    long got = ddl_sandbox_raw_syscall(SYS_process_vm_readv, getpid(), (long)&l, 1, (long)&r);
+    if (got < 0)
+        return got;
+    return (size_t)got == n ? 0 : -EFAULT;
+}
+
+#define TRAP_COPY_MAX (16u << 20) /* bytes of one trapped write kept */
+
+void ddl_sandbox_diag(const char *buf, size_t len) {
+    while (len > 0) {
+        long n = ddl_sandbox_raw_syscall(SYS_write, 2, (long)buf, (long)len, 0);
+        if (n == -EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+/* A trapped write: inside a sandboxed call (not DDL's own deferred code)
+ * it is recorded through the hook and answered with the byte count; on a
+ * DDL thread outside one (DDL's diagnostics, a panic message) it is
+ * performed; on a thread the new build started it is answered and
+ * counted (ddl_sandbox_swallowed_writes). */
+static void trapped_write(struct sbx_thread *t, int nr, void *ucv) {
+#if defined(__x86_64__)
+    greg_t *g = ((ucontext_t *)ucv)->uc_mcontext.gregs;
+    long fd = g[REG_RDI], a1 = g[REG_RSI], a2 = g[REG_RDX], a3 = g[REG_R10];
+    if (!(t->inside && t->jb) || t->defer) {
+        if (t->initialised) {
+            g[REG_RAX] = ddl_sandbox_raw_syscall(nr, fd, a1, a2, a3);
+            return;
+        }
+    }
+    /* The total, as the kernel would check it. */
+    size_t total = 0;
+    const struct iovec *iov = (const struct iovec *)a1;
+    struct iovec one = {(void *)a1, (size_t)a2};
+    int cnt = 1;
+    if (nr == SYS_writev) {
+        if (a2 < 0 || a2 > IOV_MAX) {
+            g[REG_RAX] = -EINVAL;
+            return;
+        }
+        cnt = (int)a2;
+    } else {
+        iov = &one;
+    }
+    struct iovec v[64];
+    for (int i = 0; i < cnt; i++) {
+        struct iovec cur;
+        if (iov == &one)
+            cur = one;
+        else if (safe_copy(&cur, &iov[i], sizeof cur) != 0) {
+            g[REG_RAX] = -EFAULT;
+            return;
+        }
+        if (i < 64)
+            v[i] = cur;
+        total += cur.iov_len;
+    }
+    if (!(t->inside && t->jb) || t->defer) {
+        atomic_fetch_add(&swallowed_writes, 1);
+        g[REG_RAX] = (long)total;
+        return;
+    }
+    ddl_trapped_write_fn hook = atomic_load(&write_hook);
+    size_t keep = total < TRAP_COPY_MAX ? total : TRAP_COPY_MAX;
+    char *copy = NULL;
+    if (hook && keep > 0) {
+        copy = mmap(NULL, keep, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (copy == MAP_FAILED)
+            copy = NULL;
+    }
+    size_t at = 0;
+    for (int i = 0; copy && i < cnt && i < 64 && at < keep; i++) {
+        size_t n = v[i].iov_len < keep - at ? v[i].iov_len : keep - at;
+        if (safe_copy(copy + at, v[i].iov_base, n) != 0) {
+            munmap(copy, keep);
+            g[REG_RAX] = -EFAULT;
+            return;
+        }
+        at += n;
+    }
+    if (hook)
+        hook(nr, (int)fd, copy, at, total);
+    if (copy)
+        munmap(copy, keep);
+    g[REG_RAX] = (long)total;
+#else
+    (void)t;
+    (void)nr;
+    (void)ucv;
+#endif
+}
+
 static void handler(int sig, siginfo_t *si, void *ucv) {
     void *ra = __builtin_return_address(0);
     struct sbx_thread *t = &T;
@@ -290,6 +437,11 @@ static void handler(int sig, siginfo_t *si, void *ucv) {
             siglongjmp(*t->jb, DDL_CALL_TIMEOUT);
         }
         return; /* late, or from a previous arming: ignored */
+    }
+    if (sig == SIGSYS && si && si->si_code == SYS_SECCOMP && is_trapped_write(si->si_syscall) &&
+        atomic_load_explicit(&backstops, memory_order_relaxed)) {
+        trapped_write(t, si->si_syscall, ucv);
+        return;
     }
     if (sig == SIGSYS && si && si->si_code == SYS_SECCOMP && si->si_syscall == SYS_exit_group &&
         atomic_load_explicit(&backstops, memory_order_relaxed)) {
@@ -706,13 +858,30 @@ int ddl_sandbox_install_backstop(void) {
     int rc = ddl_sandbox_install(); /* SIGSYS must be DDL's first */
     if (rc)
         return rc;
+    /* exit_group: trap. write, writev, pwrite64 on fd 1 or 2: trap unless
+     * made by ddl_sandbox_raw_syscall (its address, both halves). Else
+     * allow. */
+    uint64_t ip = (uint64_t)(uintptr_t)ddl_sandbox_raw_after;
     struct sock_filter code[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 3),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_exit_group, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        /* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        /* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 15),
+        /* 2 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        /* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_exit_group, 11, 0),
+        /* 4 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_write, 3, 0),
+        /* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_writev, 2, 0),
+        /* 6 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pwrite64, 1, 0),
+        /* 7 */ BPF_JUMP(BPF_JMP | BPF_JA, 9, 0, 0),
+        /* 8 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+        /* 9 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 1, 1, 0),
+        /* 10 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 2, 0, 6),
+        /* 11 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer)),
+        /* 12 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)ip, 0, 3),
+        /* 13 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                          offsetof(struct seccomp_data, instruction_pointer) + 4),
+        /* 14 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(ip >> 32), 2, 1),
+        /* 15 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+        /* 16 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+        /* 17 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
 #if !defined(__x86_64__)
     return -ENOSYS;

@@ -6,6 +6,7 @@
 #include "ddl_call.h"
 
 #include <signal.h>
+#include <stddef.h>
 
 /* What ended a sandboxed call with DDL_CALL_FAULT or DDL_CALL_TIMEOUT.
  * For a timeout: signal is the timer signal, code SI_TIMER, addr NULL and pc
@@ -125,5 +126,22 @@ int ddl_sandbox_is_managed(int sig);
  * filter cannot be removed and stays for the thread's life.
  * 0, or a negative errno. */
 int ddl_sandbox_install_backstop(void);
+
+/* The backstop's filter also traps write, writev and pwrite64 on fds 1 and
+ * 2 (except from DDL's own raw syscall). Inside a sandboxed call such a
+ * write is answered with its byte count and given to this hook: the
+ * syscall number, the fd, a copy of the bytes (`copied` of them, at most
+ * 16 MiB; NULL when none) and the total. */
+typedef void (*ddl_trapped_write_fn)(int nr, int fd, const char *bytes, size_t copied,
+                                     size_t total);
+void ddl_sandbox_set_write_hook(ddl_trapped_write_fn f);
+
+/* Trapped writes answered (not performed) on threads that are not DDL's
+ * shadow threads (threads the new build started from a shadow call). */
+unsigned long ddl_sandbox_swallowed_writes(void);
+
+/* Writes `len` bytes to fd 2 past the filter: DDL's own diagnostics, on
+ * any thread. */
+void ddl_sandbox_diag(const char *buf, size_t len);
 
 #endif

@@ -205,6 +205,9 @@ mod ffi {
         pub fn ddl_sandbox_strip_managed(set: *mut libc::sigset_t);
         pub fn ddl_sandbox_is_managed(sig: c_int) -> c_int;
         pub fn ddl_sandbox_install_backstop() -> c_int;
+        pub fn ddl_sandbox_set_write_hook(f: Option<super::TrappedWriteFn>);
+        pub fn ddl_sandbox_swallowed_writes() -> std::ffi::c_ulong;
+        pub fn ddl_sandbox_diag(buf: *const std::ffi::c_char, len: usize);
     }
 }
 
@@ -337,6 +340,17 @@ pub unsafe fn call(c: &mut DdlCall, timeout_ms: u32) -> Result<(), CallFailure> 
 /// `exit_group`, which the filter does not see, or a plain thread `exit`,
 /// which it lets through). Call it before spawning any thread of DDL's own
 /// from the shadow thread. Idempotent per thread.
+///
+/// The same filter traps `write`, `writev` and `pwrite64` on fds 1 and 2
+/// (what the new build's libc writes there by itself: malloc's "double
+/// free detected", `__libc_message`): inside a sandboxed call the write is
+/// answered with its byte count and handed to the [`set_write_hook`] hook
+/// (the shadow's outgoing calls, target `stdout`/`stderr`); on a prepared
+/// thread outside one (DDL's own output, a panic message) the handler
+/// performs it through DDL's raw syscall, the one instruction the filter
+/// lets write there ([`diag`] writes through it directly); on any other
+/// thread that inherited the filter it is answered and counted
+/// ([`swallowed_writes`]). A bad buffer gets `EFAULT`, as from the kernel.
 pub fn install_thread_backstop() -> Result<(), String> {
     // SAFETY: acts on the calling thread only.
     let rc = unsafe { ffi::ddl_sandbox_install_backstop() };
@@ -348,6 +362,43 @@ pub fn install_thread_backstop() -> Result<(), String> {
             errno_text(rc)
         ))
     }
+}
+
+/// What the backstop's write trap hands over for a write to fd 1 or 2 made
+/// inside a sandboxed call: the syscall number (`SYS_write`, `SYS_writev`,
+/// `SYS_pwrite64`), the fd, a copy of the bytes (`copied` of them, at most
+/// 16 MiB; NULL when none) and the total length. It runs inside the SIGSYS
+/// handler, on the shadow thread, with DDL's signals blocked.
+pub type TrappedWriteFn =
+    unsafe extern "C" fn(nr: c_int, fd: c_int, bytes: *const c_char, copied: usize, total: usize);
+
+/// Sets the hook that records the writes to fds 1 and 2 the backstop traps
+/// inside sandboxed calls (`shim::contain` records them as the shadow's
+/// outgoing calls). Without a hook they are answered and not recorded.
+pub fn set_write_hook(f: TrappedWriteFn) {
+    // SAFETY: stores a function pointer.
+    unsafe { ffi::ddl_sandbox_set_write_hook(Some(f)) }
+}
+
+/// Writes to fds 1 and 2 trapped on threads that are not DDL's shadow
+/// threads (threads the new build started from a shadow call): answered
+/// with the byte count, not performed, not recorded.
+pub fn swallowed_writes() -> u64 {
+    // SAFETY: reads an atomic counter.
+    unsafe { ffi::ddl_sandbox_swallowed_writes() as u64 }
+}
+
+/// DDL's own diagnostic line on stderr (`msg` and a newline), written with
+/// a raw `write(2, …)` that the backstop's filter lets through: use it for
+/// anything DDL says from the shadow thread (an `eprintln!` there is
+/// trapped and re-issued by the SIGSYS handler: it works, at the cost of a
+/// signal).
+pub fn diag(msg: &str) {
+    let mut line = String::with_capacity(msg.len() + 1);
+    line.push_str(msg);
+    line.push('\n');
+    // SAFETY: a buffer we own, of that length.
+    unsafe { ffi::ddl_sandbox_diag(line.as_ptr() as *const c_char, line.len()) }
 }
 
 /// How many threads were parked for ever because they tried to end the

@@ -278,10 +278,10 @@ impl Judged {
             let path = self.report_path.take()?;
             match ReportWriter::create(&path, self.records_per_signature) {
                 Ok(w) => self.report = Some(w),
-                Err(e) => eprintln!(
+                Err(e) => crate::sandbox::diag(&format!(
                     "ddl: error: cannot create the report {}: {e}",
                     path.display()
-                ),
+                )),
             }
         }
         self.report.as_mut()
@@ -404,7 +404,7 @@ impl Shadow {
         if self.stopped.swap(true, Ordering::AcqRel) {
             return;
         }
-        eprintln!("ddl: mirroring stopped: {reason}; calls are counted as skipped from now on");
+        crate::sandbox::diag(&format!("ddl: mirroring stopped: {reason}; calls are counted as skipped from now on"));
         let mut j = self.judged.lock().unwrap_or_else(|e| e.into_inner());
         let seq = self.seq.load(Ordering::Relaxed);
         let pid = self.pid;

@@ -166,6 +166,28 @@ pub struct Intercepted {
     pub answer: &'static str,
     /// The replacement's address.
     pub replacement: usize,
+    /// The old build's observer (`crate::observe`): performs the real call
+    /// and, while a mirrored call is in flight on the thread, records it as
+    /// the replacement would. `None`: not observed.
+    pub observer: Option<Observer>,
+}
+
+/// The old build's side of an [`Intercepted`] function (`crate::observe`).
+#[derive(Clone, Copy, Debug)]
+pub struct Observer {
+    /// The observer's address (what the old build's slot is pointed at).
+    pub function: usize,
+    /// Where the observer finds the real function: filled from the slot it
+    /// replaces. `None`: the observer calls libddl's libc itself (the
+    /// variadic printf and syslog families, through their `v` forms).
+    pub real: Option<&'static AtomicUsize>,
+}
+
+impl Intercepted {
+    fn observed(mut self, o: Observer) -> Intercepted {
+        self.observer = Some(o);
+        self
+    }
 }
 
 /// What [`patch_namespace`] did.
@@ -192,10 +214,10 @@ struct Hooks {
     open: unsafe extern "C" fn(*const c_char, c_int, *const c_char, c_int, c_uint) -> c_int,
 }
 
-const TARGET_FD: c_int = 0;
-const TARGET_STREAM: c_int = 1;
-const TARGET_STDOUT: c_int = 2;
-const TARGET_SYSLOG: c_int = 3;
+pub(crate) const TARGET_FD: c_int = 0;
+pub(crate) const TARGET_STREAM: c_int = 1;
+pub(crate) const TARGET_STDOUT: c_int = 2;
+pub(crate) const TARGET_SYSLOG: c_int = 3;
 
 extern "C" {
     fn ddl_contain_set_hooks(h: *const Hooks);
@@ -378,15 +400,15 @@ fn recording() -> bool {
 /// The data of one call: the kept prefix, the length and the hash. Plain
 /// old data on the stack: filled from the new build's memory outside any
 /// deferred section.
-struct Capture {
-    kept: [u8; KEEP],
-    kept_len: usize,
-    total: usize,
-    hash: u64,
+pub(crate) struct Capture {
+    pub(crate) kept: [u8; KEEP],
+    pub(crate) kept_len: usize,
+    pub(crate) total: usize,
+    pub(crate) hash: u64,
 }
 
 impl Capture {
-    fn new() -> Capture {
+    pub(crate) fn new() -> Capture {
         Capture {
             kept: [0; KEEP],
             kept_len: 0,
@@ -395,7 +417,7 @@ impl Capture {
         }
     }
 
-    fn feed_bytes(&mut self, s: &[u8]) {
+    pub(crate) fn feed_bytes(&mut self, s: &[u8]) {
         for &b in s {
             self.hash = (self.hash ^ b as u64).wrapping_mul(0x0100_0000_01b3);
         }
@@ -407,7 +429,7 @@ impl Capture {
 
     /// # Safety
     /// `p` must be readable for `n` bytes (a fault is the call's fault).
-    unsafe fn feed(&mut self, p: *const u8, n: usize) {
+    pub(crate) unsafe fn feed(&mut self, p: *const u8, n: usize) {
         if n == 0 || p.is_null() {
             return;
         }
@@ -416,13 +438,13 @@ impl Capture {
 
     /// # Safety
     /// `s` must be NULL or a C string.
-    unsafe fn feed_cstr(&mut self, s: *const c_char) {
+    pub(crate) unsafe fn feed_cstr(&mut self, s: *const c_char) {
         if !s.is_null() {
             self.feed_bytes(CStr::from_ptr(s).to_bytes());
         }
     }
 
-    fn text(&mut self, args: std::fmt::Arguments) {
+    pub(crate) fn text(&mut self, args: std::fmt::Arguments) {
         let mut t = StackText::new();
         let _ = t.write_fmt(args);
         self.feed_bytes(t.bytes());
@@ -460,7 +482,7 @@ impl std::fmt::Write for StackText {
 /// deferred section). Large on purpose: a path is copied onto the stack,
 /// never into an allocation, outside the deferred section.
 #[allow(clippy::large_enum_variant)]
-enum Target {
+pub(crate) enum Target {
     None,
     Fd(c_int),
     Named(&'static str),
@@ -478,7 +500,7 @@ enum Target {
 impl Target {
     /// # Safety
     /// `p` must be NULL or a C string.
-    unsafe fn path(dirfd: c_int, p: *const c_char) -> Target {
+    pub(crate) unsafe fn path(dirfd: c_int, p: *const c_char) -> Target {
         let mut buf = [0u8; KEEP];
         let mut len = 0;
         if !p.is_null() {
@@ -494,7 +516,7 @@ impl Target {
     ///
     /// # Safety
     /// `fp` must be NULL or a glibc `FILE`.
-    unsafe fn stream(fp: *mut c_void) -> Target {
+    pub(crate) unsafe fn stream(fp: *mut c_void) -> Target {
         if fp.is_null() {
             return Target::Stream(0);
         }
@@ -517,7 +539,7 @@ impl Target {
     }
 
     /// The text of the target. Allocates and locks: deferred sections only.
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Target::None => String::new(),
             Target::Fd(fd) => devnull_path(*fd).unwrap_or_else(|| format!("fd:{fd}")),
@@ -636,7 +658,7 @@ fn devnull_path(fd: c_int) -> Option<String> {
     }
 }
 
-fn remember_devnull(fd: c_int, target: &Target) {
+pub(crate) fn remember_devnull(fd: c_int, target: &Target) {
     sandbox::deferred(|| {
         let Some((dev, ino)) = fd_identity(fd) else {
             return;
@@ -650,7 +672,7 @@ fn remember_devnull(fd: c_int, target: &Target) {
 }
 
 /// The table's `&'static str` for a name the C side passes.
-fn static_name(p: *const c_char) -> &'static str {
+pub(crate) fn static_name(p: *const c_char) -> &'static str {
     if p.is_null() {
         return "?";
     }
@@ -712,7 +734,7 @@ unsafe extern "C" fn r_pwrite64(fd: c_int, buf: *const c_void, n: usize, _off: i
 }
 
 /// The iovec count check the kernel makes.
-fn iov_ok(cnt: c_int) -> bool {
+pub(crate) fn iov_ok(cnt: c_int) -> bool {
     (0..=libc::UIO_MAXIOV).contains(&cnt)
 }
 
@@ -1007,7 +1029,7 @@ path_op!(r_link, "link", two);
 path_op!(r_symlink, "symlink", two);
 
 /// Does an `open` with `flags` write?
-fn opens_for_write(flags: c_int) -> bool {
+pub(crate) fn opens_for_write(flags: c_int) -> bool {
     let acc = flags & libc::O_ACCMODE;
     acc == libc::O_WRONLY
         || acc == libc::O_RDWR
@@ -1015,7 +1037,7 @@ fn opens_for_write(flags: c_int) -> bool {
 }
 
 /// Does a `fopen` mode write?
-fn mode_writes(m: &[u8]) -> bool {
+pub(crate) fn mode_writes(m: &[u8]) -> bool {
     m.iter().any(|c| matches!(c, b'w' | b'a' | b'+'))
 }
 
@@ -1244,7 +1266,7 @@ fn kill_common(function: &'static str, kind: &'static str, id: i64, sig: c_int) 
 }
 
 /// A signal's name without allocating.
-struct SigName(c_int);
+pub(crate) struct SigName(pub(crate) c_int);
 
 impl std::fmt::Display for SigName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -1438,7 +1460,7 @@ fn swap_action(
     prev
 }
 
-fn bad_signal(sig: c_int, setting: bool) -> bool {
+pub(crate) fn bad_signal(sig: c_int, setting: bool) -> bool {
     !(1..NSIG as c_int).contains(&sig)
         || (setting && (sig == libc::SIGKILL || sig == libc::SIGSTOP))
 }
@@ -1643,114 +1665,115 @@ fn table() -> &'static [Intercepted] {
             records,
             answer,
             replacement: replacement as usize,
+            observer: None,
         };
         vec![
             e("exit", Exit, ddl_contain_exit as *const (), EXIT_R, EXIT_A),
             e("_exit", Exit, ddl_contain__exit as *const (), EXIT_R, EXIT_A),
             e("_Exit", Exit, ddl_contain__Exit as *const (), EXIT_R, EXIT_A),
             e("quick_exit", Exit, ddl_contain_quick_exit as *const (), EXIT_R, EXIT_A),
-            e("sigaction", Signal, r_sigaction as *const (), SIG, "0; old = what the new build set last (else the process's, SIG_DFL for DDL's signals); never installed"),
-            e("__sigaction", Signal, r_sigaction_ as *const (), SIG, "as sigaction"),
-            e("signal", Signal, r_signal as *const (), SIG, "the previous handler as recorded; never installed"),
-            e("bsd_signal", Signal, r_bsd_signal as *const (), SIG, "as signal"),
-            e("sysv_signal", Signal, r_sysv_signal as *const (), SIG, "as signal"),
-            e("__sysv_signal", Signal, r_sysv_signal_ as *const (), SIG, "as signal"),
-            e("sigset", Signal, r_sigset as *const (), SIG, "as signal; SIG_HOLD changes nothing"),
+            e("sigaction", Signal, r_sigaction as *const (), SIG, "0; old = what the new build set last (else the process's, SIG_DFL for DDL's signals); never installed").observed(crate::observe::ob!(o_sigaction)),
+            e("__sigaction", Signal, r_sigaction_ as *const (), SIG, "as sigaction").observed(crate::observe::ob!(o___sigaction)),
+            e("signal", Signal, r_signal as *const (), SIG, "the previous handler as recorded; never installed").observed(crate::observe::ob!(o_signal)),
+            e("bsd_signal", Signal, r_bsd_signal as *const (), SIG, "as signal").observed(crate::observe::ob!(o_bsd_signal)),
+            e("sysv_signal", Signal, r_sysv_signal as *const (), SIG, "as signal").observed(crate::observe::ob!(o_sysv_signal)),
+            e("__sysv_signal", Signal, r_sysv_signal_ as *const (), SIG, "as signal").observed(crate::observe::ob!(o___sysv_signal)),
+            e("sigset", Signal, r_sigset as *const (), SIG, "as signal; SIG_HOLD changes nothing").observed(crate::observe::ob!(o_sigset)),
             e("sigprocmask", Signal, r_sigprocmask as *const (), "nothing", "performed without DDL's fault and timer signals in the set"),
             e("pthread_sigmask", Signal, r_pthread_sigmask as *const (), "nothing", "as sigprocmask"),
             e("sigaltstack", Signal, r_sigaltstack as *const (), "nothing", "0; per-thread record, the thread's real alternate stack (DDL's) unchanged"),
-            e("write", Write, r_write as *const (), W, "the size asked for"),
-            e("pwrite", Write, r_pwrite as *const (), W, "the size asked for"),
-            e("pwrite64", Write, r_pwrite64 as *const (), W, "the size asked for"),
-            e("writev", Write, r_writev as *const (), W, "the total size"),
-            e("pwritev", Write, r_pwritev as *const (), W, "the total size"),
-            e("pwritev64", Write, r_pwritev64 as *const (), W, "the total size"),
-            e("pwritev2", Write, r_pwritev2 as *const (), W, "the total size"),
-            e("pwritev64v2", Write, r_pwritev64v2 as *const (), W, "the total size"),
-            e("send", Write, r_send as *const (), W, "the size asked for"),
-            e("sendto", Write, r_sendto as *const (), W, "the size asked for"),
-            e("sendmsg", Write, r_sendmsg as *const (), W, "the total size"),
-            e("sendmmsg", Write, r_sendmmsg as *const (), "one record per message", "vlen; each msg_len set"),
-            e("fwrite", Write, r_fwrite as *const (), W, "nmemb"),
-            e("fwrite_unlocked", Write, r_fwrite_unlocked as *const (), W, "nmemb"),
-            e("fputs", Write, r_fputs as *const (), W, "1"),
-            e("fputs_unlocked", Write, r_fputs_unlocked as *const (), W, "1"),
-            e("fputc", Write, r_fputc as *const (), W, "the character"),
-            e("fputc_unlocked", Write, r_fputc_unlocked as *const (), W, "the character"),
-            e("putc", Write, r_putc as *const (), W, "the character"),
-            e("putc_unlocked", Write, r_putc_unlocked as *const (), W, "the character"),
-            e("_IO_putc", Write, r_io_putc as *const (), W, "the character"),
-            e("putchar", Write, r_putchar as *const (), W, "the character"),
-            e("putchar_unlocked", Write, r_putchar_unlocked as *const (), W, "the character"),
-            e("puts", Write, r_puts as *const (), "stdout, the text and a newline", "length + 1"),
-            e("perror", Write, r_perror as *const (), "stderr, \"s: strerror(errno)\\n\"", "nothing (void)"),
-            e("printf", Write, ddl_contain_printf as *const (), FMT, "the count of characters"),
-            e("vprintf", Write, ddl_contain_vprintf as *const (), FMT, "the count of characters"),
-            e("__printf_chk", Write, ddl_contain_printf_chk as *const (), FMT, "the count of characters"),
-            e("__vprintf_chk", Write, ddl_contain_vprintf_chk as *const (), FMT, "the count of characters"),
-            e("fprintf", Write, ddl_contain_fprintf as *const (), FMT, "the count of characters"),
-            e("vfprintf", Write, ddl_contain_vfprintf as *const (), FMT, "the count of characters"),
-            e("__fprintf_chk", Write, ddl_contain_fprintf_chk as *const (), FMT, "the count of characters"),
-            e("__vfprintf_chk", Write, ddl_contain_vfprintf_chk as *const (), FMT, "the count of characters"),
-            e("dprintf", Write, ddl_contain_dprintf as *const (), FMT, "the count of characters"),
-            e("vdprintf", Write, ddl_contain_vdprintf as *const (), FMT, "the count of characters"),
-            e("__dprintf_chk", Write, ddl_contain_dprintf_chk as *const (), FMT, "the count of characters"),
-            e("__vdprintf_chk", Write, ddl_contain_vdprintf_chk as *const (), FMT, "the count of characters"),
-            e("syslog", Write, ddl_contain_syslog as *const (), FMT, "nothing (void)"),
-            e("vsyslog", Write, ddl_contain_vsyslog as *const (), FMT, "nothing (void)"),
-            e("__syslog_chk", Write, ddl_contain_syslog_chk as *const (), FMT, "nothing (void)"),
-            e("__vsyslog_chk", Write, ddl_contain_vsyslog_chk as *const (), FMT, "nothing (void)"),
-            e("open", File, ddl_contain_open as *const (), OPEN_R, OPEN_A),
-            e("open64", File, ddl_contain_open64 as *const (), OPEN_R, OPEN_A),
-            e("openat", File, ddl_contain_openat as *const (), OPEN_R, OPEN_A),
-            e("openat64", File, ddl_contain_openat64 as *const (), OPEN_R, OPEN_A),
-            e("__open_2", File, r_open_2 as *const (), OPEN_R, OPEN_A),
-            e("__open64_2", File, r_open64_2 as *const (), OPEN_R, OPEN_A),
-            e("__openat_2", File, r_openat_2 as *const (), OPEN_R, OPEN_A),
-            e("__openat64_2", File, r_openat64_2 as *const (), OPEN_R, OPEN_A),
-            e("creat", File, r_creat as *const (), OPEN_R, OPEN_A),
-            e("creat64", File, r_creat64 as *const (), OPEN_R, OPEN_A),
-            e("fopen", File, r_fopen as *const (), "for write: the path and mode", FOPEN_A),
-            e("fopen64", File, r_fopen64 as *const (), "for write: the path and mode", FOPEN_A),
-            e("freopen", File, r_freopen as *const (), "for write: the path and mode", "for write: the stream reopened on /dev/null; else performed"),
-            e("freopen64", File, r_freopen64 as *const (), "for write: the path and mode", "as freopen"),
-            e("unlink", File, r_unlink as *const (), PATH, "0"),
-            e("unlinkat", File, r_unlinkat as *const (), "the path, flags", "0"),
-            e("remove", File, r_remove as *const (), PATH, "0"),
-            e("rename", File, r_rename as *const (), "the old path; the new one as bytes", "0"),
-            e("renameat", File, r_renameat as *const (), "the old path; the new one as bytes", "0"),
-            e("renameat2", File, r_renameat2 as *const (), "the old path; the new one as bytes", "0"),
-            e("truncate", File, r_truncate as *const (), "the path, length=N", "0"),
-            e("truncate64", File, r_truncate64 as *const (), "the path, length=N", "0"),
-            e("ftruncate", File, r_ftruncate as *const (), "the fd, length=N", "0"),
-            e("ftruncate64", File, r_ftruncate64 as *const (), "the fd, length=N", "0"),
-            e("mkdir", File, r_mkdir as *const (), PATH, "0"),
-            e("rmdir", File, r_rmdir as *const (), PATH, "0"),
-            e("chmod", File, r_chmod as *const (), PATH, "0"),
-            e("chown", File, r_chown as *const (), PATH, "0"),
-            e("chdir", File, r_chdir as *const (), PATH, "0"),
-            e("link", File, r_link as *const (), "the new path; the old one as bytes", "0"),
-            e("symlink", File, r_symlink as *const (), "the link path; its target as bytes", "0"),
-            e("kill", Process, r_kill as *const (), "pid:N, the signal", "0 (signal 0, a probe: performed)"),
-            e("killpg", Process, r_killpg as *const (), "pgrp:N, the signal", "0 (signal 0: performed)"),
-            e("sigqueue", Process, r_sigqueue as *const (), "pid:N, the signal", "0 (signal 0: performed)"),
-            e("tgkill", Process, r_tgkill as *const (), "tid:N, the signal", "0 (signal 0: performed)"),
-            e("fork", Process, r_fork as *const (), "the call", "-1, EAGAIN"),
+            e("write", Write, r_write as *const (), W, "the size asked for").observed(crate::observe::ob!(o_write)),
+            e("pwrite", Write, r_pwrite as *const (), W, "the size asked for").observed(crate::observe::ob!(o_pwrite)),
+            e("pwrite64", Write, r_pwrite64 as *const (), W, "the size asked for").observed(crate::observe::ob!(o_pwrite64)),
+            e("writev", Write, r_writev as *const (), W, "the total size").observed(crate::observe::ob!(o_writev)),
+            e("pwritev", Write, r_pwritev as *const (), W, "the total size").observed(crate::observe::ob!(o_pwritev)),
+            e("pwritev64", Write, r_pwritev64 as *const (), W, "the total size").observed(crate::observe::ob!(o_pwritev64)),
+            e("pwritev2", Write, r_pwritev2 as *const (), W, "the total size").observed(crate::observe::ob!(o_pwritev2)),
+            e("pwritev64v2", Write, r_pwritev64v2 as *const (), W, "the total size").observed(crate::observe::ob!(o_pwritev64v2)),
+            e("send", Write, r_send as *const (), W, "the size asked for").observed(crate::observe::ob!(o_send)),
+            e("sendto", Write, r_sendto as *const (), W, "the size asked for").observed(crate::observe::ob!(o_sendto)),
+            e("sendmsg", Write, r_sendmsg as *const (), W, "the total size").observed(crate::observe::ob!(o_sendmsg)),
+            e("sendmmsg", Write, r_sendmmsg as *const (), "one record per message", "vlen; each msg_len set").observed(crate::observe::ob!(o_sendmmsg)),
+            e("fwrite", Write, r_fwrite as *const (), W, "nmemb").observed(crate::observe::ob!(o_fwrite)),
+            e("fwrite_unlocked", Write, r_fwrite_unlocked as *const (), W, "nmemb").observed(crate::observe::ob!(o_fwrite_unlocked)),
+            e("fputs", Write, r_fputs as *const (), W, "1").observed(crate::observe::ob!(o_fputs)),
+            e("fputs_unlocked", Write, r_fputs_unlocked as *const (), W, "1").observed(crate::observe::ob!(o_fputs_unlocked)),
+            e("fputc", Write, r_fputc as *const (), W, "the character").observed(crate::observe::ob!(o_fputc)),
+            e("fputc_unlocked", Write, r_fputc_unlocked as *const (), W, "the character").observed(crate::observe::ob!(o_fputc_unlocked)),
+            e("putc", Write, r_putc as *const (), W, "the character").observed(crate::observe::ob!(o_putc)),
+            e("putc_unlocked", Write, r_putc_unlocked as *const (), W, "the character").observed(crate::observe::ob!(o_putc_unlocked)),
+            e("_IO_putc", Write, r_io_putc as *const (), W, "the character").observed(crate::observe::ob!(o__IO_putc)),
+            e("putchar", Write, r_putchar as *const (), W, "the character").observed(crate::observe::ob!(o_putchar)),
+            e("putchar_unlocked", Write, r_putchar_unlocked as *const (), W, "the character").observed(crate::observe::ob!(o_putchar_unlocked)),
+            e("puts", Write, r_puts as *const (), "stdout, the text and a newline", "length + 1").observed(crate::observe::ob!(o_puts)),
+            e("perror", Write, r_perror as *const (), "stderr, \"s: strerror(errno)\\n\"", "nothing (void)").observed(crate::observe::ob!(o_perror)),
+            e("printf", Write, ddl_contain_printf as *const (), FMT, "the count of characters").observed(crate::observe::obc!(ddl_observe_printf)),
+            e("vprintf", Write, ddl_contain_vprintf as *const (), FMT, "the count of characters").observed(crate::observe::obc!(ddl_observe_vprintf)),
+            e("__printf_chk", Write, ddl_contain_printf_chk as *const (), FMT, "the count of characters").observed(crate::observe::obc!(ddl_observe_printf_chk)),
+            e("__vprintf_chk", Write, ddl_contain_vprintf_chk as *const (), FMT, "the count of characters").observed(crate::observe::obc!(ddl_observe_vprintf_chk)),
+            e("fprintf", Write, ddl_contain_fprintf as *const (), FMT, "the count of characters").observed(crate::observe::obc!(ddl_observe_fprintf)),
+            e("vfprintf", Write, ddl_contain_vfprintf as *const (), FMT, "the count of characters").observed(crate::observe::obc!(ddl_observe_vfprintf)),
+            e("__fprintf_chk", Write, ddl_contain_fprintf_chk as *const (), FMT, "the count of characters").observed(crate::observe::obc!(ddl_observe_fprintf_chk)),
+            e("__vfprintf_chk", Write, ddl_contain_vfprintf_chk as *const (), FMT, "the count of characters").observed(crate::observe::obc!(ddl_observe_vfprintf_chk)),
+            e("dprintf", Write, ddl_contain_dprintf as *const (), FMT, "the count of characters").observed(crate::observe::obc!(ddl_observe_dprintf)),
+            e("vdprintf", Write, ddl_contain_vdprintf as *const (), FMT, "the count of characters").observed(crate::observe::obc!(ddl_observe_vdprintf)),
+            e("__dprintf_chk", Write, ddl_contain_dprintf_chk as *const (), FMT, "the count of characters").observed(crate::observe::obc!(ddl_observe_dprintf_chk)),
+            e("__vdprintf_chk", Write, ddl_contain_vdprintf_chk as *const (), FMT, "the count of characters").observed(crate::observe::obc!(ddl_observe_vdprintf_chk)),
+            e("syslog", Write, ddl_contain_syslog as *const (), FMT, "nothing (void)").observed(crate::observe::obc!(ddl_observe_syslog)),
+            e("vsyslog", Write, ddl_contain_vsyslog as *const (), FMT, "nothing (void)").observed(crate::observe::obc!(ddl_observe_vsyslog)),
+            e("__syslog_chk", Write, ddl_contain_syslog_chk as *const (), FMT, "nothing (void)").observed(crate::observe::obc!(ddl_observe_syslog_chk)),
+            e("__vsyslog_chk", Write, ddl_contain_vsyslog_chk as *const (), FMT, "nothing (void)").observed(crate::observe::obc!(ddl_observe_vsyslog_chk)),
+            e("open", File, ddl_contain_open as *const (), OPEN_R, OPEN_A).observed(crate::observe::obc!(ddl_observe_open, ddl_observe_real_open)),
+            e("open64", File, ddl_contain_open64 as *const (), OPEN_R, OPEN_A).observed(crate::observe::obc!(ddl_observe_open64, ddl_observe_real_open64)),
+            e("openat", File, ddl_contain_openat as *const (), OPEN_R, OPEN_A).observed(crate::observe::obc!(ddl_observe_openat, ddl_observe_real_openat)),
+            e("openat64", File, ddl_contain_openat64 as *const (), OPEN_R, OPEN_A).observed(crate::observe::obc!(ddl_observe_openat64, ddl_observe_real_openat64)),
+            e("__open_2", File, r_open_2 as *const (), OPEN_R, OPEN_A).observed(crate::observe::ob!(o___open_2)),
+            e("__open64_2", File, r_open64_2 as *const (), OPEN_R, OPEN_A).observed(crate::observe::ob!(o___open64_2)),
+            e("__openat_2", File, r_openat_2 as *const (), OPEN_R, OPEN_A).observed(crate::observe::ob!(o___openat_2)),
+            e("__openat64_2", File, r_openat64_2 as *const (), OPEN_R, OPEN_A).observed(crate::observe::ob!(o___openat64_2)),
+            e("creat", File, r_creat as *const (), OPEN_R, OPEN_A).observed(crate::observe::ob!(o_creat)),
+            e("creat64", File, r_creat64 as *const (), OPEN_R, OPEN_A).observed(crate::observe::ob!(o_creat64)),
+            e("fopen", File, r_fopen as *const (), "for write: the path and mode", FOPEN_A).observed(crate::observe::ob!(o_fopen)),
+            e("fopen64", File, r_fopen64 as *const (), "for write: the path and mode", FOPEN_A).observed(crate::observe::ob!(o_fopen64)),
+            e("freopen", File, r_freopen as *const (), "for write: the path and mode", "for write: the stream reopened on /dev/null; else performed").observed(crate::observe::ob!(o_freopen)),
+            e("freopen64", File, r_freopen64 as *const (), "for write: the path and mode", "as freopen").observed(crate::observe::ob!(o_freopen64)),
+            e("unlink", File, r_unlink as *const (), PATH, "0").observed(crate::observe::ob!(o_unlink)),
+            e("unlinkat", File, r_unlinkat as *const (), "the path, flags", "0").observed(crate::observe::ob!(o_unlinkat)),
+            e("remove", File, r_remove as *const (), PATH, "0").observed(crate::observe::ob!(o_remove)),
+            e("rename", File, r_rename as *const (), "the old path; the new one as bytes", "0").observed(crate::observe::ob!(o_rename)),
+            e("renameat", File, r_renameat as *const (), "the old path; the new one as bytes", "0").observed(crate::observe::ob!(o_renameat)),
+            e("renameat2", File, r_renameat2 as *const (), "the old path; the new one as bytes", "0").observed(crate::observe::ob!(o_renameat2)),
+            e("truncate", File, r_truncate as *const (), "the path, length=N", "0").observed(crate::observe::ob!(o_truncate)),
+            e("truncate64", File, r_truncate64 as *const (), "the path, length=N", "0").observed(crate::observe::ob!(o_truncate64)),
+            e("ftruncate", File, r_ftruncate as *const (), "the fd, length=N", "0").observed(crate::observe::ob!(o_ftruncate)),
+            e("ftruncate64", File, r_ftruncate64 as *const (), "the fd, length=N", "0").observed(crate::observe::ob!(o_ftruncate64)),
+            e("mkdir", File, r_mkdir as *const (), PATH, "0").observed(crate::observe::ob!(o_mkdir)),
+            e("rmdir", File, r_rmdir as *const (), PATH, "0").observed(crate::observe::ob!(o_rmdir)),
+            e("chmod", File, r_chmod as *const (), PATH, "0").observed(crate::observe::ob!(o_chmod)),
+            e("chown", File, r_chown as *const (), PATH, "0").observed(crate::observe::ob!(o_chown)),
+            e("chdir", File, r_chdir as *const (), PATH, "0").observed(crate::observe::ob!(o_chdir)),
+            e("link", File, r_link as *const (), "the new path; the old one as bytes", "0").observed(crate::observe::ob!(o_link)),
+            e("symlink", File, r_symlink as *const (), "the link path; its target as bytes", "0").observed(crate::observe::ob!(o_symlink)),
+            e("kill", Process, r_kill as *const (), "pid:N, the signal", "0 (signal 0, a probe: performed)").observed(crate::observe::ob!(o_kill)),
+            e("killpg", Process, r_killpg as *const (), "pgrp:N, the signal", "0 (signal 0: performed)").observed(crate::observe::ob!(o_killpg)),
+            e("sigqueue", Process, r_sigqueue as *const (), "pid:N, the signal", "0 (signal 0: performed)").observed(crate::observe::ob!(o_sigqueue)),
+            e("tgkill", Process, r_tgkill as *const (), "tid:N, the signal", "0 (signal 0: performed)").observed(crate::observe::ob!(o_tgkill)),
+            e("fork", Process, r_fork as *const (), "the call", "-1, EAGAIN").observed(crate::observe::ob!(o_fork)),
             e("vfork", Process, r_vfork as *const (), "the call", "-1, EAGAIN"),
-            e("_Fork", Process, r_fork_c as *const (), "the call", "-1, EAGAIN"),
-            e("system", Process, r_system as *const (), "sh, the command", "-1, EAGAIN (system(NULL): 0, no shell)"),
-            e("popen", Process, r_popen as *const (), "sh, the command", "NULL, EAGAIN"),
-            e("execve", Process, r_execve as *const (), EXEC, "-1, EAGAIN"),
-            e("execv", Process, r_execv as *const (), EXEC, "-1, EAGAIN"),
-            e("execvp", Process, r_execvp as *const (), EXEC, "-1, EAGAIN"),
-            e("execvpe", Process, r_execvpe as *const (), EXEC, "-1, EAGAIN"),
+            e("_Fork", Process, r_fork_c as *const (), "the call", "-1, EAGAIN").observed(crate::observe::ob!(o__Fork)),
+            e("system", Process, r_system as *const (), "sh, the command", "-1, EAGAIN (system(NULL): 0, no shell)").observed(crate::observe::ob!(o_system)),
+            e("popen", Process, r_popen as *const (), "sh, the command", "NULL, EAGAIN").observed(crate::observe::ob!(o_popen)),
+            e("execve", Process, r_execve as *const (), EXEC, "-1, EAGAIN").observed(crate::observe::ob!(o_execve)),
+            e("execv", Process, r_execv as *const (), EXEC, "-1, EAGAIN").observed(crate::observe::ob!(o_execv)),
+            e("execvp", Process, r_execvp as *const (), EXEC, "-1, EAGAIN").observed(crate::observe::ob!(o_execvp)),
+            e("execvpe", Process, r_execvpe as *const (), EXEC, "-1, EAGAIN").observed(crate::observe::ob!(o_execvpe)),
             e("execl", Process, r_execl as *const (), "the path (the arguments are variadic: not kept)", "-1, EAGAIN"),
             e("execlp", Process, r_execlp as *const (), "the path (the arguments are variadic: not kept)", "-1, EAGAIN"),
             e("execle", Process, r_execle as *const (), "the path (the arguments are variadic: not kept)", "-1, EAGAIN"),
-            e("fexecve", Process, r_fexecve as *const (), EXEC, "-1, EAGAIN"),
-            e("execveat", Process, r_execveat as *const (), EXEC, "-1, EAGAIN"),
-            e("posix_spawn", Process, r_posix_spawn as *const (), EXEC, "EAGAIN (returned)"),
-            e("posix_spawnp", Process, r_posix_spawnp as *const (), EXEC, "EAGAIN (returned)"),
+            e("fexecve", Process, r_fexecve as *const (), EXEC, "-1, EAGAIN").observed(crate::observe::ob!(o_fexecve)),
+            e("execveat", Process, r_execveat as *const (), EXEC, "-1, EAGAIN").observed(crate::observe::ob!(o_execveat)),
+            e("posix_spawn", Process, r_posix_spawn as *const (), EXEC, "EAGAIN (returned)").observed(crate::observe::ob!(o_posix_spawn)),
+            e("posix_spawnp", Process, r_posix_spawnp as *const (), EXEC, "EAGAIN (returned)").observed(crate::observe::ob!(o_posix_spawnp)),
         ]
     })
 }
@@ -1855,7 +1878,28 @@ fn install_hooks() {
         };
         // SAFETY: the C side copies the struct.
         unsafe { ddl_contain_set_hooks(&h) };
+        sandbox::set_write_hook(trapped_write);
     });
+}
+
+/// The backstop's write trap (`arbiter::sandbox::set_write_hook`): a write
+/// to fd 1 or 2 that the new build's libc made by itself inside a
+/// sandboxed call, recorded under the syscall's name with target
+/// `stdout`/`stderr`. Runs in the SIGSYS handler (DDL's signals blocked).
+unsafe extern "C" fn trapped_write(nr: c_int, fd: c_int, bytes: *const c_char, copied: usize, total: usize) {
+    if !recording() {
+        return;
+    }
+    let function = match nr as libc::c_long {
+        libc::SYS_writev => "writev",
+        libc::SYS_pwrite64 => "pwrite64",
+        _ => "write",
+    };
+    let mut cap = Capture::new();
+    cap.feed(bytes as *const u8, copied);
+    cap.total = total;
+    let target = Target::Named(if fd == 1 { "stdout" } else { "stderr" });
+    commit(function, &target, &cap);
 }
 
 /// Points every reference of the new build's namespace (the namespace of
@@ -2070,6 +2114,12 @@ pub unsafe fn patch_namespace(
         }
     }
     Ok(report)
+}
+
+/// Is a namespace of the new build contained now (patched by
+/// [`patch_namespace`], not forgotten)?
+pub fn namespace_patched() -> bool {
+    live_namespaces().next().is_some()
 }
 
 /// Forgets the namespace of `handle` (before `dlclose` unloads it): its

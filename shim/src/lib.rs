@@ -19,6 +19,7 @@ mod cxxrt;
 pub mod elf;
 pub mod interpose;
 pub mod namespace;
+pub mod observe;
 pub mod rebind;
 pub mod runtime;
 pub mod wrapper;

@@ -501,6 +501,7 @@ fn objects_changed_locked(s: &Session, st: &mut State, objs: &[LoadedObject]) {
             log_info(&format!("cannot rebind {}: {e}", obj.short_name()));
         }
     }
+    crate::observe::patch_old_build(objs.iter().find(|o| o.lmap == old_lmap));
     if let Err(e) = patch_vtables(s, st) {
         log_info(&format!("cannot patch the vtables: {e}"));
     }
@@ -988,6 +989,7 @@ pub fn before_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) -> bool {
         .collect();
     // SAFETY: the application's own arguments, read within their annotated sizes.
     let inputs = unsafe { capture_inputs(&f.sig, &raw) };
+    crate::observe::discard_observed();
     *t.pending.borrow_mut() = Some(Pending {
         seq,
         errno_before: t.entry_errno.get(),
@@ -1012,6 +1014,9 @@ pub fn after_call(ctx: &'static FnCtx, frame: &Frame, t: &ThreadState) {
     let mut primary = unsafe { capture_outputs(&f.sig, &p.raw, &ret, &p.inputs, &p.inputs.deep) };
     if f.wants_errno {
         primary.errno = Some(t.primary_errno.get());
+    }
+    if crate::observe::patched() {
+        primary.outgoing = Some(crate::observe::take_observed());
     }
     let inv = Box::new(Invocation {
         seq: p.seq,
@@ -1041,7 +1046,7 @@ pub fn after_throw(ctx: &'static FnCtx, t: &ThreadState, ex: arbiter::compare::E
         outputs: vec![arbiter::value::Value::None; f.sig.params.len()],
         errno: None,
         exception: Some(ex),
-        outgoing: None,
+        outgoing: crate::observe::patched().then(crate::observe::take_observed),
     };
     let inv = Box::new(Invocation {
         seq: p.seq,

@@ -30,6 +30,7 @@ mod cxx;
 mod expect;
 mod harness;
 mod numpy;
+mod outgoing;
 mod review;
 mod sandbox;
 mod stateful;
