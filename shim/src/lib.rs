@@ -22,6 +22,7 @@ pub mod namespace;
 pub mod observe;
 pub mod rebind;
 pub mod runtime;
+pub mod signals;
 pub mod wrapper;
 
 /// libddl's constructor: read the config and, if the old build is already

@@ -259,6 +259,9 @@ pub fn boot() {
         config,
     });
     SESSION.store(Box::leak(session), Ordering::Release);
+    // The application's signal-handler changes are announced from now on:
+    // the sandbox need not re-read them before every shadow call.
+    crate::signals::announce_changes();
     // SAFETY: registering a plain extern "C" function for the child side of fork.
     unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
     objects_changed();
