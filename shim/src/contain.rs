@@ -1956,13 +1956,17 @@ pub unsafe fn patch_namespace(
         lmid: lmid as i64,
         ..Default::default()
     };
-    let libc_obj = chain
-        .iter()
-        .find(|o| {
-            let f = o.obj.name.rsplit('/').next().unwrap_or("");
-            f.starts_with("libc.so") || f.starts_with("libc-")
-        })
-        .ok_or_else(|| "contain: the namespace has no libc".to_string())?;
+    let Some(libc_obj) = chain.iter().find(|o| {
+        let f = o.obj.name.rsplit('/').next().unwrap_or("");
+        f.starts_with("libc.so") || f.starts_with("libc-")
+    }) else {
+        // A build that links no libc calls none of libc's functions:
+        // nothing to patch (its raw system calls are beyond any table).
+        report
+            .skipped
+            .push("the namespace has no libc: nothing to patch".into());
+        return Ok(report);
+    };
     // A handle of the namespace's libc (a dependency's link_map is no
     // handle: its search list is empty); the reference is dropped at the
     // end, so the namespace can still be unloaded.
@@ -1991,7 +1995,15 @@ pub unsafe fn patch_namespace(
             for old in live_namespaces().filter(|n| n.lmid == lmid) {
                 old.alive.store(false, Ordering::Release);
             }
-            let n = REG_LEN.load(Ordering::Acquire);
+            // A slot of an unloaded namespace is reused (its entry stays
+            // leaked: a reader may still hold it); else the next free one.
+            let len = REG_LEN.load(Ordering::Acquire);
+            let reuse = (0..len.min(MAX_NS)).find(|&i| {
+                let p = REGISTRY[i].load(Ordering::Acquire);
+                // SAFETY: entries are leaked boxes, never freed.
+                p.is_null() || !unsafe { &*p }.alive.load(Ordering::Acquire)
+            });
+            let n = reuse.unwrap_or(len);
             if n >= MAX_NS {
                 return Err("contain: too many namespaces patched".into());
             }
@@ -2015,7 +2027,9 @@ pub unsafe fn patch_namespace(
                 return Err("contain: the namespace's libc lacks fopen/fdopen/freopen".into());
             }
             REGISTRY[n].store(ns as *const Ns as *mut Ns, Ordering::Release);
-            REG_LEN.store(n + 1, Ordering::Release);
+            if n == len {
+                REG_LEN.store(n + 1, Ordering::Release);
+            }
             ns
         }
     };

@@ -72,8 +72,11 @@ impl NewBuild {
         // Its exits, signal functions and side effects are DDL's from now on.
         // SAFETY: a live dlmopen handle of a namespace of its own, loaded
         // with RTLD_NOW (nothing of it is being relocated).
+        // A namespace that cannot be contained is never called.
         if let Err(e) = unsafe { crate::contain::patch_namespace(handle, intercept) } {
-            crate::runtime::log_info(&format!("the new build's namespace is not contained: {e}"));
+            crate::contain::forget_namespace(handle);
+            crate::interpose::real_dlclose(handle);
+            return Err(format!("its namespace cannot be contained: {e}"));
         }
         let mut lmap: *mut crate::elf::LinkMap = std::ptr::null_mut();
         // SAFETY: dlinfo on the live handle, into a pointer-sized slot.

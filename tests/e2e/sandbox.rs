@@ -28,10 +28,14 @@ enum Want {
     Exit(i64, &'static str),
     /// `shadow_timeout`.
     Hang,
-    /// A match: the misbehaviour (a signal handler, a signal mask) was kept
-    /// from the process; the application's own SIGSEGV (code 100) after it
-    /// still reaches the application's handler.
+    /// A match: the misbehaviour (a signal mask) was kept from the
+    /// process; the application's own SIGSEGV (code 100) after it still
+    /// reaches the application's handler.
     Contained,
+    /// A mismatch whose only difference is the first outgoing call, which
+    /// the new build made and the old one did not (this function); it was
+    /// kept from the process.
+    Outgoing(&'static str),
 }
 
 /// Runs `fault-app CODE 101 0 100` (101: the application pauses 1 s, so
@@ -95,6 +99,14 @@ fn check(code: u32, want: Want) {
                 Want::Hang => {
                     assert_eq!(r["verdict"], "shadow_timeout", "{r}");
                     assert_eq!(f.shadow_timeout, 1, "{f:?}");
+                }
+                Want::Outgoing(function) => {
+                    assert_eq!(r["verdict"], "mismatch", "{r}");
+                    assert_eq!(r["diffs"].as_array().map(Vec::len), Some(1), "{r}");
+                    let d = &r["diffs"][0];
+                    assert_eq!(d["path"], "outgoing[0]", "{r}");
+                    assert_eq!(d["primary"], Value::Null, "{r}");
+                    assert_eq!(d["shadow"]["function"], function, "{r}");
                 }
                 Want::Contained => unreachable!(),
             }
@@ -194,10 +206,11 @@ fn hang_no_signal_can_interrupt() {
 }
 
 /// Its own SIGSEGV handler is never installed: the application's next
-/// SIGSEGV (code 100) is still the application's.
+/// SIGSEGV (code 100) is still the application's; installing it is an
+/// outgoing call the old build does not make (a mismatch).
 #[test]
 fn own_sigsegv_handler() {
-    check(19, Want::Contained);
+    check(19, Want::Outgoing("sigaction"));
 }
 
 #[test]
@@ -248,10 +261,11 @@ fn every_kind_in_one_process() {
     let report = read_report(&report, &ddl);
     assert_invariants(&report);
     let f = report.get("fault_do");
-    // 0, 19, 22 and the last 0 match; 1..=14, 20, 21 fault; 15, 16, 23 hang.
+    // 0, 22 and the last 0 match; 19 differs in its outgoing calls;
+    // 1..=14, 20, 21 fault; 15, 16, 23 hang.
     assert_eq!(
-        (f.calls, f.matched, f.shadow_fault, f.shadow_timeout, f.dropped),
-        (23, 4, 16, 3, 0),
+        (f.calls, f.matched, f.mismatch, f.shadow_fault, f.shadow_timeout, f.dropped),
+        (23, 3, 1, 16, 3, 0),
         "{f:?}"
     );
     assert!(report.events.is_empty(), "{:?}", report.events);
