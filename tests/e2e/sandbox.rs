@@ -345,3 +345,48 @@ fn children_not_attached_are_untouched() {
         .collect();
     assert!(others.is_empty(), "a child that is not attached wrote {others:?}");
 }
+
+/// When no namespace can be had any more (here: every fault is inside the
+/// new build's libc, so no poisoned namespace can be unloaded, and the
+/// budget of kept ones runs out), mirroring stops: the report says when and
+/// why (an event line), stderr says so once, and every later call is
+/// counted as `skipped`; the application never notices.
+#[test]
+fn mirroring_stops_when_no_namespace_is_left() {
+    let fx = fixtures();
+    let tmp = TempDir::new("fault-budget");
+    let report = tmp.path().join("report.jsonl");
+    let cfg = tmp.write_config(&faults_config(fx, &report));
+    let app = |out: &str| {
+        let mut a = App::new(fx.join("faults/apps/fault-app"))
+            .arg("-o")
+            .arg(tmp.path().join(out));
+        for _ in 0..12 {
+            a = a.arg("5"); // abort(): the PC is in the new build's libc
+        }
+        a.arg("101").arg("0").arg("0")
+    };
+    let plain = run_plain(&app("plain.out"), tmp.path());
+    let ddl = run_ddl(&app("ddl.out"), &cfg, tmp.path());
+    assert_eq!(plain.stdout, ddl.stdout);
+    assert_eq!(plain.status, ddl.status);
+    let said: Vec<&str> = ddl
+        .stderr
+        .lines()
+        .filter(|l| l.contains("mirroring stopped"))
+        .collect();
+    assert_eq!(said.len(), 1, "said once: {}", ddl.stderr);
+    let report = read_report(&report, &ddl);
+    assert_invariants(&report);
+    assert_eq!(report.events.len(), 1, "{:?}", report.events);
+    let e = &report.events[0];
+    assert_eq!(e["event"], "mirroring_stopped", "{e}");
+    assert!(e["reason"].as_str().unwrap_or_default().contains("could not be unloaded"), "{e}");
+    let f = report.get("fault_do");
+    assert_eq!(f.calls, 14, "{f:?}");
+    // Nine faults used the budget of eight kept namespaces up; what was
+    // queued after is unmirrored, and the calls made later are skipped.
+    assert_eq!(f.shadow_fault, 9, "{f:?}");
+    assert!(f.skipped >= 2, "the last calls are skipped: {f:?}");
+    assert_eq!(f.mismatch + f.matched, 0, "{f:?}");
+}
