@@ -16,6 +16,7 @@
 #   16 hang (every signal blocked)       17 printf on stdout
 #   18 write(1)       19 own SIGSEGV handler (_exit 97 if it runs)
 #   20 raise(SIGSYS)  21 int3 (SIGTRAP)  22 blocks SIGSEGV/SIGALRM/SIGRT*, returns
+#   23 hang (raw rt_sigprocmask)         24 a thread it starts faults (joined)
 # int fault_write(int fd, const char *s): both builds write s to fd.
 # fault-app [-o FILE] [CODE...]: one fault_do(CODE, 7) and one fault_write
 # to FILE per code (all codes when none is given); code 100 is the app's own

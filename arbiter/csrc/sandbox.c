@@ -47,11 +47,24 @@
  * per-call re-check can go.
  *
  * Timeouts: each prepared thread owns a POSIX timer (CLOCK_MONOTONIC,
- * SIGEV_THREAD_ID to itself, the timer signal) armed for timeout_ms around
- * the call and disarmed on every path. The handler takes a timer signal as
- * the timeout only when the thread is inside a call it armed the timer for
- * and the timer has expired (timer_gettime reads 0); a late one (the call
- * ended meanwhile, or a previous arming's) is ignored.
+ * SIGEV_THREAD_ID to itself, the timer signal), but no system call is made
+ * per call: a call with a time limit only stores its start time
+ * (CLOCK_MONOTONIC_COARSE, read through the vDSO: a few ns) and its limit
+ * (timeout plus the coarse clock's resolution, so that a call is never
+ * taken early) in atomics of its thread. A monitor thread (started by the
+ * first such call, every signal blocked) looks at every prepared thread
+ * every timeout/4 (clamped to 1..250 ms) and fires the timer of a thread
+ * whose call is past its limit at once; the handler takes the timer signal
+ * as the timeout only when the thread is inside a call with a limit whose
+ * elapsed time (read again) reached it, so a late signal (the call ended,
+ * another began) is ignored. The timeout fires within timeout + timeout/4
+ * + two ticks of the coarse clock (200 ms: at most about 258 ms). A
+ * periodic per-thread timer would do without the monitor, but its ticks
+ * would interrupt the new build's blocking calls (nanosleep, poll: EINTR,
+ * SA_RESTART or not) long before any limit; the monitor signals a thread
+ * only when its call is over the limit. With no call in flight for two
+ * rounds the monitor sleeps on a futex; the next call wakes it (one system
+ * call on that transition only).
  *
  * Exits (DDL_CALL_EXIT): shim/src/contain.rs points the new build's
  * references to exit, _exit, _Exit and quick_exit at stubs
@@ -83,6 +96,7 @@
 #include <link.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
+#include <linux/futex.h>
 #include <linux/seccomp.h>
 #include <limits.h>
 #include <stddef.h>
@@ -92,6 +106,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <alloca.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -134,6 +149,8 @@ static atomic_uint recheck_every = 1;
 static atomic_ulong parked;
 static atomic_ulong deferred_timeouts;
 static atomic_int backstops; /* threads that installed the exit backstop */
+static clockid_t call_clock = CLOCK_MONOTONIC; /* CLOCK_MONOTONIC_COARSE when it exists */
+static long long call_clock_res;               /* its resolution, ns */
 
 #ifndef SYS_SECCOMP
 #define SYS_SECCOMP 1
@@ -141,7 +158,14 @@ static atomic_int backstops; /* threads that installed the exit backstop */
 
 struct sbx_thread {
     volatile sig_atomic_t inside;
-    volatile sig_atomic_t armed;
+    volatile sig_atomic_t armed; /* the current call has a time limit */
+    _Atomic long long call_start; /* its start (clock_ns); 0: none (read by the monitor) */
+    _Atomic long long limit_ns;   /* its limit, plus the clock's resolution */
+    atomic_uint period_ms;        /* how often the monitor must look at it */
+    int registered;               /* in the monitor's table */
+    int nb;                      /* a thread the new build started (nb_trampoline) */
+    void *nb_start;              /* its start routine */
+    long nb_tag;                 /* its namespace (ddl_sandbox_spawn's tag) */
     sigjmp_buf *jb;
     struct ddl_fault *fault;
     int initialised;
@@ -268,6 +292,21 @@ static void record(struct sbx_thread *t, int sig, siginfo_t *si, void *ucv) {
     f->pc = pc_of(ucv);
 }
 
+/* The calls' clock, in ns (vDSO: no system call). */
+static long long clock_ns(void) {
+    struct timespec ts;
+    clock_gettime(call_clock, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Fires the thread's timer at once. */
+static void fire_timer(struct sbx_thread *t) {
+    struct itimerspec its;
+    memset(&its, 0, sizeof its);
+    its.it_value.tv_nsec = 1000;
+    timer_settime(t->timer, 0, &its, NULL);
+}
+
 static int our_timer_signal(struct sbx_thread *t, int sig, siginfo_t *si) {
     return sig == timer_sig && si && si->si_code == SI_TIMER && t->tid != 0 &&
            si->si_value.sival_int == t->tid;
@@ -382,7 +421,7 @@ static void trapped_write(struct sbx_thread *t, int nr, void *ucv) {
             v[i] = cur;
         total += cur.iov_len;
     }
-    if (!(t->inside && t->jb) || t->defer) {
+    if (!(t->inside && t->jb) || t->defer || t->nb) {
         atomic_fetch_add(&swallowed_writes, 1);
         g[REG_RAX] = (long)total;
         return;
@@ -417,13 +456,16 @@ static void trapped_write(struct sbx_thread *t, int nr, void *ucv) {
 #endif
 }
 
+static void push_thread_fault(const struct ddl_fault *f, int status, int after, void *start,
+                              long tag);
+
 static void handler(int sig, siginfo_t *si, void *ucv) {
     void *ra = __builtin_return_address(0);
     struct sbx_thread *t = &T;
     if (our_timer_signal(t, sig, si)) {
-        struct itimerspec now;
-        if (t->inside && t->armed && t->jb && timer_gettime(t->timer, &now) == 0 &&
-            now.it_value.tv_sec == 0 && now.it_value.tv_nsec == 0) {
+        if (t->inside && t->armed && t->jb &&
+            clock_ns() - atomic_load_explicit(&t->call_start, memory_order_relaxed) >=
+                atomic_load_explicit(&t->limit_ns, memory_order_relaxed)) {
             if (t->defer) {
                 /* Inside DDL's own code (a replacement recording an
                  * outgoing call): taken when it leaves. */
@@ -436,7 +478,7 @@ static void handler(int sig, siginfo_t *si, void *ucv) {
             t->inside = 0;
             siglongjmp(*t->jb, DDL_CALL_TIMEOUT);
         }
-        return; /* late, or from a previous arming: ignored */
+        return; /* late, or the call is within its limit: ignored */
     }
     if (sig == SIGSYS && si && si->si_code == SYS_SECCOMP && is_trapped_write(si->si_syscall) &&
         atomic_load_explicit(&backstops, memory_order_relaxed)) {
@@ -466,6 +508,19 @@ static void handler(int sig, siginfo_t *si, void *ucv) {
             t->inside = 0;
             siglongjmp(*t->jb, DDL_CALL_FAULT);
         }
+    }
+    if (t->nb && sig != timer_sig && !(si && si->si_code == SI_USER && si->si_pid != getpid())) {
+        /* A thread of the new build's after its start routine (its TLS
+         * and key destructors): never the application's fault. Recorded,
+         * and the thread is parked. */
+        struct ddl_fault f;
+        memset(&f, 0, sizeof f);
+        f.signal = sig;
+        f.code = si ? si->si_code : 0;
+        f.addr = si ? si->si_addr : NULL;
+        f.pc = pc_of(ucv);
+        push_thread_fault(&f, DDL_CALL_FAULT, 1, t->nb_start, t->nb_tag);
+        ddl_sandbox_park();
     }
     int saved_errno = errno;
     chain_on(sig, si, ucv, restorer == NULL || ra == restorer);
@@ -564,10 +619,125 @@ static void pick_timer_signal(void) {
     }
 }
 
+/* ---- the monitor (see "Timeouts") ------------------------------------ */
+
+#define MON_MAX 256
+static pthread_mutex_t mon_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sbx_thread *mon_threads[MON_MAX]; /* prepared threads, under mon_lock */
+static atomic_int monitor_running, monitor_sleeping;
+
+static void register_thread(struct sbx_thread *t) {
+    pthread_mutex_lock(&mon_lock);
+    for (int i = 0; i < MON_MAX; i++) {
+        if (!mon_threads[i]) {
+            mon_threads[i] = t;
+            t->registered = 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&mon_lock);
+}
+
+/* Before the thread's timer is deleted: the monitor never fires a timer
+ * that is gone. */
+static void unregister_thread(struct sbx_thread *t) {
+    if (!t->registered)
+        return;
+    pthread_mutex_lock(&mon_lock);
+    for (int i = 0; i < MON_MAX; i++)
+        if (mon_threads[i] == t)
+            mon_threads[i] = NULL;
+    t->registered = 0;
+    pthread_mutex_unlock(&mon_lock);
+}
+
+/* One look at every prepared thread: fires the timer of each call past its
+ * limit. Returns the shortest period of the calls in flight, 0 if none. */
+static unsigned monitor_scan(void) {
+    unsigned period = 0;
+    long long now = clock_ns();
+    pthread_mutex_lock(&mon_lock);
+    for (int i = 0; i < MON_MAX; i++) {
+        struct sbx_thread *t = mon_threads[i];
+        if (!t)
+            continue;
+        long long start = atomic_load_explicit(&t->call_start, memory_order_seq_cst);
+        if (!start)
+            continue;
+        unsigned p = atomic_load_explicit(&t->period_ms, memory_order_relaxed);
+        if (!period || p < period)
+            period = p;
+        if (now - start >= atomic_load_explicit(&t->limit_ns, memory_order_relaxed))
+            fire_timer(t);
+    }
+    pthread_mutex_unlock(&mon_lock);
+    return period;
+}
+
+static void *monitor(void *arg) {
+    (void)arg;
+    int idle = 0;
+    for (;;) {
+        unsigned period = monitor_scan();
+        if (period) {
+            idle = 0;
+        } else if (++idle >= 2) {
+            /* Nothing in flight for two rounds: sleep until a call with a
+             * limit starts (it sees monitor_sleeping and wakes us), after
+             * a second look that closes the race with such a call. */
+            atomic_store_explicit(&monitor_sleeping, 1, memory_order_seq_cst);
+            if (!monitor_scan())
+                syscall(SYS_futex, &monitor_sleeping, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0);
+            atomic_store_explicit(&monitor_sleeping, 0, memory_order_seq_cst);
+            idle = 0;
+            continue;
+        }
+        unsigned ms = period ? period : 250;
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static void monitor_after_fork(void) {
+    /* The child has no monitor (and maybe a lock held by a thread that
+     * does not exist there). */
+    pthread_mutex_init(&mon_lock, NULL);
+    atomic_store(&monitor_running, 0);
+    atomic_store(&monitor_sleeping, 0);
+}
+
+/* Starts the monitor (once), or wakes it. */
+static void start_monitor(void) {
+    if (atomic_load_explicit(&monitor_running, memory_order_acquire)) {
+        if (atomic_exchange_explicit(&monitor_sleeping, 0, memory_order_seq_cst))
+            syscall(SYS_futex, &monitor_sleeping, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+        return;
+    }
+    int no = 0;
+    if (!atomic_compare_exchange_strong(&monitor_running, &no, 1))
+        return;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* inherited: the monitor takes no signal */
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, 64 * 1024);
+    pthread_t th;
+    if (pthread_create(&th, &a, monitor, NULL) != 0)
+        atomic_store(&monitor_running, 0); /* tried again by the next call */
+    else
+        pthread_setname_np(th, "ddl-sbx-monitor");
+    pthread_attr_destroy(&a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 static void thread_end(void *arg) {
     struct sbx_thread *t = arg;
     if (t != &T)
         return;
+    unregister_thread(t);
     if (t->timer_ok) {
         timer_delete(t->timer);
         t->timer_ok = 0;
@@ -592,6 +762,13 @@ int ddl_sandbox_install(void) {
     int rc = 0;
     if (atomic_load_explicit(&installed, memory_order_relaxed))
         goto out;
+    struct timespec res;
+    if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0) {
+        call_clock = CLOCK_MONOTONIC_COARSE;
+        call_clock_res = res.tv_nsec;
+    } else if (clock_getres(CLOCK_MONOTONIC, &res) == 0) {
+        call_clock_res = res.tv_nsec;
+    }
     pick_timer_signal();
     if (!timer_sig) {
         rc = -EAGAIN;
@@ -603,6 +780,7 @@ int ddl_sandbox_install(void) {
     sigaddset(&managed, timer_sig);
     if ((rc = -pthread_key_create(&thread_key, thread_end)) != 0)
         goto out;
+    pthread_atfork(NULL, NULL, monitor_after_fork);
     for (int i = 0; i <= N_FAULT_SIGNALS; i++) {
         int sig = i < N_FAULT_SIGNALS ? fault_signals[i] : timer_sig;
         struct sigaction cur;
@@ -698,6 +876,7 @@ int ddl_sandbox_thread_init(void) {
         return rc;
     }
     t->timer_ok = 1;
+    register_thread(t);
     pthread_sigmask(SIG_UNBLOCK, &managed, NULL);
     pthread_sigmask(SIG_SETMASK, NULL, &t->mask);
     pthread_setspecific(thread_key, t);
@@ -705,16 +884,19 @@ int ddl_sandbox_thread_init(void) {
     return 0;
 }
 
-static void set_timer(struct sbx_thread *t, unsigned ms) {
-    struct itimerspec its;
-    memset(&its, 0, sizeof its);
-    its.it_value.tv_sec = ms / 1000;
-    its.it_value.tv_nsec = (long)(ms % 1000) * 1000000L;
-    timer_settime(t->timer, 0, &its, NULL);
+/* How often the monitor looks at a call with a limit of `ms`. */
+static unsigned period_for(unsigned ms) {
+    unsigned p = ms / 4;
+    return p < 1 ? 1 : p > 250 ? 250 : p;
 }
+
+static void start_monitor(void);
 
 int ddl_sandbox_call(struct ddl_call *c, struct ddl_fault *f, unsigned timeout_ms) {
     struct sbx_thread *t = &T;
+    /* The caller leaves both buffers uninitialised: empty strings first. */
+    c->exc_type[0] = 0;
+    c->exc_what[0] = 0;
     if (t->jb)
         return -EBUSY;
     if (!t->initialised) {
@@ -726,8 +908,6 @@ int ddl_sandbox_call(struct ddl_call *c, struct ddl_fault *f, unsigned timeout_m
     if (rc)
         return rc;
     memset(f, 0, sizeof *f);
-    c->exc_type[0] = 0;
-    c->exc_what[0] = 0;
     sigjmp_buf jb;
     t->fault = f;
     t->fn = (void *)c->fn;
@@ -735,15 +915,26 @@ int ddl_sandbox_call(struct ddl_call *c, struct ddl_fault *f, unsigned timeout_m
     t->timeout_pending = 0;
     t->jb = &jb;
     /* No mask saved (a syscall per call): the slow path puts back t->mask. */
+    if (timeout_ms && t->timer_ok) {
+        unsigned p = period_for(timeout_ms);
+        if (atomic_load_explicit(&t->period_ms, memory_order_relaxed) != p)
+            atomic_store_explicit(&t->period_ms, p, memory_order_relaxed);
+        atomic_store_explicit(&t->limit_ns, (long long)timeout_ms * 1000000LL + call_clock_res,
+                              memory_order_relaxed);
+        long long now = clock_ns();
+        atomic_store_explicit(&t->call_start, now ? now : 1, memory_order_seq_cst);
+        t->armed = 1;
+        /* Pairs with the monitor's store of `monitor_sleeping` and its
+         * second look (both seq_cst): one of the two sees the other. */
+        if (atomic_load_explicit(&monitor_sleeping, memory_order_seq_cst) ||
+            !atomic_load_explicit(&monitor_running, memory_order_relaxed))
+            start_monitor();
+    }
     int st = sigsetjmp(jb, 0);
     if (st == 0) {
         atomic_signal_fence(memory_order_seq_cst);
         t->inside = 1;
         atomic_signal_fence(memory_order_seq_cst);
-        if (timeout_ms) {
-            t->armed = 1;
-            set_timer(t, timeout_ms);
-        }
         if (c->guard) {
             st = c->guard(c->ffi_call, c->cif, c->fn, c->rvalue, c->avalue, c->exc_type,
                           sizeof c->exc_type, c->exc_what, sizeof c->exc_what);
@@ -760,7 +951,7 @@ int ddl_sandbox_call(struct ddl_call *c, struct ddl_fault *f, unsigned timeout_m
         pthread_sigmask(SIG_SETMASK, &t->mask, NULL);
     }
     if (t->armed) {
-        set_timer(t, 0);
+        atomic_store_explicit(&t->call_start, 0, memory_order_relaxed);
         t->armed = 0;
     }
     t->jb = NULL;
@@ -827,10 +1018,7 @@ void ddl_sandbox_defer_end(void) {
         t->timeout_pending = 0;
         if (t->inside && t->armed && t->timer_ok) {
             /* Fire again at once: taken outside DDL's code. */
-            struct itimerspec its;
-            memset(&its, 0, sizeof its);
-            its.it_value.tv_nsec = 1000;
-            timer_settime(t->timer, 0, &its, NULL);
+            fire_timer(t);
         }
     }
 }
@@ -900,4 +1088,200 @@ int ddl_sandbox_install_backstop(void) {
     }
     t->backstop = 1;
     return 0;
+}
+
+/* ---- threads the new build starts ------------------------------------
+ *
+ * contain.rs points the new build's pthread_create and thrd_create at
+ * replacements that call ddl_sandbox_spawn: the thread is created by the
+ * namespace's own pthread_create (its libc runs the thread's TLS and key
+ * destructors as it would) on nb_trampoline, which prepares it like a
+ * shadow thread (an alternate signal stack, the fault signals unblocked;
+ * the seccomp backstop is inherited from the creating thread) and runs
+ * the start routine under sigsetjmp with the thread "inside": a fault or
+ * an exit there jumps back, is recorded (ddl_sandbox_take_thread_faults)
+ * and the thread ends, its pthread_join answering PTHREAD_CANCELED
+ * (thrd_join: -1). A fault after the start routine returned (a destructor
+ * of its thread-exit) is recorded and the thread parked. No time limit:
+ * such a thread may wait for work for ever (a pool's worker). */
+
+struct nb_start {
+    void *(*start)(void *);
+    void *arg;
+    int c11;
+    long tag;
+    size_t stack;
+};
+
+#define TF_SLOTS 64
+static struct {
+    atomic_int state; /* 0 free, 1 being written, 2 ready */
+    struct ddl_thread_fault tf;
+} tf_slots[TF_SLOTS];
+static atomic_ulong tf_lost, nb_threads;
+static atomic_long current_tag = -1;
+
+/* Async-signal-safe (the park path runs in the handler). */
+static void push_thread_fault(const struct ddl_fault *f, int status, int after, void *start,
+                              long tag) {
+    for (int i = 0; i < TF_SLOTS; i++) {
+        int free_ = 0;
+        if (atomic_compare_exchange_strong(&tf_slots[i].state, &free_, 1)) {
+            tf_slots[i].tf.fault = *f;
+            tf_slots[i].tf.start = start;
+            tf_slots[i].tf.tag = tag;
+            tf_slots[i].tf.status = status;
+            tf_slots[i].tf.after = after;
+            atomic_store_explicit(&tf_slots[i].state, 2, memory_order_release);
+            return;
+        }
+    }
+    atomic_fetch_add(&tf_lost, 1);
+}
+
+size_t ddl_sandbox_take_thread_faults(struct ddl_thread_fault *out, size_t max) {
+    size_t n = 0;
+    for (int i = 0; i < TF_SLOTS && n < max; i++) {
+        if (atomic_load_explicit(&tf_slots[i].state, memory_order_acquire) != 2)
+            continue;
+        out[n++] = tf_slots[i].tf;
+        atomic_store_explicit(&tf_slots[i].state, 0, memory_order_release);
+    }
+    return n;
+}
+
+unsigned long ddl_sandbox_thread_faults_lost(void) { return atomic_load(&tf_lost); }
+unsigned long ddl_sandbox_new_build_threads(void) { return atomic_load(&nb_threads); }
+void ddl_sandbox_set_namespace(long tag) { atomic_store(&current_tag, tag); }
+long ddl_sandbox_current_namespace(void) { return atomic_load(&current_tag); }
+
+static size_t alt_stack_size(void) {
+    long min = sysconf(_SC_SIGSTKSZ);
+    size_t len = ALT_STACK_SIZE;
+    if (min > 0 && (size_t)min * 4 > len)
+        len = ((size_t)min * 4 + 4095) / 4096 * 4096;
+    return len;
+}
+
+/* Runs the start routine under sigsetjmp; `alt` is its alternate stack. */
+__attribute__((noinline)) static void *nb_run(const struct nb_start *s, void *alt, size_t alt_len) {
+    struct sbx_thread *t = &T;
+    if (alt) {
+        stack_t ss;
+        memset(&ss, 0, sizeof ss);
+        ss.ss_sp = alt;
+        ss.ss_size = alt_len;
+        sigaltstack(&ss, NULL);
+    }
+    sigset_t faults;
+    sigemptyset(&faults);
+    for (int i = 0; i < N_FAULT_SIGNALS; i++)
+        sigaddset(&faults, fault_signals[i]);
+    pthread_sigmask(SIG_UNBLOCK, &faults, NULL);
+    if (timer_sig) {
+        /* Never this thread's: a stray one must not take its default action. */
+        sigset_t tm;
+        sigemptyset(&tm);
+        sigaddset(&tm, timer_sig);
+        pthread_sigmask(SIG_BLOCK, &tm, NULL);
+    }
+    pthread_sigmask(SIG_SETMASK, NULL, &t->mask);
+    t->nb = 1;
+    t->nb_start = (void *)s->start;
+    t->nb_tag = s->tag;
+    struct ddl_fault f;
+    memset(&f, 0, sizeof f);
+    sigjmp_buf jb;
+    void *volatile ret = PTHREAD_CANCELED;
+    t->fault = &f;
+    t->fn = (void *)s->start;
+    t->jb = &jb;
+    int st = sigsetjmp(jb, 0);
+    if (st == 0) {
+        atomic_signal_fence(memory_order_seq_cst);
+        t->inside = 1;
+        atomic_signal_fence(memory_order_seq_cst);
+        if (s->c11)
+            ret = (void *)(intptr_t)((int (*)(void *))(void *)s->start)(s->arg);
+        else
+            ret = s->start(s->arg);
+        atomic_signal_fence(memory_order_seq_cst);
+        t->inside = 0;
+        atomic_signal_fence(memory_order_seq_cst);
+    } else {
+        pthread_sigmask(SIG_SETMASK, &t->mask, NULL);
+        push_thread_fault(&f, st, 0, (void *)s->start, s->tag);
+        ret = PTHREAD_CANCELED;
+    }
+    t->jb = NULL;
+    t->fault = NULL;
+    t->fn = NULL;
+    t->defer = 0;
+    if (alt) {
+        /* The stack goes (or its frame does): later faults of this thread
+         * run on its own stack. */
+        stack_t ss;
+        memset(&ss, 0, sizeof ss);
+        ss.ss_flags = SS_DISABLE;
+        sigaltstack(&ss, NULL);
+    }
+    return ret;
+}
+
+static void *nb_trampoline(void *p) {
+    struct nb_start s = *(struct nb_start *)p;
+    free(p);
+    size_t alt_len = alt_stack_size();
+    if (s.stack >= 16 * alt_len) {
+        /* On this thread's own stack, above every frame of the routine:
+         * freed with the thread however it ends (pthread_exit too). */
+        void *alt = alloca(alt_len);
+        return nb_run(&s, alt, alt_len);
+    }
+    void *mem = mmap(NULL, alt_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+                     -1, 0);
+    if (mem == MAP_FAILED)
+        return nb_run(&s, NULL, 0);
+    /* A small stack: a mapping, unmapped on return (kept by a
+     * pthread_exit: 64 KiB per such thread). */
+    void *r = nb_run(&s, mem, alt_len);
+    munmap(mem, alt_len);
+    return r;
+}
+
+int ddl_sandbox_spawn(pthread_t *thr, const pthread_attr_t *attr, void *(*start)(void *), void *arg,
+                      int c11, long tag, ddl_create_fn create) {
+    if (!create || !start)
+        return c11 ? 2 /* thrd_error */ : EAGAIN;
+    /* Deferred throughout: a timeout must not leave base libc's malloc or
+     * the stack-cache lock (ld.so's, shared by every namespace) held. */
+    ddl_sandbox_defer_begin();
+    size_t stack = 0;
+    if (attr) {
+        pthread_attr_getstacksize(attr, &stack);
+    } else {
+        pthread_attr_t d;
+        if (pthread_getattr_default_np(&d) == 0) {
+            pthread_attr_getstacksize(&d, &stack);
+            pthread_attr_destroy(&d);
+        }
+    }
+    int rc = EAGAIN;
+    struct nb_start *s = malloc(sizeof *s);
+    if (s) {
+        s->start = start;
+        s->arg = arg;
+        s->c11 = c11;
+        s->tag = tag;
+        s->stack = stack;
+        rc = create(thr, attr, nb_trampoline, s);
+        if (rc)
+            free(s);
+        else
+            atomic_fetch_add(&nb_threads, 1);
+    }
+    ddl_sandbox_defer_end();
+    if (c11) /* glibc's thrd_create mapping */
+        return rc == 0 ? 0 : rc == ENOMEM ? 3 /* thrd_nomem */ : 2 /* thrd_error */;
+    return rc;
 }

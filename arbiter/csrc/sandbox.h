@@ -5,6 +5,7 @@
 #define DDL_SANDBOX_H
 #include "ddl_call.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 
@@ -143,5 +144,38 @@ unsigned long ddl_sandbox_swallowed_writes(void);
 /* Writes `len` bytes to fd 2 past the filter: DDL's own diagnostics, on
  * any thread. */
 void ddl_sandbox_diag(const char *buf, size_t len);
+
+/* ---- threads the new build starts (sandbox.c) ---- */
+
+/* The namespace's pthread_create. */
+typedef int (*ddl_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+/* A fault (or exit) of a thread the new build started. */
+struct ddl_thread_fault {
+    struct ddl_fault fault; /* signal, code, addr, pc; exit_status/how for an exit */
+    void *start;            /* the thread's start routine */
+    long tag;               /* its namespace (ddl_sandbox_spawn's tag) */
+    int status;             /* DDL_CALL_FAULT or DDL_CALL_EXIT */
+    int after;              /* 1: after the start routine returned (the thread was parked) */
+};
+
+/* pthread_create (c11 0) or thrd_create (c11 1: `start` returns int, the
+ * result is a thrd_* code) for the new build: `create` (its namespace's
+ * pthread_create) starts the thread on DDL's trampoline, which runs
+ * `start(arg)` contained (a fault or an exit ends the thread, recorded;
+ * pthread_join gets PTHREAD_CANCELED). `tag` names the namespace in the
+ * records. */
+int ddl_sandbox_spawn(pthread_t *thr, const pthread_attr_t *attr, void *(*start)(void *), void *arg,
+                      int c11, long tag, ddl_create_fn create);
+
+/* Moves up to `max` recorded thread faults to `out` (each once); returns
+ * how many. Faults past the 64 that can wait are counted lost. */
+size_t ddl_sandbox_take_thread_faults(struct ddl_thread_fault *out, size_t max);
+unsigned long ddl_sandbox_thread_faults_lost(void);
+/* Threads started through ddl_sandbox_spawn. */
+unsigned long ddl_sandbox_new_build_threads(void);
+/* The namespace being called now (its tag; -1 before any). */
+void ddl_sandbox_set_namespace(long tag);
+long ddl_sandbox_current_namespace(void);
 
 #endif

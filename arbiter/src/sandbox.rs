@@ -21,7 +21,8 @@
 //! a shadow thread started with every signal blocked is fine), then
 //! [`call`] (or `Invoker::call_sandboxed`, which builds the [`DdlCall`]).
 
-use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
+use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::mem::MaybeUninit;
 
 /// `ddl_call.h`'s `ddl_ffi_call_fn`: libffi's `ffi_call`.
 pub type FfiCallFn = unsafe extern "C" fn(
@@ -75,9 +76,12 @@ pub struct DdlCall {
     /// The C++ guard, or `None` to call `ffi_call` directly.
     pub guard: Option<GuardFn>,
     /// The caught exception's type (NUL-terminated), for [`CALL_EXCEPTION`].
-    pub exc_type: [c_char; 256],
+    /// Left uninitialised by [`DdlCall::new`] (zeroing 768 bytes was a
+    /// sixth of a sandboxed call): `ddl_sandbox_call` empties both strings
+    /// before the call, and only the bytes up to the NUL are read.
+    pub exc_type: [MaybeUninit<c_char>; 256],
     /// Its `what()` (NUL-terminated), for [`CALL_EXCEPTION`].
-    pub exc_what: [c_char; 512],
+    pub exc_what: [MaybeUninit<c_char>; 512],
 }
 
 impl DdlCall {
@@ -98,8 +102,8 @@ impl DdlCall {
             avalue,
             ffi_call,
             guard,
-            exc_type: [0; 256],
-            exc_what: [0; 512],
+            exc_type: [MaybeUninit::uninit(); 256],
+            exc_what: [MaybeUninit::uninit(); 512],
         }
     }
 }
@@ -208,6 +212,21 @@ mod ffi {
         pub fn ddl_sandbox_set_write_hook(f: Option<super::TrappedWriteFn>);
         pub fn ddl_sandbox_swallowed_writes() -> std::ffi::c_ulong;
         pub fn ddl_sandbox_diag(buf: *const std::ffi::c_char, len: usize);
+        pub fn ddl_sandbox_spawn(
+            thr: *mut libc::pthread_t,
+            attr: *const libc::pthread_attr_t,
+            start: *mut std::ffi::c_void,
+            arg: *mut std::ffi::c_void,
+            c11: c_int,
+            tag: std::ffi::c_long,
+            create: *mut std::ffi::c_void,
+        ) -> c_int;
+        pub fn ddl_sandbox_take_thread_faults(out: *mut super::RawThreadFault, max: usize)
+            -> usize;
+        pub fn ddl_sandbox_thread_faults_lost() -> c_ulong;
+        pub fn ddl_sandbox_new_build_threads() -> c_ulong;
+        pub fn ddl_sandbox_set_namespace(tag: std::ffi::c_long);
+        pub fn ddl_sandbox_current_namespace() -> std::ffi::c_long;
     }
 }
 
@@ -471,13 +490,151 @@ pub fn is_managed(sig: i32) -> bool {
     unsafe { ffi::ddl_sandbox_is_managed(sig) != 0 }
 }
 
-fn c_text(buf: &[c_char]) -> String {
-    // SAFETY: reinterpreting c_char as u8 of the same size.
-    let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const u8, buf.len()) };
-    match CStr::from_bytes_until_nul(bytes) {
-        Ok(s) => s.to_string_lossy().into_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+/// `sandbox.h`'s `struct ddl_thread_fault`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+#[doc(hidden)]
+pub struct RawThreadFault {
+    fault: Fault,
+    start: usize,
+    tag: std::ffi::c_long,
+    status: c_int,
+    after: c_int,
+}
+
+/// A fault (or an exit) of a thread the new build started itself (through
+/// its `pthread_create`/`thrd_create`, which `shim::contain` points at
+/// [`spawn_thread`]). The thread ended (its `pthread_join` got
+/// `PTHREAD_CANCELED`), or, for a fault after its start routine returned
+/// (a thread-exit destructor), was parked for ever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadFault {
+    /// What happened: the signal, its code, the address and the pc; for an
+    /// exit `signal` 0 (or SIGSYS for `exit_group`), `exit_status` and
+    /// `exit_how`.
+    pub fault: Fault,
+    /// The thread's start routine (in the new build's namespace).
+    pub start: usize,
+    /// The namespace it belongs to (the tag `spawn_thread` was given:
+    /// `shim::contain` uses its `Lmid_t`).
+    pub namespace: i64,
+    /// That namespace is the one being called now ([`set_namespace`]): it
+    /// is poisoned.
+    pub current: bool,
+    /// It tried to end the process (an exit function, or `exit_group`).
+    pub exit: bool,
+    /// It happened after the start routine returned; the thread is parked.
+    pub after_start: bool,
+}
+
+impl ThreadFault {
+    /// "SIGSEGV", or "exit(3)" / "exit_group(1)" for an exit.
+    pub fn what(&self) -> String {
+        if self.exit {
+            format!(
+                "{}({})",
+                exit_how_name(self.fault.exit_how),
+                self.fault.exit_status
+            )
+        } else {
+            self.fault.signal_name()
+        }
     }
+}
+
+/// Takes the faults of the new build's threads recorded since the last
+/// call (each is returned once). At most 64 wait; more are counted in
+/// [`thread_faults_lost`].
+pub fn take_thread_faults() -> Vec<ThreadFault> {
+    let mut buf = [RawThreadFault::default(); 64];
+    // SAFETY: a buffer of 64 entries of the C struct's layout.
+    let n = unsafe { ffi::ddl_sandbox_take_thread_faults(buf.as_mut_ptr(), buf.len()) };
+    // SAFETY: reads an atomic.
+    let current = unsafe { ffi::ddl_sandbox_current_namespace() } as i64;
+    buf[..n]
+        .iter()
+        .map(|r| ThreadFault {
+            fault: r.fault,
+            start: r.start,
+            namespace: r.tag as i64,
+            current: r.tag as i64 == current,
+            exit: r.status == CALL_EXIT,
+            after_start: r.after != 0,
+        })
+        .collect()
+}
+
+/// Faults of the new build's threads that could not be recorded (more than
+/// 64 waiting).
+pub fn thread_faults_lost() -> u64 {
+    // SAFETY: reads an atomic counter.
+    unsafe { ffi::ddl_sandbox_thread_faults_lost() as u64 }
+}
+
+/// Threads the new build started through [`spawn_thread`].
+pub fn new_build_threads() -> u64 {
+    // SAFETY: reads an atomic counter.
+    unsafe { ffi::ddl_sandbox_new_build_threads() as u64 }
+}
+
+/// Names the namespace being called now (the tag its threads are started
+/// with): a [`ThreadFault`] of that namespace is `current`.
+pub fn set_namespace(tag: i64) {
+    // SAFETY: stores an atomic.
+    unsafe { ffi::ddl_sandbox_set_namespace(tag as std::ffi::c_long) }
+}
+
+/// `pthread_create` (`c11` false) or `thrd_create` (`c11` true: `start`
+/// returns `int`, the result is a `thrd_*` code) on behalf of the new
+/// build: `create`, its namespace's own `pthread_create`, starts the thread
+/// on the sandbox's trampoline, which prepares it (an alternate signal
+/// stack, the fault signals unblocked; the creating shadow thread's
+/// seccomp backstop is inherited) and runs `start(arg)` contained: a fault
+/// or an exit there ends the thread — `pthread_join` then gets
+/// `PTHREAD_CANCELED` (`thrd_join`: -1) — and is recorded
+/// ([`take_thread_faults`]). `tag` names the namespace. No time limit.
+///
+/// # Safety
+/// The arguments of the `pthread_create` being replaced; `create` must be
+/// a `pthread_create` (of the namespace `start` lives in).
+pub unsafe fn spawn_thread(
+    thr: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    start: usize,
+    arg: *mut c_void,
+    c11: bool,
+    tag: i64,
+    create: usize,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe {
+        ffi::ddl_sandbox_spawn(
+            thr,
+            attr,
+            start as *mut c_void,
+            arg,
+            c11 as c_int,
+            tag as std::ffi::c_long,
+            create as *mut c_void,
+        )
+    }
+}
+
+/// The text of a buffer `ddl_sandbox_call` emptied before the call (its
+/// first byte set to NUL) and the guard may have filled: the bytes before
+/// the first NUL, which are all initialised.
+fn c_text(buf: &[MaybeUninit<c_char>]) -> String {
+    let mut bytes = Vec::new();
+    for b in buf {
+        // SAFETY: every byte up to and including the first NUL was written
+        // (by ddl_sandbox_call or by the guard, which NUL-terminates).
+        let b = unsafe { b.assume_init() } as u8;
+        if b == 0 {
+            break;
+        }
+        bytes.push(b);
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The name of signal `sig`: "SIGSEGV", "SIGRTMIN+3", or "signal 99".
@@ -546,6 +703,7 @@ mod tests {
     #[test]
     fn layouts_match_the_c_structs() {
         assert_eq!(std::mem::size_of::<Fault>(), 32);
+        assert_eq!(std::mem::size_of::<RawThreadFault>(), 32 + 8 + 8 + 4 + 4);
         assert_eq!(exit_how_name(5), "exit_group");
         // ddl_call: 6 pointers, 256 + 512 bytes.
         assert_eq!(std::mem::size_of::<DdlCall>(), 6 * 8 + 256 + 512);

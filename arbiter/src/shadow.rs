@@ -651,6 +651,21 @@ impl Shadow {
                     drop(j);
                     drop(inflight);
                     self.judged_total.fetch_add(1, Ordering::Relaxed);
+                    // Faults of threads the new build started (contained:
+                    // `sandbox::take_thread_faults`): an event line each; one
+                    // of the namespace being called poisons it.
+                    let mut poison = poison;
+                    for tf in crate::sandbox::take_thread_faults() {
+                        let pc = tf.fault.pc;
+                        let at = (self.hooks.caller_name)(pc as u64).unwrap_or_else(|| format!("{pc:#x}"));
+                        let mut j = self.judged.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Some(r) = (!j.closed).then(|| j.writer()).flatten() {
+                            r.event(inv.seq, self.pid, "shadow_thread_fault", &format!("{} at {at}", tf.what()));
+                        }
+                        if tf.current && poison.is_none() {
+                            poison = Some(pc);
+                        }
+                    }
                     if let Some(pc) = poison {
                         // Never call the poisoned namespace again; the
                         // shadow's objects lived there (calls on their

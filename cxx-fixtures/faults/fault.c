@@ -4,6 +4,8 @@
 #include "fault.h"
 
 #include <assert.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <error.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -37,6 +39,11 @@ static void own_segv_handler(int sig) {
     ssize_t r = write(2, msg, sizeof msg - 1);
     (void)r;
     _exit(97);
+}
+
+static void *null_thread(void *arg) {
+    volatile int *p = NULL;
+    return (void *)(intptr_t)(*p + (int)(intptr_t)arg);
 }
 
 __attribute__((noreturn)) static void spin(void) {
@@ -107,6 +114,14 @@ int fault_do(int what, int x) {
         sigfillset(&all);
         syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, NULL, 8);
         spin();
+    }
+    case FAULT_THREAD: {
+        pthread_t th;
+        if (pthread_create(&th, NULL, null_thread, NULL) == 0) {
+            void *r;
+            pthread_join(th, &r);
+        }
+        return fault_expect(what, x);
     }
     case FAULT_STDOUT:
         printf("libfault (new): a line on stdout\n");

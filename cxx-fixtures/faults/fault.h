@@ -34,7 +34,9 @@ enum fault_what {
     FAULT_HANG_RAW = 23,     /* blocks every signal with a raw rt_sigprocmask system
                                 call (no libc function sees it), then spins for ever:
                                 a hang no signal can interrupt */
-    FAULT_LAST = 23,
+    FAULT_THREAD = 24,       /* starts a thread (pthread_create) that dereferences
+                                NULL, joins it, then returns the correct value */
+    FAULT_LAST = 24,
 };
 
 /* The correct value, in both builds. */

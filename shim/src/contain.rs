@@ -30,6 +30,13 @@
 //!   fault signals and timer signal taken out of the set. `sigaltstack` is
 //!   answered from a per-thread record and never changes the thread's
 //!   alternate stack (DDL's, which contains stack overflows).
+//! - **threads** (`pthread_create`, `thrd_create`): started by the
+//!   namespace's own `pthread_create` on the sandbox's trampoline
+//!   (`arbiter::sandbox::spawn_thread`): a fault or exit in the start
+//!   routine ends that thread only (`pthread_join` gets
+//!   `PTHREAD_CANCELED`) and is recorded for the shadow
+//!   (`arbiter::sandbox::take_thread_faults`); such a namespace is never
+//!   unloaded ([`started_threads`]).
 //! - **side effects**: not performed, recorded as the shadow's outgoing
 //!   calls ([`take_outgoing`]), answered as if they succeeded: see the
 //!   table. Opening for write (`O_WRONLY`/`O_RDWR`/`O_CREAT`/`O_TRUNC`/
@@ -151,6 +158,9 @@ pub enum Kind {
     Process,
     /// Recorded by name only, answered 0.
     Generic,
+    /// Starts a thread of the new build's (run contained, see
+    /// `arbiter::sandbox::spawn_thread`).
+    Thread,
 }
 
 /// One function of the table.
@@ -266,6 +276,11 @@ struct Ns {
     freopen: usize,
     freopen64: usize,
     fdopen: usize,
+    /// The namespace's own `pthread_create` (the threads it starts).
+    pthread_create: usize,
+    /// Threads started through [`r_pthread_create`]/[`r_thrd_create`]:
+    /// such a namespace is never unloaded ([`started_threads`]).
+    threads: AtomicUsize,
     /// What the new build set with `sigaction`/`signal`, by signal. Locked
     /// only with the timer deferred.
     sig: Mutex<[Option<libc::sigaction>; NSIG]>,
@@ -1590,6 +1605,59 @@ unsafe extern "C" fn r_sigaltstack(ss: *const libc::stack_t, old: *mut libc::sta
 }
 
 // ---------------------------------------------------------------------------
+// Replacements: threads.
+
+/// `pthread_create` (`c11` false) or `thrd_create` for the new build: the
+/// thread is started by its namespace's own `pthread_create` on the
+/// sandbox's trampoline (`arbiter::sandbox::spawn_thread`), so a fault or
+/// an exit in it ends that thread only (`pthread_join` gets
+/// `PTHREAD_CANCELED`, `thrd_join` -1) and is recorded for the shadow.
+///
+/// # Safety
+/// `pthread_create`'s arguments.
+unsafe fn spawn_common(
+    thr: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    start: usize,
+    arg: *mut c_void,
+    c11: bool,
+) -> c_int {
+    let Some(ns) = current_ns() else {
+        return if c11 { 2 } else { libc::EAGAIN };
+    };
+    let rc = sandbox::spawn_thread(thr, attr, start, arg, c11, ns.lmid as i64, ns.pthread_create);
+    if rc == 0 {
+        ns.threads.fetch_add(1, Ordering::Relaxed);
+    }
+    rc
+}
+
+unsafe extern "C" fn r_pthread_create(
+    thr: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    start: usize,
+    arg: *mut c_void,
+) -> c_int {
+    spawn_common(thr, attr, start, arg, false)
+}
+
+unsafe extern "C" fn r_thrd_create(thr: *mut libc::pthread_t, start: usize, arg: *mut c_void) -> c_int {
+    spawn_common(thr, std::ptr::null(), start, arg, true)
+}
+
+/// Did the namespace of `handle` start threads through DDL's
+/// `pthread_create`/`thrd_create` (its code may be running on them: it must
+/// not be unloaded)?
+pub fn started_threads(handle: *mut c_void) -> bool {
+    let n = REG_LEN.load(Ordering::Acquire).min(MAX_NS);
+    (0..n).any(|i| {
+        let p = REGISTRY[i].load(Ordering::Acquire);
+        // SAFETY: entries are leaked boxes, never freed.
+        !p.is_null() && unsafe { &*p }.handle == handle as usize && unsafe { &*p }.threads.load(Ordering::Relaxed) > 0
+    })
+}
+
+// ---------------------------------------------------------------------------
 // Generic replacements for `sandbox.intercept` names.
 
 static EXTRA_NAMES: [OnceLock<&'static str>; MAX_EXTRA] = [const { OnceLock::new() }; MAX_EXTRA];
@@ -1773,6 +1841,8 @@ fn table() -> &'static [Intercepted] {
             e("fexecve", Process, r_fexecve as *const (), EXEC, "-1, EAGAIN").observed(crate::observe::ob!(o_fexecve)),
             e("execveat", Process, r_execveat as *const (), EXEC, "-1, EAGAIN").observed(crate::observe::ob!(o_execveat)),
             e("posix_spawn", Process, r_posix_spawn as *const (), EXEC, "EAGAIN (returned)").observed(crate::observe::ob!(o_posix_spawn)),
+            e("pthread_create", Thread, r_pthread_create as *const (), "nothing (a fault or exit of the thread: a shadow_thread_fault event)", "performed by the namespace's pthread_create, the routine run contained: a fault or exit ends the thread, pthread_join gets PTHREAD_CANCELED"),
+            e("thrd_create", Thread, r_thrd_create as *const (), "as pthread_create", "as pthread_create (thrd_join gets -1)"),
             e("posix_spawnp", Process, r_posix_spawnp as *const (), EXEC, "EAGAIN (returned)").observed(crate::observe::ob!(o_posix_spawnp)),
         ]
     })
@@ -2021,8 +2091,12 @@ pub unsafe fn patch_namespace(
                 freopen: sym(c"freopen"),
                 freopen64: sym(c"freopen64"),
                 fdopen: sym(c"fdopen"),
+                pthread_create: sym(c"pthread_create"),
+                threads: AtomicUsize::new(0),
                 sig: Mutex::new([None; NSIG]),
             }));
+            // Faults of the threads it starts poison it (arbiter::shadow).
+            sandbox::set_namespace(lmid as i64);
             if ns.fopen == 0 || ns.fdopen == 0 || ns.freopen == 0 {
                 return Err("contain: the namespace's libc lacks fopen/fdopen/freopen".into());
             }

@@ -1087,7 +1087,7 @@ fn reload_new_build(pc: usize) -> Result<(), String> {
     let Some(old) = st.new.take() else {
         return Err("the new build is gone".into());
     };
-    if old.owns(pc) && !old.starts_threads {
+    if old.owns(pc) && !old.starts_threads && !crate::contain::started_threads(old.handle) {
         crate::contain::forget_namespace(old.handle);
         real_dlclose(old.handle);
     } else {

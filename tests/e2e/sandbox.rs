@@ -390,3 +390,58 @@ fn mirroring_stops_when_no_namespace_is_left() {
     assert!(f.skipped >= 2, "the last calls are skipped: {f:?}");
     assert_eq!(f.mismatch + f.matched, 0, "{f:?}");
 }
+
+/// The new build starts a thread of its own that dereferences NULL, and
+/// joins it (code 24): the thread runs contained (contain's
+/// `pthread_create` starts it on the sandbox's trampoline), so the fault
+/// ends that thread only — its `pthread_join` returns — and the call
+/// itself matches. The report carries one `shadow_thread_fault` event
+/// naming the signal and where; the namespace is replaced, and the later
+/// calls are still mirrored.
+#[test]
+fn thread_of_the_new_build_faults() {
+    let fx = fixtures();
+    let tmp = TempDir::new("fault-thread");
+    let report = tmp.path().join("report.jsonl");
+    let cfg = tmp.write_config(&faults_config(fx, &report));
+    let app = |out: &str| {
+        App::new(fx.join("faults/apps/fault-app"))
+            .arg("-o")
+            .arg(tmp.path().join(out))
+            .arg("24")
+            .arg("0")
+            .arg("100")
+    };
+    let plain_app = app("plain.out");
+    let ddl = run_ddl(&app("ddl.out"), &cfg, tmp.path());
+    // Without DDL the old build runs: the app's own output is the reference.
+    let plain = run_plain(&plain_app, tmp.path());
+    assert_transparent(&plain, &ddl);
+    assert_eq!(
+        std::fs::read(tmp.path().join("plain.out")).unwrap(),
+        std::fs::read(tmp.path().join("ddl.out")).unwrap(),
+        "the application's file differs"
+    );
+    let report = read_report(&report, &ddl);
+    assert_invariants(&report);
+    let f = report.get("fault_do");
+    assert_eq!(
+        (f.calls, f.mirrored, f.matched, f.dropped),
+        (2, 2, 2, 0),
+        "{f:?}"
+    );
+    let w = report.get("fault_write");
+    assert_eq!((w.calls, w.matched), (2, 2), "later calls mirrored: {w:?}");
+    let events: Vec<&Value> = report
+        .events
+        .iter()
+        .filter(|e| e["event"] == "shadow_thread_fault")
+        .collect();
+    assert_eq!(events.len(), 1, "{:?}", report.events);
+    let reason = events[0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("SIGSEGV at libfault.so.1+0x"),
+        "{reason}"
+    );
+    assert_eq!(report.events.len(), 1, "{:?}", report.events);
+}
