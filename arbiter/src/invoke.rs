@@ -8,6 +8,7 @@
 
 use libffi::middle::{Cif, Type as FfiType};
 use smallvec::SmallVec;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::marshal::Raw;
 use crate::sandbox::{self, CallFailure, DdlCall, FfiCallFn, GuardFn};
@@ -16,6 +17,13 @@ use crate::types::{Role, Scalar, Signature, Type};
 /// A prepared call interface for one signature.
 pub struct Invoker {
     cif: Cif,
+    /// The specialised call's description, when every argument and the
+    /// return value live in registers (`csrc/regcall.c`).
+    reg: Option<Box<RegSig>>,
+    /// Per argument: how its slot is widened to 64 bits (`csrc/regcall.c`
+    /// passes whole registers; a callee may rely on the caller extending a
+    /// narrow integer, as compilers do).
+    ext: Vec<Ext>,
     ret_size: usize,
     /// Per parameter: the size of the argument slot libffi reads.
     arg_sizes: Vec<usize>,
@@ -59,6 +67,100 @@ fn ffi_type(ty: &Type) -> FfiType {
     }
 }
 
+/// `struct ddl_regsig` of `csrc/regcall.h`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RegSig {
+    nargs: u8,
+    ret: u8,
+    cls: [u8; 14],
+}
+
+const REG_NONE: u8 = 0;
+const REG_INT: u8 = 1;
+const REG_SSE: u8 = 2;
+
+/// How an argument's 64-bit slot is filled from its bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ext {
+    /// As is.
+    None,
+    /// Sign-extended from this many bits.
+    Sign(u32),
+    /// Zero-extended from this many bits.
+    Zero(u32),
+}
+
+extern "C" {
+    /// The specialised call (csrc/regcall.c), with `ffi_call`'s signature.
+    fn ddl_reg_call(
+        cif: *mut libc::c_void,
+        f: Option<unsafe extern "C" fn()>,
+        rvalue: *mut libc::c_void,
+        avalue: *mut *mut libc::c_void,
+    );
+}
+
+/// Calls are made through libffi even where the specialised call could
+/// (set from `DDL_SHADOW_CALLS=libffi`: the tests run every fixture both
+/// ways and expect the same verdicts).
+static GENERIC_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Makes every shadow call go through libffi (`true`) or lets register-only
+/// signatures use the specialised call (`false`, the default).
+pub fn use_generic_calls(on: bool) {
+    GENERIC_ONLY.store(on, Ordering::Relaxed);
+}
+
+/// The register class of a scalar or pointer type; `None` for a struct.
+fn reg_class(ty: &Type) -> Option<u8> {
+    match ty {
+        Type::Void => Some(REG_NONE),
+        Type::Scalar(s) if s.is_float() => Some(REG_SSE),
+        Type::Scalar(_) | Type::Pointer { .. } | Type::FnPtr => Some(REG_INT),
+        Type::Struct(_) => None,
+    }
+}
+
+/// The specialised call's description of `sig`, if it fits registers only.
+fn reg_sig(sig: &Signature) -> Option<RegSig> {
+    let mut r = RegSig {
+        nargs: 0,
+        ret: reg_class(&sig.ret)?,
+        cls: [0; 14],
+    };
+    let (mut ints, mut sses) = (0, 0);
+    for (i, p) in sig.params.iter().enumerate() {
+        let c = reg_class(&p.ty).filter(|c| *c != REG_NONE)?;
+        if c == REG_SSE {
+            sses += 1;
+        } else {
+            ints += 1;
+        }
+        if ints > 6 || sses > 8 || i >= 14 {
+            return None;
+        }
+        r.cls[i] = c;
+        r.nargs += 1;
+    }
+    Some(r)
+}
+
+fn ext_of(ty: &Type) -> Ext {
+    match ty {
+        Type::Scalar(s) => match s {
+            Scalar::I8 => Ext::Sign(8),
+            Scalar::I16 => Ext::Sign(16),
+            Scalar::I32 => Ext::Sign(32),
+            Scalar::Bool | Scalar::U8 => Ext::Zero(8),
+            Scalar::U16 => Ext::Zero(16),
+            Scalar::U32 => Ext::Zero(32),
+            _ => Ext::None,
+        },
+        _ => Ext::None,
+    }
+}
+
 impl Invoker {
     /// Prepares the call interface of `sig`.
     pub fn new(sig: &Signature) -> Invoker {
@@ -68,6 +170,8 @@ impl Invoker {
         );
         Invoker {
             cif,
+            reg: reg_sig(sig).map(Box::new),
+            ext: sig.params.iter().map(|p| ext_of(&p.ty)).collect(),
             ret_size: sig.ret.size(),
             arg_sizes: sig.params.iter().map(|p| p.ty.size()).collect(),
         }
@@ -114,7 +218,7 @@ impl Invoker {
     ) -> Result<Raw, CallFailure> {
         // SAFETY: libffi's `ffi_call` differs from `FfiCallFn` only in the
         // pointee type of its first parameter (`ffi_cif` against `void`).
-        let ffi_call: FfiCallFn = unsafe {
+        let generic: FfiCallFn = unsafe {
             std::mem::transmute::<
                 unsafe extern "C" fn(
                     *mut libffi::raw::ffi_cif,
@@ -125,12 +229,21 @@ impl Invoker {
                 FfiCallFn,
             >(libffi::raw::ffi_call)
         };
+        // The specialised call where the signature fits registers only:
+        // `ddl_reg_call` has `ffi_call`'s signature, its `cif` is a RegSig.
+        let (ffi_call, cif): (FfiCallFn, *mut libc::c_void) = match &self.reg {
+            Some(r) if !GENERIC_ONLY.load(Ordering::Relaxed) => (
+                ddl_reg_call as FfiCallFn,
+                &**r as *const RegSig as *mut libc::c_void,
+            ),
+            _ => (generic, self.cif.as_raw_ptr() as *mut libc::c_void),
+        };
         // SAFETY: forwarded contract, as in `call`.
         let (outcome, ret) = unsafe {
             self.with_slots(args, |rvalue, avalue| {
                 let mut c = DdlCall::new(
                     ffi_call,
-                    self.cif.as_raw_ptr() as *mut libc::c_void,
+                    cif,
                     Some(fn_of(func)),
                     rvalue,
                     avalue,
@@ -163,9 +276,11 @@ impl Invoker {
         // argument's own size; scalars are kept in 8-byte slots (x86-64 is
         // little endian, so the low bytes are the value).
         let mut slots: SmallVec<[u64; 8]> = SmallVec::with_capacity(args.len());
-        for a in args {
-            slots.push(match a {
-                Raw::Bits(b) => *b,
+        for (a, e) in args.iter().zip(&self.ext) {
+            slots.push(match (a, e) {
+                (Raw::Bits(b), Ext::Sign(n)) => (((*b << (64 - n)) as i64) >> (64 - n)) as u64,
+                (Raw::Bits(b), Ext::Zero(n)) => *b & (u64::MAX >> (64 - n)),
+                (Raw::Bits(b), Ext::None) => *b,
                 _ => 0,
             });
         }
@@ -195,6 +310,12 @@ impl Invoker {
         (out, raw)
     }
 
+    /// Whether calls of this signature can take the specialised register
+    /// call (and do, unless [`use_generic_calls`] says otherwise).
+    pub fn specialised(&self) -> bool {
+        self.reg.is_some()
+    }
+
     fn is_struct_ret(&self) -> bool {
         // SAFETY: the cif's rtype is the ffi_type we built in `new`.
         unsafe { (*(*self.cif.as_raw_ptr()).rtype).type_ == libffi::raw::FFI_TYPE_STRUCT as u16 }
@@ -208,4 +329,51 @@ impl Invoker {
 unsafe fn fn_of(func: *const libc::c_void) -> unsafe extern "C" fn() {
     // SAFETY: a code address as a function pointer (caller's contract).
     unsafe { std::mem::transmute::<*const libc::c_void, unsafe extern "C" fn()>(func) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signature::{parse_signature, TypeTable};
+
+    fn inv(text: &str, types: &TypeTable) -> Invoker {
+        Invoker::new(&parse_signature(text, types).expect(text))
+    }
+
+    /// Which signatures take the specialised register call.
+    #[test]
+    fn register_only_signatures_are_specialised() {
+        let mut t = TypeTable::new();
+        t.declare("struct pt { double x; double y; }").unwrap();
+        for s in [
+            "int f(int a, int b)",
+            "double f(double x)",
+            "float f(float x, float k)",
+            "void f(void)",
+            "const char *f(int code)",
+            "long f(int a, double b, char *c, float d, long e, void *g, short h, unsigned char i)",
+            "double f(double a, double b, double c, double d, double e, double f2, double g, double h)",
+            "double f(struct pt *p)",
+        ] {
+            assert!(inv(s, &t).specialised(), "{s}");
+        }
+        for s in [
+            // a struct by value, a struct returned, a seventh integer
+            // argument, a ninth floating one: libffi
+            "double f(struct pt p)",
+            "struct pt f(double x)",
+            "int f(int a, int b, int c, int d, int e, int g, int h)",
+            "double f(double a, double b, double c, double d, double e, double f2, double g, double h, double i)",
+        ] {
+            assert!(!inv(s, &t).specialised(), "{s}");
+        }
+    }
+
+    /// Narrow integers are widened as their type says.
+    #[test]
+    fn narrow_arguments_are_extended() {
+        assert_eq!(ext_of(&Type::Scalar(Scalar::I8)), Ext::Sign(8));
+        assert_eq!(ext_of(&Type::Scalar(Scalar::U16)), Ext::Zero(16));
+        assert_eq!(ext_of(&Type::Scalar(Scalar::I64)), Ext::None);
+    }
 }

@@ -39,7 +39,7 @@ const SHAPES_APP: &[(&str, u64, u64, u64, u64)] = &[
 ];
 
 /// The example config with the test's new build (`new`, if given).
-fn shapes_config(fx: &Path, new: Option<&Path>) -> Value {
+pub(crate) fn shapes_config(fx: &Path, new: Option<&Path>) -> Value {
     let text = std::fs::read_to_string(repo().join("cxx-fixtures/shapes.ddl.json"))
         .expect("cxx-fixtures/shapes.ddl.json");
     let mut v: Value = serde_json::from_str(&text).expect("the example config is JSON");

@@ -31,6 +31,7 @@ mod expect;
 mod harness;
 mod numpy;
 mod outgoing;
+mod paths;
 mod review;
 mod sandbox;
 mod stateful;

@@ -27,7 +27,7 @@ const CODEC_APP: &[Want] = &[
 ];
 
 /// The example config, with the test's new build.
-fn codec_config(fx: &Path) -> Value {
+pub(crate) fn codec_config(fx: &Path) -> Value {
     let text = std::fs::read_to_string(repo().join("cxx-fixtures/codec.ddl.json"))
         .expect("cxx-fixtures/codec.ddl.json");
     let mut v: Value = serde_json::from_str(&text).expect("the example config is JSON");
