@@ -5,6 +5,7 @@
  * "fault-app: done" and exits 0.
  *
  * Code 101 is a pause of the application's own (1 s, no call).
+ * Code 102 uses handles across a poisoning (fctx_new/fctx_use/fctx_free).
  * Code 100 is the application's own fault: it has installed a SIGSEGV
  * handler (siglongjmp) at start, dereferences NULL, and prints
  * "fault-app: caught its own SIGSEGV". With the old build every run exits 0
@@ -50,6 +51,21 @@ static void one(int fd, int code) {
     char line[64];
     if (code == 100) {
         own_fault();
+        return;
+    }
+    if (code == 102) {
+        /* Handles across a poisoning: the second use faults in the new
+         * build; the handle's later calls cannot be mirrored any more, a
+         * handle made after it can. */
+        fctx_t *h = fctx_new();
+        int a = fctx_use(h, 0, 1);
+        int b = fctx_use(h, 1, 2);
+        int c = fctx_use(h, 0, 3);
+        fctx_free(h);
+        fctx_t *g = fctx_new();
+        int d = fctx_use(g, 0, 4);
+        fctx_free(g);
+        printf("fctx: %d %d %d %d\n", a, b, c, d);
         return;
     }
     if (code == 101) {

@@ -17,6 +17,28 @@
 
 int fault_write(int fd, const char *s) { return (int)write(fd, s, strlen(s)); }
 
+struct fctx {
+    int total;
+};
+
+fctx_t *fctx_new(void) { return calloc(1, sizeof(struct fctx)); }
+
+int fctx_use(fctx_t *c, int what, int x)
+{
+#ifdef NEW
+    if (what == 1) {
+        volatile int *p = NULL;
+        x += *p;
+    }
+#else
+    (void)what;
+#endif
+    c->total += x;
+    return c->total;
+}
+
+void fctx_free(fctx_t *c) { free(c); }
+
 #ifndef NEW
 
 int fault_do(int what, int x) { return fault_expect(what, x); }

@@ -47,4 +47,12 @@ int fault_do(int what, int x);
 /* Writes s to fd (both builds, the same bytes); returns write's result. */
 int fault_write(int fd, const char *s);
 
+/* A handle with a counter (both builds alike, except that the new build's
+ * fctx_use dereferences NULL when `what` is 1): fctx_use adds x to the
+ * counter and returns it. */
+typedef struct fctx fctx_t;
+fctx_t *fctx_new(void);
+int fctx_use(fctx_t *c, int what, int x);
+void fctx_free(fctx_t *c);
+
 #endif

@@ -445,3 +445,42 @@ fn thread_of_the_new_build_faults() {
     );
     assert_eq!(report.events.len(), 1, "{:?}", report.events);
 }
+
+/// Handles across a poisoning: the fault replaces the new build's
+/// namespace, so the handles made before it have no shadow object any more
+/// (`unmirrored`, never a crash nor a wrong verdict), and a handle made
+/// after it is mirrored as usual.
+#[test]
+fn handles_made_before_a_poisoning_are_unmirrored() {
+    let fx = fixtures();
+    let tmp = TempDir::new("fault-handles");
+    let report = tmp.path().join("report.jsonl");
+    let mut config = faults_config(fx, &report);
+    config["handles"] = json!([{ "type": "fctx_t *", "create": ["fctx_new"], "destroy": ["fctx_free"] }]);
+    config["functions"] = json!([
+        "fctx_t *fctx_new(void)",
+        "int fctx_use(fctx_t *c, int what, int x)",
+        "void fctx_free(fctx_t *c)",
+    ]);
+    let cfg = tmp.write_config(&config);
+    let app = App::new(fx.join("faults/apps/fault-app"))
+        .arg("-o")
+        .arg(tmp.path().join("out"))
+        .arg("102");
+    let plain = run_plain(&app, tmp.path());
+    let ddl = run_ddl(&app, &cfg, tmp.path());
+    assert_transparent(&plain, &ddl);
+    assert!(String::from_utf8_lossy(&ddl.stdout).contains("fctx: 1 3 6 4"));
+    let report = read_report(&report, &ddl);
+    assert_invariants(&report);
+    let new = report.get("fctx_new");
+    let used = report.get("fctx_use");
+    let free = report.get("fctx_free");
+    assert_eq!((new.calls, new.matched), (2, 2), "{new:?}");
+    assert_eq!(
+        (used.calls, used.matched, used.shadow_fault, used.unmirrored),
+        (4, 2, 1, 1),
+        "{used:?}"
+    );
+    assert_eq!((free.calls, free.matched, free.unmirrored), (2, 1, 1), "{free:?}");
+}
