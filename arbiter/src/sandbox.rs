@@ -556,8 +556,8 @@ pub fn take_thread_faults() -> Vec<ThreadFault> {
         .map(|r| ThreadFault {
             fault: r.fault,
             start: r.start,
-            namespace: r.tag as i64,
-            current: r.tag as i64 == current,
+            namespace: r.tag,
+            current: r.tag == current,
             exit: r.status == CALL_EXIT,
             after_start: r.after != 0,
         })

@@ -1625,7 +1625,7 @@ unsafe fn spawn_common(
     let Some(ns) = current_ns() else {
         return if c11 { 2 } else { libc::EAGAIN };
     };
-    let rc = sandbox::spawn_thread(thr, attr, start, arg, c11, ns.lmid as i64, ns.pthread_create);
+    let rc = sandbox::spawn_thread(thr, attr, start, arg, c11, ns.lmid, ns.pthread_create);
     if rc == 0 {
         ns.threads.fetch_add(1, Ordering::Relaxed);
     }

@@ -16,6 +16,10 @@
 //!   outside the boundary call in flight, means the exception left the old
 //!   build: the call's outcome is that exception (`runtime::after_throw`).
 
+// The interposers are exported only outside unit tests (no_mangle would
+// take the test binary's own __cxa_throw): there, their helpers are unused.
+#![cfg_attr(test, allow(dead_code))]
+
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr, CString};
 use std::path::Path;
@@ -320,17 +324,6 @@ fn abi_vtable(name: &CStr) -> Option<usize> {
     (a != 0).then_some(a + 16)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn type_names() {
-        assert_eq!(cpp_type("St16invalid_argument"), "std::invalid_argument");
-        assert_eq!(cpp_type("N2ns4OopsE"), "ns::Oops");
-        assert_eq!(cpp_type("i"), "int");
-    }
-}
 
 /// `__cxa_throw`, interposed: notes the exception when a mirrored call is
 /// in flight on this thread, then throws it with libstdc++'s own. The
@@ -392,4 +385,16 @@ fn next(cache: &std::sync::atomic::AtomicUsize, name: &CStr) -> usize {
         cache.store(f, Ordering::Relaxed);
     }
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names() {
+        assert_eq!(cpp_type("St16invalid_argument"), "std::invalid_argument");
+        assert_eq!(cpp_type("N2ns4OopsE"), "ns::Oops");
+        assert_eq!(cpp_type("i"), "int");
+    }
 }
