@@ -15,7 +15,7 @@
 //! `timeout_ms`, then counts what is still queued or in flight as `dropped`,
 //! so that `calls = mirrored + dropped + skipped` holds in the summary.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -23,17 +23,101 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_queue::{ArrayQueue, SegQueue};
 use crossbeam_utils::CachePadded;
 
-use crate::compare::{judge, Comparator, Diff, Exception, Outcome};
-use crate::sandbox::CallFailure;
-use crate::invoke::Invoker;
+use smallvec::SmallVec;
+
+use crate::compare::{judge, Comparator, Diff, Exception, Outcome, Spec};
 use crate::handles::HandleTable;
-use crate::marshal::{capture_outputs, shows_as_arg, HandleArg, Inputs, Layout, Materialised};
+use crate::invoke::Invoker;
+use crate::marshal::{capture_outputs, shows_as_arg, HandleArg, Inputs, Layout, Materialised, Raw};
 use crate::report::{outcome_json, Counters, Record, ReportWriter, Verdict};
+use crate::sandbox::CallFailure;
 use crate::types::{Effect, Role, Signature, Type};
 use crate::value::Value;
 
 /// How long an idle shadow sleeps before it looks at the queue again.
 const IDLE_PARK: Duration = Duration::from_millis(1);
+
+/// Invocations the shadow thread takes from the queue at once (one
+/// `pop_lock` for the batch), and at most judged before their counts are
+/// added to the summary's (one `judged` lock per batch; a recorded verdict
+/// is counted and written at once).
+const BATCH: usize = 32;
+
+/// What the shadow's fast path needs to know of a boundary function,
+/// worked out once from its signature and comparator.
+#[derive(Clone, Copy, Default)]
+struct Facts {
+    /// Every parameter a scalar passed by value, the return value a scalar
+    /// (or `void`) by value, no effect on handles: the arguments are the
+    /// captured bits, no buffer is materialised, nothing is on the heap.
+    scalar: bool,
+    /// For a scalar function: a shadow return value with the primary's
+    /// bits is equal under the comparator (`exact`, `ulps` or `ignore`;
+    /// a tolerance goes the general way), so that a call whose return
+    /// value has the same bits, without exception, errno difference or
+    /// outgoing call, is a `match` without building its outcome.
+    quick: bool,
+    /// `errno` is compared.
+    errno: bool,
+}
+
+impl Facts {
+    fn of(f: &BoundaryFn) -> Facts {
+        let sig = &f.sig;
+        let scalar = sig.effect == Effect::None
+            && sig.ret_role == Role::Value
+            && matches!(sig.ret, Type::Void | Type::Scalar(_))
+            && sig.params.iter().all(|p| {
+                p.role == Role::Value && p.handle.is_none() && matches!(p.ty, Type::Scalar(_))
+            });
+        let ret_float = matches!(sig.ret, Type::Scalar(s) if s.is_float());
+        let quick = scalar
+            && (f.comparator.func.all == Some(Spec::Ignore)
+                || matches!(
+                    f.comparator.spec_for("ret", ret_float),
+                    Spec::Exact | Spec::Ulps(_) | Spec::Ignore
+                ));
+        Facts {
+            scalar,
+            quick,
+            errno: f.comparator.errno_spec().is_some(),
+        }
+    }
+}
+
+/// Whether two scalar values have the same type and the same bits.
+fn same_bits(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::None, Value::None) => true,
+        (Value::Int(s, x), Value::Int(t, y)) => s == t && x == y,
+        (Value::UInt(s, x), Value::UInt(t, y)) => s == t && x == y,
+        (Value::F32(x), Value::F32(y)) => x.to_bits() == y.to_bits(),
+        (Value::F64(x), Value::F64(y)) => x.to_bits() == y.to_bits(),
+        _ => false,
+    }
+}
+
+/// A function's verdicts of the current batch not yet added to the
+/// summary's counts (`match` and `unmirrored`: the verdicts that write no
+/// record). Only the shadow thread writes them, and the watchdog reads
+/// them once it has claimed the call in flight (after which that thread
+/// never touches them again).
+#[derive(Default)]
+struct Pending {
+    matched: AtomicU64,
+    unmirrored: AtomicU64,
+}
+
+/// The batch the shadow thread took from the queue (under `pop_lock`).
+#[derive(Default)]
+struct Inflight {
+    /// The function of each invocation of the batch, in order.
+    funcs: Vec<u32>,
+    /// `funcs[..counted]` are counted (judged, or dropped by `finish`);
+    /// the rest is in flight: pending verdicts, the call being made, and
+    /// invocations still in `taken`.
+    counted: usize,
+}
 
 /// One boundary function, as the shadow and the caller's path need it.
 pub struct BoundaryFn {
@@ -304,23 +388,34 @@ pub struct Shadow {
     live: Mutex<Vec<Arc<CountBlock>>>,
     seq: CachePadded<AtomicU64>,
     judged: Mutex<Judged>,
-    /// Held by the shadow thread while it moves an invocation from the
-    /// queue into `inflight`, so that `finish` sees each one exactly once.
-    pop_lock: Mutex<Option<u32>>,
+    /// Held by the shadow thread while it moves a batch from the queue
+    /// into `taken`, and while it counts judged invocations, so that
+    /// `finish` sees each one exactly once: queued, in flight or counted.
+    pop_lock: Mutex<Inflight>,
+    /// The batch's invocations not yet judged (null: none), as raw boxes:
+    /// the shadow thread takes slot `i` before it calls `i`; a watchdog
+    /// that gives that thread up leaves the rest to the fresh one.
+    taken: Box<[AtomicPtr<Invocation>]>,
+    /// Per function: verdicts judged but not yet counted ([`Pending`]).
+    pending: Box<[Pending]>,
+    /// Per function: [`Facts`].
+    facts: Box<[Facts]>,
     sleeping: CachePadded<AtomicBool>,
     /// Invocations judged so far (the at-exit drain watches it progress).
     judged_total: CachePadded<AtomicU64>,
-    /// When the shadow thread's current call started (milliseconds since
-    /// `epoch`, plus one; 0: no call). The watchdog and the shadow thread
-    /// each swap it to 0 to claim the call's verdict: exactly one does.
+    /// The shadow thread's current call: a number of its own (never 0,
+    /// never reused), 0 when no call is being made. The watchdog times how
+    /// long it keeps seeing the same number; it and the shadow thread each
+    /// swap it to 0 to claim the call's verdict: exactly one does.
     call_started: CachePadded<AtomicU64>,
+    /// Numbers `call_started` (the next call's).
+    call_number: AtomicU64,
     /// The invocation in flight on the shadow thread (for the watchdog's
-    /// record). A shadow thread that was given up never frees it.
-    inflight_call: Mutex<usize>,
+    /// record), stored before `call_started`. A shadow thread that was
+    /// given up never frees it.
+    inflight_call: AtomicUsize,
     /// The shadow thread's kernel thread id.
     runner_tid: AtomicI32,
-    /// Time origin of `call_started`.
-    epoch: Instant,
     /// The watchdog thread has been started.
     watchdog: AtomicBool,
     /// Queue length at which a caller wakes a sleeping shadow.
@@ -364,13 +459,21 @@ impl Shadow {
                 records_per_signature,
                 closed: false,
             }),
-            pop_lock: Mutex::new(None),
+            pop_lock: Mutex::new(Inflight {
+                funcs: Vec::with_capacity(BATCH),
+                counted: 0,
+            }),
+            taken: (0..BATCH)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+            pending: (0..n).map(|_| Pending::default()).collect(),
+            facts: functions.iter().map(Facts::of).collect(),
             sleeping: CachePadded::new(AtomicBool::new(false)),
             judged_total: CachePadded::new(AtomicU64::new(0)),
             call_started: CachePadded::new(AtomicU64::new(0)),
-            inflight_call: Mutex::new(0),
+            call_number: AtomicU64::new(0),
+            inflight_call: AtomicUsize::new(0),
             runner_tid: AtomicI32::new(0),
-            epoch: Instant::now(),
             watchdog: AtomicBool::new(false),
             wake_batch,
             thread: Mutex::new(None),
@@ -404,7 +507,9 @@ impl Shadow {
         if self.stopped.swap(true, Ordering::AcqRel) {
             return;
         }
-        crate::sandbox::diag(&format!("ddl: mirroring stopped: {reason}; calls are counted as skipped from now on"));
+        crate::sandbox::diag(&format!(
+            "ddl: mirroring stopped: {reason}; calls are counted as skipped from now on"
+        ));
         let mut j = self.judged.lock().unwrap_or_else(|e| e.into_inner());
         let seq = self.seq.load(Ordering::Relaxed);
         let pid = self.pid;
@@ -436,14 +541,24 @@ impl Shadow {
         (self.hooks.thread_init)();
         let limit = self.settings.timeout_ms.max(1);
         let period = Duration::from_millis((limit / 4).clamp(10, 250));
+        // The call seen in flight, and when it was first seen (the shadow
+        // thread reads no clock per call: it numbers its calls).
+        let mut seen = (0u64, Instant::now());
         loop {
             std::thread::sleep(period);
             if self.judged.lock().unwrap_or_else(|e| e.into_inner()).closed {
                 return;
             }
             let started = self.call_started.load(Ordering::Acquire);
-            let now = self.epoch.elapsed().as_millis() as u64 + 1;
-            if started == 0 || now.saturating_sub(started) <= 3 * limit {
+            if started == 0 {
+                continue;
+            }
+            if started != seen.0 {
+                seen = (started, Instant::now());
+                continue;
+            }
+            let ran = seen.1.elapsed().as_millis() as u64;
+            if ran <= 3 * limit {
                 continue;
             }
             if self
@@ -453,7 +568,7 @@ impl Shadow {
             {
                 continue; // it came back meanwhile
             }
-            self.abandon(now - started);
+            self.abandon(ran);
         }
     }
 
@@ -463,7 +578,8 @@ impl Shadow {
         let param = libc::sched_param { sched_priority: 0 };
         // SAFETY: changes the scheduling policy of one thread of ours.
         unsafe { libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) };
-        let at = *self.inflight_call.lock().unwrap_or_else(|e| e.into_inner());
+        // Stored before the claimed call's number (read after the claim).
+        let at = self.inflight_call.load(Ordering::Acquire);
         // SAFETY: the invocation of the call just claimed: its thread never
         // frees it once it lost the claim (it leaks it).
         let inv = unsafe { &*(at as *const Invocation) };
@@ -471,7 +587,11 @@ impl Shadow {
         {
             let mut inflight = self.pop_lock.lock().unwrap_or_else(|e| e.into_inner());
             let mut j = self.judged.lock().unwrap_or_else(|e| e.into_inner());
-            *inflight = None;
+            // The given-up thread's pending verdicts are counted here; the
+            // claimed call comes right after them in its batch; the rest of
+            // the batch (still in `taken`) is the fresh thread's.
+            let done = self.count_pending(&mut j);
+            inflight.counted = (inflight.counted + done as usize + 1).min(inflight.funcs.len());
             if !j.closed {
                 let c = &mut j.counters[func as usize];
                 c.mirrored += 1;
@@ -495,7 +615,9 @@ impl Shadow {
         }
         let me = Arc::clone(self);
         match spawn_blocked("ddl-shadow", move || me.run()) {
-            Ok(h) => *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(h.thread().clone()),
+            Ok(h) => {
+                *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(h.thread().clone())
+            }
             Err(e) => self.stop(&format!("cannot start a fresh shadow thread: {e}")),
         }
     }
@@ -525,7 +647,7 @@ impl Shadow {
     /// Hands an invocation to the shadow; never blocks. Returns false (and
     /// counts it `dropped`) when the queue or its byte budget is full.
     pub fn submit(&self, inv: Box<Invocation>) -> bool {
-        let bytes = inv.bytes();
+        let bytes = self.bytes_of(&inv);
         let before = self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
         if before + bytes > self.settings.queue_bytes {
             self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
@@ -545,6 +667,85 @@ impl Shadow {
             self.wake();
         }
         true
+    }
+
+    /// [`Invocation::bytes`], without looking when the function's
+    /// invocations hold nothing on the heap (scalar functions).
+    #[inline]
+    fn bytes_of(&self, inv: &Invocation) -> usize {
+        if self.facts[inv.func as usize].scalar {
+            0
+        } else {
+            inv.bytes()
+        }
+    }
+
+    /// Adds the pending verdicts ([`Pending`]) to the counts (unless the
+    /// session is closed: `finish` counted them as dropped) and zeroes
+    /// them. Returns how many there were. Called with `pop_lock` held.
+    fn count_pending(&self, j: &mut Judged) -> u64 {
+        let mut n = 0;
+        for (i, p) in self.pending.iter().enumerate() {
+            let (m, u) = (
+                p.matched.load(Ordering::Relaxed),
+                p.unmirrored.load(Ordering::Relaxed),
+            );
+            if m + u == 0 {
+                continue;
+            }
+            p.matched.store(0, Ordering::Relaxed);
+            p.unmirrored.store(0, Ordering::Relaxed);
+            n += m + u;
+            if !j.closed {
+                let c = &mut j.counters[i];
+                c.mirrored += m + u;
+                c.matched += m;
+                c.unmirrored += u;
+            }
+        }
+        n
+    }
+
+    /// Counts the batch's invocations up to `upto` (pending verdicts, and
+    /// `judged`: one more, with its record), under `pop_lock` and `judged`.
+    fn count_batch(&self, upto: usize, judged: Option<(&Invocation, Judgement)>) {
+        let mut inflight = self.pop_lock.lock().unwrap();
+        let mut j = self.judged.lock().unwrap();
+        let mut n = self.count_pending(&mut j);
+        if let Some((inv, jm)) = judged {
+            n += 1;
+            if !j.closed {
+                let Judgement {
+                    verdict,
+                    shadow,
+                    diffs,
+                    extra,
+                    ..
+                } = jm;
+                let c = &mut j.counters[inv.func as usize];
+                c.mirrored += 1;
+                match verdict {
+                    Verdict::Match => c.matched += 1,
+                    Verdict::Mismatch => c.mismatch += 1,
+                    Verdict::ShadowFault => c.shadow_fault += 1,
+                    Verdict::ShadowTimeout => c.shadow_timeout += 1,
+                    _ => c.unmirrored += 1,
+                }
+                if verdict.is_recorded() {
+                    let mut rec = self.record_of(inv, verdict, shadow.as_ref(), diffs);
+                    rec.extra = extra;
+                    if let Some(r) = j.writer() {
+                        r.record(&rec);
+                    }
+                }
+            }
+        }
+        inflight.counted = upto;
+        drop(j);
+        drop(inflight);
+        if n != 0 {
+            self.judged_total.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     /// Counts a dropped invocation; the handles it was given have parted.
@@ -572,7 +773,9 @@ impl Shadow {
         // this thread (a call that cannot be contained is `unmirrored`).
         // The seccomp backstop turns an `exit_group` from inside the new
         // build's libc into a contained exit; it stays on this thread.
-        if let Err(e) = crate::sandbox::thread_init().and_then(|_| crate::sandbox::install_thread_backstop()) {
+        if let Err(e) =
+            crate::sandbox::thread_init().and_then(|_| crate::sandbox::install_thread_backstop())
+        {
             if std::env::var_os("DDL_LOG").is_some() {
                 eprintln!("ddl: the shadow thread has no sandbox: {e}");
             }
@@ -582,115 +785,126 @@ impl Shadow {
         // (nothing of the application runs to release them).
         let mut table = HandleTable::new();
         // SAFETY: gettid has no preconditions.
-        self.runner_tid.store(unsafe { libc::gettid() }, Ordering::Release);
+        self.runner_tid
+            .store(unsafe { libc::gettid() }, Ordering::Release);
         let mut last_summary = Instant::now();
         let mut judged_since_check = 0u64;
         let period = Duration::from_secs(self.settings.summary_every_s.max(1));
         loop {
-            let inv = {
+            // A batch: the rest of one a given-up shadow thread left, or
+            // fresh invocations from the queue.
+            let (start, end) = {
                 let mut inflight = self.pop_lock.lock().unwrap();
-                let inv = self.queue.pop();
-                *inflight = inv.as_ref().map(|i| i.func);
-                inv
+                if inflight.counted >= inflight.funcs.len() {
+                    inflight.funcs.clear();
+                    inflight.counted = 0;
+                    let mut bytes = 0;
+                    for slot in self.taken.iter() {
+                        let Some(inv) = self.queue.pop() else { break };
+                        bytes += self.bytes_of(&inv);
+                        inflight.funcs.push(inv.func);
+                        slot.store(Box::into_raw(inv), Ordering::Relaxed);
+                    }
+                    if bytes != 0 {
+                        self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                    }
+                }
+                (inflight.counted, inflight.funcs.len())
             };
-            match inv {
-                Some(inv) => {
-                    // The clock is read every 64 invocations, not each one:
-                    // a periodic summary is at most 64 invocations late.
-                    judged_since_check += 1;
-                    if judged_since_check.is_multiple_of(64) && last_summary.elapsed() >= period {
-                        last_summary = Instant::now();
-                        self.write_summary(false);
-                    }
-                    let bytes = inv.bytes();
-                    self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-                    let Judgement {
-                        verdict,
-                        shadow,
-                        diffs,
-                        extra,
-                        poison,
-                    } = {
-                        *self.inflight_call.lock().unwrap_or_else(|e| e.into_inner()) =
-                            &*inv as *const Invocation as usize;
-                        let now = self.epoch.elapsed().as_millis() as u64 + 1;
-                        self.call_started.store(now, Ordering::Release);
-                        let j = self.judge_one(&inv, &mut table);
-                        if self.call_started.swap(0, Ordering::AcqRel) == 0 {
-                            // The watchdog gave this thread up and counted
-                            // the call (it may still be reading the
-                            // invocation: leaked): a fresh shadow has the
-                            // queue now.
-                            std::mem::forget(inv);
-                            return;
-                        }
-                        j
-                    };
-                    // Same lock order as `finish`: pop_lock, then judged.
-                    let mut inflight = self.pop_lock.lock().unwrap();
-                    let mut j = self.judged.lock().unwrap();
-                    if !j.closed {
-                        let c = &mut j.counters[inv.func as usize];
-                        c.mirrored += 1;
-                        match verdict {
-                            Verdict::Match => c.matched += 1,
-                            Verdict::Mismatch => c.mismatch += 1,
-                            Verdict::ShadowFault => c.shadow_fault += 1,
-                            Verdict::ShadowTimeout => c.shadow_timeout += 1,
-                            _ => c.unmirrored += 1,
-                        }
-                        if verdict.is_recorded() {
-                            let mut rec = self.record_of(&inv, verdict, shadow.as_ref(), diffs);
-                            rec.extra = extra;
-                            if let Some(r) = j.writer() {
-                                r.record(&rec);
-                            }
-                        }
-                    }
-                    *inflight = None;
-                    drop(j);
-                    drop(inflight);
-                    self.judged_total.fetch_add(1, Ordering::Relaxed);
-                    // Faults of threads the new build started (contained:
-                    // `sandbox::take_thread_faults`): an event line each; one
-                    // of the namespace being called poisons it.
-                    let mut poison = poison;
+            // Handles of dropped calls: applied once per batch (and before
+            // each call of a function that is given handles, `judge_one`),
+            // so that scalar functions never look and the list stays short.
+            while let Some((class, h, seq)) = self.parted.pop() {
+                table.part(class, h, seq);
+            }
+            if start == end {
+                if last_summary.elapsed() >= period {
+                    last_summary = Instant::now();
+                    self.write_summary(false);
+                }
+                if self.judged.lock().unwrap().closed {
+                    return;
+                }
+                self.sleeping.store(true, Ordering::SeqCst);
+                if self.queue.is_empty() {
+                    std::thread::park_timeout(IDLE_PARK);
+                }
+                self.sleeping.store(false, Ordering::SeqCst);
+                continue;
+            }
+            for i in start..end {
+                // Only the thread that holds the batch touches its slots
+                // (handed over under `pop_lock`): no read-modify-write.
+                let p = self.taken[i].load(Ordering::Relaxed);
+                self.taken[i].store(std::ptr::null_mut(), Ordering::Relaxed);
+                if p.is_null() {
+                    continue; // never: the slots past `counted` are full
+                }
+                // SAFETY: put there by `Box::into_raw` (above, by this or a
+                // given-up shadow thread, under `pop_lock`), taken once.
+                let inv = unsafe { Box::from_raw(p) };
+                // The clock is read every 64 invocations, not each one:
+                // a periodic summary is at most 64 invocations late.
+                judged_since_check += 1;
+                if judged_since_check.is_multiple_of(64) && last_summary.elapsed() >= period {
+                    last_summary = Instant::now();
+                    self.count_batch(i, None);
+                    self.write_summary(false);
+                }
+                self.inflight_call
+                    .store(&*inv as *const Invocation as usize, Ordering::Relaxed);
+                let number = self.call_number.fetch_add(1, Ordering::Relaxed) + 1;
+                self.call_started.store(number, Ordering::Release);
+                let jm = self.judge_one(&inv, &mut table);
+                if self.call_started.swap(0, Ordering::AcqRel) == 0 {
+                    // The watchdog gave this thread up and counted the
+                    // call (it may still be reading the invocation:
+                    // leaked): a fresh shadow has the queue and the rest
+                    // of the batch now.
+                    std::mem::forget(inv);
+                    return;
+                }
+                let mut poison = jm.poison;
+                match jm.verdict {
+                    Verdict::Match => bump(&self.pending[inv.func as usize].matched),
+                    Verdict::Unmirrored => bump(&self.pending[inv.func as usize].unmirrored),
+                    _ => self.count_batch(i + 1, Some((&inv, jm))),
+                }
+                // Faults of threads the new build started (contained:
+                // `sandbox::take_thread_faults`): an event line each; one
+                // of the namespace being called poisons it. None can be
+                // recorded before the new build starts a thread.
+                if crate::sandbox::new_build_threads() != 0 {
                     for tf in crate::sandbox::take_thread_faults() {
                         let pc = tf.fault.pc;
-                        let at = (self.hooks.caller_name)(pc as u64).unwrap_or_else(|| format!("{pc:#x}"));
+                        let at = (self.hooks.caller_name)(pc as u64)
+                            .unwrap_or_else(|| format!("{pc:#x}"));
                         let mut j = self.judged.lock().unwrap_or_else(|e| e.into_inner());
                         if let Some(r) = (!j.closed).then(|| j.writer()).flatten() {
-                            r.event(inv.seq, self.pid, "shadow_thread_fault", &format!("{} at {at}", tf.what()));
+                            r.event(
+                                inv.seq,
+                                self.pid,
+                                "shadow_thread_fault",
+                                &format!("{} at {at}", tf.what()),
+                            );
                         }
                         if tf.current && poison.is_none() {
                             poison = Some(pc);
                         }
                     }
-                    if let Some(pc) = poison {
-                        // Never call the poisoned namespace again; the
-                        // shadow's objects lived there (calls on their
-                        // handles are `unmirrored` from now on).
-                        table.clear();
-                        if let Err(why) = (self.hooks.reload)(pc) {
-                            self.stop(&why);
-                        }
-                    }
                 }
-                None => {
-                    if last_summary.elapsed() >= period {
-                        last_summary = Instant::now();
-                        self.write_summary(false);
+                if let Some(pc) = poison {
+                    // Never call the poisoned namespace again; the
+                    // shadow's objects lived there (calls on their
+                    // handles are `unmirrored` from now on).
+                    self.count_batch(i + 1, None);
+                    table.clear();
+                    if let Err(why) = (self.hooks.reload)(pc) {
+                        self.stop(&why);
                     }
-                    if self.judged.lock().unwrap().closed {
-                        return;
-                    }
-                    self.sleeping.store(true, Ordering::SeqCst);
-                    if self.queue.is_empty() {
-                        std::thread::park_timeout(IDLE_PARK);
-                    }
-                    self.sleeping.store(false, Ordering::SeqCst);
                 }
             }
+            self.count_batch(end, None);
         }
     }
 
@@ -701,6 +915,10 @@ impl Shadow {
         let new_fn = inv.new_fn.load(Ordering::Acquire) as usize;
         if new_fn == 0 || self.is_stopped() {
             return Judgement::unmirrored();
+        }
+        let facts = self.facts[inv.func as usize];
+        if facts.scalar {
+            return self.judge_scalar(f, facts, inv, new_fn, table);
         }
         while let Some((class, h, seq)) = self.parted.pop() {
             table.part(class, h, seq);
@@ -748,6 +966,48 @@ impl Shadow {
                 return Judgement::unmirrored();
             }
         }
+        self.call_new(f, Facts::default(), inv, target, &m.raw, &m.deep, table)
+    }
+
+    /// A scalar function's invocation ([`Facts::scalar`]): its arguments
+    /// are the captured bits (what [`Materialised::new`] would pass,
+    /// without building it); no handle, nothing on the heap.
+    fn judge_scalar(
+        &self,
+        f: &BoundaryFn,
+        facts: Facts,
+        inv: &Invocation,
+        target: usize,
+        table: &mut HandleTable,
+    ) -> Judgement {
+        let raw: SmallVec<[Raw; 8]> = inv
+            .inputs
+            .values
+            .iter()
+            .map(|v| {
+                Raw::Bits(if matches!(v, Value::Null) {
+                    0
+                } else {
+                    v.scalar_bits()
+                })
+            })
+            .collect();
+        self.call_new(f, facts, inv, target, &raw, &[], table)
+    }
+
+    /// Calls the new build's `target` with the shadow's arguments `raw`
+    /// (`deep`: [`Materialised::deep`]) and judges its outcome.
+    #[allow(clippy::too_many_arguments)]
+    fn call_new(
+        &self,
+        f: &BoundaryFn,
+        facts: Facts,
+        inv: &Invocation,
+        target: usize,
+        raw: &[Raw],
+        deep: &[Option<Vec<crate::marshal::FieldPtr>>],
+        table: &mut HandleTable,
+    ) -> Judgement {
         let loc = self.new_errno.load(Ordering::Acquire);
         if f.wants_errno && loc != 0 {
             // SAFETY: the new namespace's own `__errno_location`, on this thread.
@@ -755,8 +1015,13 @@ impl Shadow {
                 unsafe { std::mem::transmute(loc) };
             unsafe { *loc() = inv.errno_before };
         }
+        // The caller's floating-point state, loaded only when it differs
+        // from the shadow thread's (and put back after).
         let own_fp = FpEnv::current();
-        inv.fp_env.set();
+        let switch_fp = own_fp != inv.fp_env;
+        if switch_fp {
+            inv.fp_env.set();
+        }
         let guard = f.cxx.guard.load(Ordering::Relaxed);
         // SAFETY: `target` is the new build's definition of this boundary
         // function, resolved by name (and version) from its namespace; the
@@ -768,12 +1033,14 @@ impl Shadow {
                 (guard != 0).then(|| std::mem::transmute(guard));
             f.invoker.call_sandboxed(
                 target as *const libc::c_void,
-                &m.raw,
+                raw,
                 guard,
                 self.settings.timeout_ms.min(u32::MAX as u64) as u32,
             )
         };
-        own_fp.set();
+        if switch_fp {
+            own_fp.set();
+        }
         let outgoing = Some((self.hooks.take_outgoing)());
         let ret = match ret {
             Ok(r) => r,
@@ -861,8 +1128,12 @@ impl Shadow {
         } else {
             None
         };
-        // SAFETY: the call completed; its pointers are `m`'s buffers.
-        let mut shadow = unsafe { capture_outputs(&f.sig, &m.raw, &ret, &inv.inputs, &m.deep) };
+        if facts.quick && quick_match(f, facts, inv, &ret, errno, outgoing.as_deref()) {
+            return Judgement::quick_match();
+        }
+        // SAFETY: the call completed; its pointers are the materialised
+        // buffers (none for a scalar function).
+        let mut shadow = unsafe { capture_outputs(&f.sig, raw, &ret, &inv.inputs, deep) };
         shadow.errno = errno;
         shadow.outgoing = outgoing;
         match f.sig.effect {
@@ -956,7 +1227,10 @@ impl Shadow {
         let deadline = Instant::now() + Duration::from_millis(self.settings.timeout_ms);
         let started = self.thread.lock().unwrap().is_some();
         while started && Instant::now() < deadline {
-            let busy = !self.queue.is_empty() || self.pop_lock.lock().unwrap().is_some();
+            let busy = !self.queue.is_empty() || {
+                let inflight = self.pop_lock.lock().unwrap();
+                inflight.counted < inflight.funcs.len()
+            };
             if !busy {
                 break;
             }
@@ -974,7 +1248,10 @@ impl Shadow {
                 .dropped
                 .fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(f) = *inflight {
+        // The batch in flight: pending verdicts, the call being made and
+        // what is still to be called (the shadow thread counts none of them
+        // from now on).
+        for &f in &inflight.funcs[inflight.counted.min(inflight.funcs.len())..] {
             self.caller[f as usize]
                 .dropped
                 .fetch_add(1, Ordering::Relaxed);
@@ -1021,7 +1298,55 @@ struct Judgement {
     poison: Option<usize>,
 }
 
+/// Whether a scalar function's call ([`Facts::quick`]) is a `match` as
+/// [`judge`] would find it, seen from what it returned without building
+/// its outcome: the primary threw nothing, the outgoing calls are not
+/// compared or none on either side, errno is not compared or the same,
+/// and the return value has the primary's bits (or the comparator ignores
+/// the function). `false` says nothing: the call is judged the general way.
+fn quick_match(
+    f: &BoundaryFn,
+    facts: Facts,
+    inv: &Invocation,
+    ret: &Raw,
+    errno: Option<i32>,
+    outgoing: Option<&[crate::compare::Outgoing]>,
+) -> bool {
+    if f.comparator.func.all == Some(Spec::Ignore) {
+        return true;
+    }
+    let p = &inv.primary;
+    if p.exception.is_some() {
+        return false;
+    }
+    if let (Some(a), Some(b)) = (&p.outgoing, outgoing) {
+        if !a.is_empty() || !b.is_empty() {
+            return false;
+        }
+    }
+    if facts.errno && p.errno != errno {
+        return false;
+    }
+    match (&f.sig.ret, ret) {
+        (Type::Void, _) => true,
+        (Type::Scalar(s), Raw::Bits(b)) => same_bits(&Value::scalar_from_bits(*s, *b), &p.ret),
+        _ => false,
+    }
+}
+
 impl Judgement {
+    /// A `match` whose shadow outcome was not built ([`quick_match`]): a
+    /// match writes no record, so nothing needs it.
+    fn quick_match() -> Judgement {
+        Judgement {
+            verdict: Verdict::Match,
+            shadow: None,
+            diffs: Vec::new(),
+            extra: Default::default(),
+            poison: None,
+        }
+    }
+
     fn unmirrored() -> Judgement {
         Judgement {
             verdict: Verdict::Unmirrored,
@@ -1064,7 +1389,9 @@ fn handles_of(sig: &Signature, inputs: &Inputs) -> Vec<(u32, u64)> {
     let mut out = Vec::new();
     for (i, p) in sig.params.iter().enumerate() {
         match (p.handle, &p.role, &inputs.values[i]) {
-            (Some(class), Role::Handle { .. }, Value::Opaque(h)) if *h != 0 => out.push((class, *h)),
+            (Some(class), Role::Handle { .. }, Value::Opaque(h)) if *h != 0 => {
+                out.push((class, *h))
+            }
             _ => {}
         }
     }
@@ -1078,7 +1405,13 @@ fn handles_of(sig: &Signature, inputs: &Inputs) -> Vec<(u32, u64)> {
 
 /// After a create call: the handles it returned or stored on each side are
 /// paired (a side that got none pairs nothing; the comparison reports it).
-fn pair_created(sig: &Signature, class: u32, inv: &Invocation, shadow: &Outcome, table: &mut HandleTable) {
+fn pair_created(
+    sig: &Signature,
+    class: u32,
+    inv: &Invocation,
+    shadow: &Outcome,
+    table: &mut HandleTable,
+) {
     let both = |p: &Value, s: &Value| match (p, s) {
         (Value::Opaque(p), Value::Opaque(s)) if *p != 0 && *s != 0 => Some((*p, *s)),
         _ => None,

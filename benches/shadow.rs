@@ -1,0 +1,148 @@
+//! Criterion benchmark of the shadow's throughput (issue 6: "at least 10
+//! million scalar invocations per second judged and counted on one core"):
+//! a [`Shadow`] with one boundary function, `int add(int, int)`, whose new
+//! build is a local `extern "C" fn`. Each measured round queues N captured
+//! invocations (built the way the shim builds them: `capture_inputs`,
+//! `capture_outputs`), then times the shadow thread from its start until
+//! `finish` has seen every one judged and counted. The report's last
+//! summary is checked once: every invocation a `match`.
+//!
+//!     cargo bench --bench shadow
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arbiter::compare::Comparator;
+use arbiter::invoke::Invoker;
+use arbiter::marshal::{capture_inputs, capture_outputs, Layout, Raw};
+use arbiter::shadow::{BoundaryFn, CxxFn, FpEnv, Invocation, Shadow, ShadowHooks, ShadowSettings};
+use arbiter::signature::{parse_signature, TypeTable};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+/// Invocations per measured round.
+const N: usize = 200_000;
+
+/// The new build's `add`.
+extern "C" fn add(a: i32, b: i32) -> i32 {
+    a.wrapping_add(b)
+}
+
+/// Where the invocations find the new build's function.
+static NEW_FN: AtomicU64 = AtomicU64::new(0);
+
+fn no_init() {}
+fn no_name(_: u64) -> Option<String> {
+    None
+}
+fn no_reload(_: usize) -> Result<(), String> {
+    Ok(())
+}
+fn no_outgoing() -> Vec<arbiter::compare::Outgoing> {
+    Vec::new()
+}
+
+fn boundary() -> Arc<Vec<BoundaryFn>> {
+    let types = TypeTable::new();
+    let sig = parse_signature("int add(int a, int b)", &types).unwrap();
+    Arc::new(vec![BoundaryFn {
+        name: "add".into(),
+        layout: Layout::of(&sig),
+        invoker: Invoker::new(&sig),
+        comparator: Comparator::default(),
+        wants_errno: false,
+        per_call_sampling: sig.sampled_per_call(),
+        cxx: CxxFn::default(),
+        sig,
+    }])
+}
+
+/// `n` invocations of `add`, captured as the shim captures them.
+fn invocations(functions: &[BoundaryFn], n: usize) -> Vec<Box<Invocation>> {
+    let sig = &functions[0].sig;
+    (0..n)
+        .map(|i| {
+            let (a, b) = (i as i32, 7i32);
+            let raw = [Raw::Bits(a as u32 as u64), Raw::Bits(b as u32 as u64)];
+            // SAFETY: scalar arguments only; nothing is dereferenced.
+            let inputs = unsafe { capture_inputs(sig, &raw) };
+            let ret = Raw::Bits(add(a, b) as u32 as u64);
+            // SAFETY: as above.
+            let primary = unsafe { capture_outputs(sig, &raw, &ret, &inputs, &inputs.deep) };
+            Box::new(Invocation {
+                seq: i as u64 + 1,
+                func: 0,
+                tid: 1,
+                caller: 0,
+                new_fn: &NEW_FN,
+                inputs,
+                primary,
+                errno_before: 0,
+                deleting: false,
+                fp_env: FpEnv::current(),
+            })
+        })
+        .collect()
+}
+
+/// One round: a fresh shadow, `n` invocations queued, the time from the
+/// shadow's start until every one is judged and counted.
+fn round(functions: &Arc<Vec<BoundaryFn>>, report: Option<std::path::PathBuf>) -> Duration {
+    let settings = ShadowSettings {
+        queue: N,
+        queue_bytes: usize::MAX / 2,
+        timeout_ms: 60_000,
+        summary_every_s: 3600,
+    };
+    let hooks = ShadowHooks {
+        thread_init: no_init,
+        caller_name: no_name,
+        reload: no_reload,
+        take_outgoing: no_outgoing,
+    };
+    let shadow = Shadow::new(Arc::clone(functions), settings, report, 8, hooks);
+    for inv in invocations(functions, N) {
+        assert!(shadow.submit(inv), "the queue holds N");
+    }
+    let t0 = Instant::now();
+    shadow.start().expect("the shadow thread");
+    shadow.finish();
+    t0.elapsed()
+}
+
+fn shadow_throughput(c: &mut Criterion) {
+    NEW_FN.store(
+        add as *const () as usize as u64,
+        std::sync::atomic::Ordering::Release,
+    );
+    // As libddl runs the sandbox: it announces handler changes, so the
+    // dispositions are re-read only every 1024 calls (shim/src/signals.rs).
+    arbiter::sandbox::set_recheck_every(1024);
+    let functions = boundary();
+    // Once: every invocation judged a match and counted.
+    let path = std::env::temp_dir().join(format!("ddl-bench-shadow-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let t = round(&functions, Some(path.clone()));
+    let text = std::fs::read_to_string(&path).expect("the report");
+    let _ = std::fs::remove_file(&path);
+    let want = format!("\"match\":{N}");
+    assert!(
+        text.lines().last().is_some_and(|l| l.contains(&want)),
+        "expected {want} in the last summary: {text}"
+    );
+    eprintln!(
+        "shadow: {N} invocations in {:.1} ms: {:.2} M/s",
+        t.as_secs_f64() * 1e3,
+        N as f64 / t.as_secs_f64() / 1e6
+    );
+    let mut g = c.benchmark_group("shadow");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("int add(int, int): queue to judged", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| round(&functions, None)).sum())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, shadow_throughput);
+criterion_main!(benches);
