@@ -76,11 +76,15 @@ fn compare(c: &mut Criterion) {
         ret: Value::F64(12.0),
         outputs: vec![Value::None],
         errno: None,
+        exception: None,
+        outgoing: None,
     };
     let s = Outcome {
         ret: Value::F64(12.000000000000002),
         outputs: vec![Value::None],
         errno: None,
+        exception: None,
+        outgoing: None,
     };
     g.bench_function("double ret, ulps 2", |b| {
         b.iter(|| judge(&sq, &ulps, black_box(&a), black_box(&s)))
@@ -95,6 +99,8 @@ fn compare(c: &mut Criterion) {
         ret: Value::None,
         outputs: vec![buf, Value::None],
         errno: None,
+        exception: None,
+        outgoing: None,
     };
     g.throughput(Throughput::Elements(4096));
     g.bench_function("4096 doubles, exact", |b| {

@@ -7,5 +7,7 @@ cd "$(dirname "$0")/.."
 
 scripts/ensure-deps.sh
 cargo build --release --workspace
+# The benchmarks compile too (they are run by scripts/bench.sh, not here).
+cargo bench --no-run --workspace
 # The end-to-end tests preload target/release/libddl.so built just above.
 cargo test --release --workspace

@@ -1122,7 +1122,11 @@ fn reload_new_build(pc: usize) -> Result<(), String> {
 
 /// The shadow's `take_outgoing` hook.
 fn take_outgoing() -> Vec<arbiter::compare::Outgoing> {
-    crate::contain::take_outgoing()
+    let taken = crate::contain::take_outgoing();
+    if taken.is_empty() {
+        return Vec::new();
+    }
+    taken
         .into_iter()
         .map(|o| arbiter::compare::Outgoing {
             function: o.function.to_string(),
