@@ -83,7 +83,9 @@ raw=$out/raw.tsv
 
 # --- the machine ------------------------------------------------------------
 cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
-glibc=$(ldd --version | head -1 | sed 's/.*) //')
+# sed reads all of ldd's output: with `head -1`, ldd could die of SIGPIPE
+# and pipefail ended the script (exit 141).
+glibc=$(ldd --version | sed -n '1s/.*) //p')
 kernel=$(uname -r)
 machine="nproc $(nproc), $cpu, glibc $glibc, Linux $kernel"
 echo "== machine: $machine"
