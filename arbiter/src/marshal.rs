@@ -320,7 +320,8 @@ pub struct Inputs {
     /// compare equal on both sides).
     pub values: Vec<Value>,
     /// Per parameter: the element count of a buffer (`None` otherwise or
-    /// when the pointer was NULL).
+    /// when the pointer was NULL). Empty when no parameter is a buffer (no
+    /// allocation on the caller's path for a scalar signature).
     pub counts: Vec<Option<usize>>,
     /// Per parameter: for a struct captured field by field ([`deep_struct`]),
     /// where its pointer fields pointed before the call, on the primary's
@@ -659,7 +660,11 @@ pub unsafe fn capture_inputs(sig: &Signature, raw: &[Raw]) -> Inputs {
         ret: None,
     };
     let mut values = Vec::with_capacity(sig.params.len());
-    let mut counts = Vec::with_capacity(sig.params.len());
+    let buffers = sig
+        .params
+        .iter()
+        .any(|p| matches!(p.role, Role::Buffer { .. }));
+    let mut counts = Vec::with_capacity(if buffers { sig.params.len() } else { 0 });
     // Allocated only when some parameter needs it (rarely).
     let mut deep: Vec<Option<Vec<FieldPtr>>> = Vec::new();
     let mut structs = Vec::new();
@@ -711,7 +716,9 @@ pub unsafe fn capture_inputs(sig: &Signature, raw: &[Raw]) -> Inputs {
             (Role::Null, _) | (Role::Private, _) | (Role::Array { .. }, _) => (Value::None, None),
         };
         values.push(v);
-        counts.push(c);
+        if buffers {
+            counts.push(c);
+        }
     }
     Inputs {
         values,
@@ -774,6 +781,22 @@ pub unsafe fn capture_outputs(
         raw,
         ret: ret_i64,
     };
+    // Nothing is written through a scalar parameter: no outputs at all
+    // then (no allocation; readers take a missing output as `None`).
+    let writes = sig.params.iter().any(|p| match &p.role {
+        Role::Buffer { dir, .. } => dir.writes(),
+        Role::HandleOut { .. } => true,
+        _ => false,
+    });
+    if !writes {
+        return Outcome {
+            ret: ret_value,
+            outputs: Vec::new(),
+            errno: None,
+            exception: None,
+            outgoing: None,
+        };
+    }
     let mut outputs = Vec::with_capacity(sig.params.len());
     for (i, p) in sig.params.iter().enumerate() {
         let addr = raw[i].bits();
