@@ -91,9 +91,9 @@ impl Outgoing {
         let head = &self.head[..self.head.len().min(64)];
         let head = match std::str::from_utf8(head) {
             Ok(t) => serde_json::Value::from(t),
-            Err(_) => serde_json::Value::from(
-                head.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-            ),
+            Err(_) => {
+                serde_json::Value::from(head.iter().map(|b| format!("{b:02x}")).collect::<String>())
+            }
         };
         serde_json::json!({ "function": self.function, "target": self.target, "len": self.len, "head": head })
     }
@@ -291,7 +291,8 @@ pub fn judge(sig: &Signature, cmp: &Comparator, primary: &Outcome, shadow: &Outc
     if primary.exception.is_some() || shadow.exception.is_some() {
         let ty = |e: &Option<Exception>| e.as_ref().map(|e| e.ty.clone());
         if ty(&primary.exception) != ty(&shadow.exception) {
-            let js = |e: &Option<Exception>| e.as_ref().map_or(serde_json::Value::Null, Exception::json);
+            let js =
+                |e: &Option<Exception>| e.as_ref().map_or(serde_json::Value::Null, Exception::json);
             diffs.push(Diff {
                 path: "exception".to_string(),
                 primary: js(&primary.exception),
@@ -307,7 +308,10 @@ pub fn judge(sig: &Signature, cmp: &Comparator, primary: &Outcome, shadow: &Outc
             let (x, y) = (a.get(i), b.get(i));
             let same = match (x, y) {
                 (Some(x), Some(y)) => {
-                    x.function == y.function && x.target == y.target && x.len == y.len && x.hash == y.hash
+                    x.function == y.function
+                        && x.target == y.target
+                        && x.len == y.len
+                        && x.hash == y.hash
                 }
                 _ => false,
             };
@@ -641,7 +645,11 @@ impl Judge<'_> {
                 for f in &def.fields {
                     if matches!(
                         f.role,
-                        Role::Private | Role::Opaque | Role::Null | Role::Handle { .. } | Role::HandleOut { .. }
+                        Role::Private
+                            | Role::Opaque
+                            | Role::Null
+                            | Role::Handle { .. }
+                            | Role::HandleOut { .. }
                     ) {
                         continue;
                     }
@@ -696,7 +704,11 @@ impl Judge<'_> {
                 Some(f) => {
                     if matches!(
                         f.role,
-                        Role::Private | Role::Opaque | Role::Null | Role::Handle { .. } | Role::HandleOut { .. }
+                        Role::Private
+                            | Role::Opaque
+                            | Role::Null
+                            | Role::Handle { .. }
+                            | Role::HandleOut { .. }
                     ) {
                         continue;
                     }

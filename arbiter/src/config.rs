@@ -710,7 +710,11 @@ impl Config {
                     }
                 }
                 let ty_raw = o.get("type").ok_or_else(|| {
-                    cx.err(Some(h), &key, "missing \"type\": the handle's C type, e.g. \"codec_t *\"")
+                    cx.err(
+                        Some(h),
+                        &key,
+                        "missing \"type\": the handle's C type, e.g. \"codec_t *\"",
+                    )
                 })?;
                 let ty = cx.nonempty_string(ty_raw, &format!("{key}.type"))?;
                 types.declare_handle(&ty).map_err(|e| ConfigError {
@@ -785,7 +789,9 @@ impl Config {
                         let class = *cxx_class.get_or_insert(types.handle_classes());
                         types
                             .declare_handle_in(&format!("{t} *"), class)
-                            .map_err(|err| cx.err(Some(raw), &format!("functions[{index}]"), err.message))?;
+                            .map_err(|err| {
+                                cx.err(Some(raw), &format!("functions[{index}]"), err.message)
+                            })?;
                     }
                     Some(d)
                 }
@@ -850,7 +856,11 @@ impl Config {
                     _ => {}
                 }
             }
-            let key_name = if decl.is_some() { text.clone() } else { sig.name.clone() };
+            let key_name = if decl.is_some() {
+                text.clone()
+            } else {
+                sig.name.clone()
+            };
             if let Some(&first) = seen.get(&key_name) {
                 return Err(cx.err(
                     Some(e),
@@ -912,7 +922,11 @@ impl Config {
                             "{name} {} no {} (its prototype has no parameter{} of that type)",
                             if creates { "makes" } else { "takes" },
                             h.ty,
-                            if creates { ", [out] handle or return value" } else { "" },
+                            if creates {
+                                ", [out] handle or return value"
+                            } else {
+                                ""
+                            },
                         )));
                     }
                     f.sig.effect = effect;

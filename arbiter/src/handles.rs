@@ -79,7 +79,13 @@ impl HandleTable {
     /// `primary`: the shadow gets a new zeroed instance of `size` bytes
     /// (replacing one the address had, as a second init without an end
     /// would on the primary's side).
-    pub fn create_instance(&mut self, class: u32, primary: u64, size: usize, seq: u64) -> HandleArg {
+    pub fn create_instance(
+        &mut self,
+        class: u32,
+        primary: u64,
+        size: usize,
+        seq: u64,
+    ) -> HandleArg {
         let mut words = vec![0u64; size.div_ceil(8).max(1)].into_boxed_slice();
         let at = words.as_mut_ptr() as u64;
         self.clear_parted(class, primary, seq);
@@ -153,7 +159,11 @@ mod tests {
         assert_eq!(t.lookup(0, 0x10, 1), HandleArg::Unknown);
         t.pair(0, 0x10, 0x99, 1);
         assert_eq!(t.lookup(0, 0x10, 2), HandleArg::Value(0x99));
-        assert_eq!(t.lookup(1, 0x10, 2), HandleArg::Unknown, "classes are apart");
+        assert_eq!(
+            t.lookup(1, 0x10, 2),
+            HandleArg::Unknown,
+            "classes are apart"
+        );
         t.remove(0, 0x10, 3);
         assert_eq!(t.lookup(0, 0x10, 4), HandleArg::Unknown);
         assert!(t.is_empty());
@@ -164,7 +174,11 @@ mod tests {
         let mut t = HandleTable::new();
         t.pair(0, 0x10, 0x99, 1);
         t.part(0, 0x10, 5);
-        assert_eq!(t.lookup(0, 0x10, 4), HandleArg::Value(0x99), "earlier calls");
+        assert_eq!(
+            t.lookup(0, 0x10, 4),
+            HandleArg::Value(0x99),
+            "earlier calls"
+        );
         assert_eq!(t.lookup(0, 0x10, 6), HandleArg::Unknown);
         // The address is destroyed and created again later: paired anew.
         t.remove(0, 0x10, 7);
@@ -189,7 +203,11 @@ mod tests {
         t.remove(0, 0x10, 6);
         t.pair(0, 0x10, 0xb, 7);
         assert_eq!(t.lookup(0, 0x10, 8), HandleArg::Value(0xb));
-        assert_eq!(t.lookup(0, 0x10, 10), HandleArg::Unknown, "the second life's drop");
+        assert_eq!(
+            t.lookup(0, 0x10, 10),
+            HandleArg::Unknown,
+            "the second life's drop"
+        );
     }
 
     #[test]

@@ -241,14 +241,7 @@ impl Invoker {
         // SAFETY: forwarded contract, as in `call`.
         let (outcome, ret) = unsafe {
             self.with_slots(args, |rvalue, avalue| {
-                let mut c = DdlCall::new(
-                    ffi_call,
-                    cif,
-                    Some(fn_of(func)),
-                    rvalue,
-                    avalue,
-                    guard,
-                );
+                let mut c = DdlCall::new(ffi_call, cif, Some(fn_of(func)), rvalue, avalue, guard);
                 // SAFETY: `c` describes a call of `func` through this cif
                 // with valid argument and return storage.
                 let outcome = sandbox::call(&mut c, timeout_ms);

@@ -129,7 +129,11 @@ pub fn element_json(elem: &Type, bytes: &[u8]) -> Json {
             for f in &def.fields {
                 if matches!(
                     f.role,
-                    Role::Private | Role::Opaque | Role::Null | Role::Handle { .. } | Role::HandleOut { .. }
+                    Role::Private
+                        | Role::Opaque
+                        | Role::Null
+                        | Role::Handle { .. }
+                        | Role::HandleOut { .. }
                 ) || !matches!(f.ty, Type::Scalar(_) | Type::Struct(_))
                 {
                     continue;

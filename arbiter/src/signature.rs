@@ -234,7 +234,11 @@ impl TypeTable {
     /// Declares `text` as one more type of the handle class `class` (a
     /// C++ class pointer: every class shares the class of C++ objects).
     /// Declaring a type already in that class is not an error.
-    pub fn declare_handle_in(&mut self, text: &str, class: u32) -> std::result::Result<(), SigError> {
+    pub fn declare_handle_in(
+        &mut self,
+        text: &str,
+        class: u32,
+    ) -> std::result::Result<(), SigError> {
         let toks = lex(text)?;
         check_cxx(&toks)?;
         // Unknown names become opaque types (`codec_t`, `struct codec`).
@@ -269,7 +273,10 @@ impl TypeTable {
         let base = p.parse_base()?;
         let d = p.parse_declarator(&base)?;
         if let Some((_, col)) = d.name {
-            return Err(SigError::new(col, "a handle type has no name: write it as `T *`"));
+            return Err(SigError::new(
+                col,
+                "a handle type has no name: write it as `T *`",
+            ));
         }
         p.expect_eof()?;
         let CTy::Ptr(pointee, _) = d.ty else {
@@ -299,7 +306,12 @@ impl TypeTable {
     /// The handle class of a parameter or return type: `T *` where `T *` is
     /// a handle type gives `(class, false)`, `T **` gives `(class, true)`.
     fn handle_of(&self, ty: &CTy) -> Option<(u32, bool)> {
-        let find = |inner: &CTy| self.handles.iter().find(|(h, _)| h == inner).map(|(_, c)| *c);
+        let find = |inner: &CTy| {
+            self.handles
+                .iter()
+                .find(|(h, _)| h == inner)
+                .map(|(_, c)| *c)
+        };
         match ty {
             CTy::Ptr(inner, _) => match &**inner {
                 CTy::Ptr(inner2, _) => find(inner2).map(|c| (c, true)),
@@ -2072,7 +2084,13 @@ pub fn parse_signature(text: &str, types: &TypeTable) -> std::result::Result<Sig
 fn handle_role(class: u32, out: bool, annot: Option<&Annot>) -> Result<Role> {
     match annot.map(|a| (&a.kind, a)) {
         None | Some((AKind::Handle, _)) => {}
-        Some((AKind::Buffer { dir: Some(Dir::Out), count: None }, a)) if out && a.written.is_none() => {}
+        Some((
+            AKind::Buffer {
+                dir: Some(Dir::Out),
+                count: None,
+            },
+            a,
+        )) if out && a.written.is_none() => {}
         Some((_, a)) => {
             return Err(SigError::new(
                 a.kw_col,
@@ -3060,7 +3078,11 @@ mod tests {
                 24,
                 "not available in struct fields",
             ),
-            ("struct s { int *p [handle]; }", 20, "[handle] needs a type listed"),
+            (
+                "struct s { int *p [handle]; }",
+                20,
+                "[handle] needs a type listed",
+            ),
             (
                 "struct s { struct later *l [in 4]; }",
                 28,

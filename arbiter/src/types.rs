@@ -283,13 +283,16 @@ impl Signature {
     /// create call (a call on a handle the shadow does not have is
     /// `unmirrored`).
     pub fn sampled_per_call(&self) -> bool {
-        matches!(self.effect, Effect::Create { .. } | Effect::Construct { .. })
-            || !self.params.iter().any(|p| p.handle.is_some())
+        matches!(
+            self.effect,
+            Effect::Create { .. } | Effect::Construct { .. }
+        ) || !self.params.iter().any(|p| p.handle.is_some())
     }
 
     /// Whether any parameter or the return value carries a handle.
     pub fn uses_handles(&self) -> bool {
-        matches!(self.ret_role, Role::Handle { .. }) || self.params.iter().any(|p| p.handle.is_some())
+        matches!(self.ret_role, Role::Handle { .. })
+            || self.params.iter().any(|p| p.handle.is_some())
     }
 }
 

@@ -1651,7 +1651,11 @@ unsafe extern "C" fn r_pthread_create(
     spawn_common(thr, attr, start, arg, false)
 }
 
-unsafe extern "C" fn r_thrd_create(thr: *mut libc::pthread_t, start: usize, arg: *mut c_void) -> c_int {
+unsafe extern "C" fn r_thrd_create(
+    thr: *mut libc::pthread_t,
+    start: usize,
+    arg: *mut c_void,
+) -> c_int {
     spawn_common(thr, std::ptr::null(), start, arg, true)
 }
 
@@ -1663,7 +1667,9 @@ pub fn started_threads(handle: *mut c_void) -> bool {
     (0..n).any(|i| {
         let p = REGISTRY[i].load(Ordering::Acquire);
         // SAFETY: entries are leaked boxes, never freed.
-        !p.is_null() && unsafe { &*p }.handle == handle as usize && unsafe { &*p }.threads.load(Ordering::Relaxed) > 0
+        !p.is_null()
+            && unsafe { &*p }.handle == handle as usize
+            && unsafe { &*p }.threads.load(Ordering::Relaxed) > 0
     })
 }
 
@@ -1966,7 +1972,13 @@ fn install_hooks() {
 /// to fd 1 or 2 that the new build's libc made by itself inside a
 /// sandboxed call, recorded under the syscall's name with target
 /// `stdout`/`stderr`. Runs in the SIGSYS handler (DDL's signals blocked).
-unsafe extern "C" fn trapped_write(nr: c_int, fd: c_int, bytes: *const c_char, copied: usize, total: usize) {
+unsafe extern "C" fn trapped_write(
+    nr: c_int,
+    fd: c_int,
+    bytes: *const c_char,
+    copied: usize,
+    total: usize,
+) {
     if !recording() {
         return;
     }

@@ -324,7 +324,6 @@ fn abi_vtable(name: &CStr) -> Option<usize> {
     (a != 0).then_some(a + 16)
 }
 
-
 /// `__cxa_throw`, interposed: notes the exception when a mirrored call is
 /// in flight on this thread, then throws it with libstdc++'s own. The
 /// "C-unwind" ABI lets the exception pass through this frame.

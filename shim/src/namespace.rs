@@ -31,7 +31,9 @@ unsafe impl Send for NewBuild {}
 
 /// Threads of the process now.
 fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// Reads and clears `dlerror()` (the one place that does).
@@ -80,7 +82,13 @@ impl NewBuild {
         }
         let mut lmap: *mut crate::elf::LinkMap = std::ptr::null_mut();
         // SAFETY: dlinfo on the live handle, into a pointer-sized slot.
-        unsafe { libc::dlinfo(handle, libc::RTLD_DI_LINKMAP, &mut lmap as *mut _ as *mut c_void) };
+        unsafe {
+            libc::dlinfo(
+                handle,
+                libc::RTLD_DI_LINKMAP,
+                &mut lmap as *mut _ as *mut c_void,
+            )
+        };
         let base = if lmap.is_null() {
             0
         } else {
@@ -104,9 +112,7 @@ impl NewBuild {
         let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
         // SAFETY: dladdr only reads ld.so's tables (all namespaces).
         let found = unsafe { libc::dladdr(pc as *const c_void, &mut info) } != 0;
-        found
-            && self.base != 0
-            && info.dli_fbase as usize == self.base
+        found && self.base != 0 && info.dli_fbase as usize == self.base
     }
 
     /// The namespace the new build lives in (`dlinfo` `RTLD_DI_LMID`).
@@ -115,7 +121,12 @@ impl NewBuild {
     /// The handle must still be open (it is for the process's life).
     pub unsafe fn lmid(&self) -> Result<libc::Lmid_t, String> {
         let mut lmid: libc::Lmid_t = 0;
-        if libc::dlinfo(self.handle, libc::RTLD_DI_LMID, &mut lmid as *mut _ as *mut c_void) != 0 {
+        if libc::dlinfo(
+            self.handle,
+            libc::RTLD_DI_LMID,
+            &mut lmid as *mut _ as *mut c_void,
+        ) != 0
+        {
             return Err(dlerror());
         }
         Ok(lmid)

@@ -544,7 +544,11 @@ fn patch_vtables(s: &Session, st: &mut State) -> Result<(), String> {
             let Some((at, size)) = crate::cxxrt::vtable(h, c) else {
                 continue;
             };
-            let Some(info) = st.objects.values().find(|i| at >= i.span.0 && at < i.span.1) else {
+            let Some(info) = st
+                .objects
+                .values()
+                .find(|i| at >= i.span.0 && at < i.span.1)
+            else {
                 continue; // not an object we have read: its protection is unknown
             };
             // SAFETY: a vtable of a loaded object, as ld.so describes it.
@@ -852,12 +856,11 @@ pub fn lookup_answer(name: &CStr, version: Option<&CStr>, real: usize) -> usize 
     // hold wrappers even where the wrappers only forward (a forked child,
     // after the at-exit drain), and a `dlsym` answer must stay equal to
     // them. Once the old build is gone, `st.old` is None: the real answer.
-    let Some(name) = name.to_str().ok().filter(|n| {
-        s.names
-            .read()
-            .map(|m| m.contains_key(*n))
-            .unwrap_or(false)
-    }) else {
+    let Some(name) = name
+        .to_str()
+        .ok()
+        .filter(|n| s.names.read().map(|m| m.contains_key(*n)).unwrap_or(false))
+    else {
         return real;
     };
     let _guard = Busy::enter();
@@ -1105,8 +1108,12 @@ fn reload_new_build(pc: usize) -> Result<(), String> {
             ));
         }
     }
-    let new = NewBuild::load(&s.config.new, &s.config.sandbox_intercept)
-        .map_err(|e| format!("cannot load a fresh namespace of {}: {e}", s.config.new.display()))?;
+    let new = NewBuild::load(&s.config.new, &s.config.sandbox_intercept).map_err(|e| {
+        format!(
+            "cannot load a fresh namespace of {}: {e}",
+            s.config.new.display()
+        )
+    })?;
     s.shadow.set_new_errno(new.errno_location);
     for ((name, ver), w) in &st.wrappers {
         let a = new.resolve(name, ver.as_deref()).unwrap_or(0);
@@ -1115,7 +1122,9 @@ fn reload_new_build(pc: usize) -> Result<(), String> {
     let symbols = std::mem::take(&mut st.symbols);
     prepare_cxx(s, &new, &symbols);
     st.symbols = symbols;
-    log_info(&format!("the new build's namespace was poisoned at {pc:#x}: a fresh one is loaded"));
+    log_info(&format!(
+        "the new build's namespace was poisoned at {pc:#x}: a fresh one is loaded"
+    ));
     st.new = Some(new);
     Ok(())
 }
@@ -1163,7 +1172,10 @@ fn prepare_cxx(s: &Session, new: &NewBuild, symbols: &[crate::cxxrt::BoundarySym
                 }
             }
             arbiter::cxx::CxxKind::Dtor => {
-                if let Some(d1) = symbols.iter().find(|x| x.func == i as u32 && x.complete_dtor) {
+                if let Some(d1) = symbols
+                    .iter()
+                    .find(|x| x.func == i as u32 && x.complete_dtor)
+                {
                     let a = new.resolve(&d1.name, None).unwrap_or(0);
                     rt.new_d1.store(a, Ordering::Relaxed);
                 }
@@ -1184,7 +1196,9 @@ fn prepare_cxx(s: &Session, new: &NewBuild, symbols: &[crate::cxxrt::BoundarySym
                 f.cxx.guard.store(g as usize, Ordering::Relaxed);
             }
         }
-        Err(e) => log_info(&format!("no exception guard in the new build's namespace: {e}")),
+        Err(e) => log_info(&format!(
+            "no exception guard in the new build's namespace: {e}"
+        )),
     }
 }
 

@@ -75,7 +75,10 @@ macro_rules! signal_like {
         /// # Safety
         /// As libc's function of the same name.
         #[cfg_attr(not(test), no_mangle)]
-        pub unsafe extern "C" fn $name(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+        pub unsafe extern "C" fn $name(
+            sig: c_int,
+            handler: libc::sighandler_t,
+        ) -> libc::sighandler_t {
             let f = real(&$cache, $sym);
             if f == 0 {
                 *libc::__errno_location() = libc::ENOSYS;

@@ -449,13 +449,19 @@ fn config_error_refused_keys_capture_sandbox_and_a_bad_class() {
     for (key, line_text) in [
         ("capture", "\"capture\": \"calls.zst\","),
         ("classes[0]", "\"classes\": [{ \"name\": \"Shape\" }],"),
-        ("sandbox.intercept[0]", "\"sandbox\": { \"intercept\": [\"sys tem\"] },"),
+        (
+            "sandbox.intercept[0]",
+            "\"sandbox\": { \"intercept\": [\"sys tem\"] },",
+        ),
     ] {
         let tmp = TempDir::new(&format!("err-{key}"));
         let text = calc_text(fx, None, &[line_text], "int calc_div(int a, int b)");
         let path = tmp.write("ddl.json", &text);
         let line = error_line(&tmp, &path);
-        let l = line_of(&text, &format!("\"{}\"", key.split(['[', '.']).next().unwrap()));
+        let l = line_of(
+            &text,
+            &format!("\"{}\"", key.split(['[', '.']).next().unwrap()),
+        );
         assert_prefix(
             &line,
             &format!("ddl: error: {}:{l}: {key}: ", path.display()),
@@ -536,10 +542,22 @@ fn config_error_files_writable_by_others() {
         // Under root's group the group is trusted; make it world-writable instead.
         std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o757)).unwrap();
     }
-    let text = calc_text(fx, Some(&new.display().to_string()), &[], "int calc_div(int a, int b)");
+    let text = calc_text(
+        fx,
+        Some(&new.display().to_string()),
+        &[],
+        "int calc_div(int a, int b)",
+    );
     let path = tmp.write("ddl.json", &text);
     let line = error_line(&tmp, &path);
     let l = line_of(&text, "\"new\"");
-    assert_prefix(&line, &format!("ddl: error: {}:{l}: new: {} is writable by", path.display(), new.display()));
+    assert_prefix(
+        &line,
+        &format!(
+            "ddl: error: {}:{l}: new: {} is writable by",
+            path.display(),
+            new.display()
+        ),
+    );
     assert!(line.ends_with(": refused"), "{line}");
 }

@@ -57,11 +57,22 @@ fn check_counts(report: &Report, want: &[(&str, u64, u64, u64, u64)]) {
         let got = (c.calls, c.mirrored, c.matched, c.mismatch, c.shadow_fault);
         let exp = (calls, calls, matched, mismatch, fault);
         if got != exp || c.unmirrored + c.dropped + c.skipped + c.shadow_timeout != 0 {
-            errors.push(format!("{f}: expected (calls, mirrored, match, mismatch, shadow_fault) {exp:?}, got {c:?}"));
+            errors.push(format!(
+                "{f}: expected (calls, mirrored, match, mismatch, shadow_fault) {exp:?}, got {c:?}"
+            ));
         }
     }
-    assert_eq!(counts.len(), want.len(), "functions in the summary: {counts:?}");
-    assert!(errors.is_empty(), "{}:\n  {}", report.path.display(), errors.join("\n  "));
+    assert_eq!(
+        counts.len(),
+        want.len(),
+        "functions in the summary: {counts:?}"
+    );
+    assert!(
+        errors.is_empty(),
+        "{}:\n  {}",
+        report.path.display(),
+        errors.join("\n  ")
+    );
 }
 
 fn check_shapes_layout(layout: &str) {
@@ -75,7 +86,12 @@ fn check_shapes_layout(layout: &str) {
     assert_eq!(area.len(), 4);
     assert_eq!(area[0]["diffs"][0]["path"], "ret", "{}", area[0]);
     let scale = report.records_of("double Shape::scale(double k)");
-    assert_eq!(scale[0]["diffs"][0]["primary"], json!(-14.0), "{}", scale[0]);
+    assert_eq!(
+        scale[0]["diffs"][0]["primary"],
+        json!(-14.0),
+        "{}",
+        scale[0]
+    );
     assert_eq!(scale[0]["diffs"][0]["shadow"], json!(14.0), "{}", scale[0]);
     for r in report.records_of("void Shape::grow(int n)") {
         assert_eq!(r["verdict"], "shadow_fault", "{r}");
@@ -154,7 +170,9 @@ fn class_sizes_without_dwarf() {
     assert_eq!(errors.len(), 3, "{}", ddl.stderr);
     for class in ["class Rect ", "class Circle ", "class tally::Counter "] {
         assert!(
-            errors.iter().any(|e| e.contains(class) && e.contains("\"classes\"")),
+            errors
+                .iter()
+                .any(|e| e.contains(class) && e.contains("\"classes\"")),
             "{class}: {errors:?}"
         );
     }
@@ -181,9 +199,15 @@ fn sampled_out_constructors_leave_their_objects_unmirrored() {
         let (_, _, report) = run_both(&tmp, &app, cfg);
         assert_invariants(&report);
         for (f, c) in report.counts() {
-            let want = SHAPES_APP.iter().find(|w| w.0 == f).expect("a known function");
+            let want = SHAPES_APP
+                .iter()
+                .find(|w| w.0 == f)
+                .expect("a known function");
             assert_eq!(c.calls, want.1, "{f}: {c:?}");
-            assert!(c.mismatch <= want.3 && c.shadow_fault <= want.4, "{f}: {c:?}");
+            assert!(
+                c.mismatch <= want.3 && c.shadow_fault <= want.4,
+                "{f}: {c:?}"
+            );
             assert_eq!(c.shadow_timeout + c.dropped, 0, "{f}: {c:?}");
             unmirrored += c.unmirrored;
         }

@@ -12,11 +12,17 @@ use crate::harness::*;
 /// Addresses (handles, opaque pointers) differ from run to run.
 fn without_addresses(v: &Value) -> Value {
     match v {
-        Value::String(s) if s.starts_with("0x") && s[2..].chars().all(|c| c.is_ascii_hexdigit()) => {
+        Value::String(s)
+            if s.starts_with("0x") && s[2..].chars().all(|c| c.is_ascii_hexdigit()) =>
+        {
             json!("0x…")
         }
         Value::Array(a) => Value::Array(a.iter().map(without_addresses).collect()),
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), without_addresses(v))).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), without_addresses(v)))
+                .collect(),
+        ),
         v => v.clone(),
     }
 }
@@ -53,8 +59,16 @@ fn both_ways(name: &str, app: App, config: Value) {
         reports.push(report);
     }
     let (a, b) = (&reports[0], &reports[1]);
-    assert_eq!(a.counts(), b.counts(), "{name}: counts differ between the specialised and the libffi calls");
-    assert_eq!(verdicts(a), verdicts(b), "{name}: records differ between the specialised and the libffi calls");
+    assert_eq!(
+        a.counts(),
+        b.counts(),
+        "{name}: counts differ between the specialised and the libffi calls"
+    );
+    assert_eq!(
+        verdicts(a),
+        verdicts(b),
+        "{name}: records differ between the specialised and the libffi calls"
+    );
 }
 
 #[test]
@@ -67,26 +81,46 @@ fn calc_both_ways() {
 #[test]
 fn buf_both_ways() {
     let fx = fixtures();
-    both_ways("buf", App::new(fx.join("buf/apps/buf-app-pie-now")), crate::apps::buf_config(fx));
-    both_ways("buf-pump", App::new(fx.join("buf/apps/buf-pump-app-pie-now")), crate::apps::buf_config(fx));
+    both_ways(
+        "buf",
+        App::new(fx.join("buf/apps/buf-app-pie-now")),
+        crate::apps::buf_config(fx),
+    );
+    both_ways(
+        "buf-pump",
+        App::new(fx.join("buf/apps/buf-pump-app-pie-now")),
+        crate::apps::buf_config(fx),
+    );
 }
 
 #[test]
 fn ver_both_ways() {
     let fx = fixtures();
-    both_ways("ver", App::new(fx.join("ver/apps/ver-app-pie-now")), crate::apps::ver_config(fx));
+    both_ways(
+        "ver",
+        App::new(fx.join("ver/apps/ver-app-pie-now")),
+        crate::apps::ver_config(fx),
+    );
 }
 
 #[test]
 fn codec_both_ways() {
     let fx = fixtures();
-    both_ways("codec", App::new(fx.join("codec/apps/codec-app-pie-now")), crate::stateful::codec_config(fx));
+    both_ways(
+        "codec",
+        App::new(fx.join("codec/apps/codec-app-pie-now")),
+        crate::stateful::codec_config(fx),
+    );
 }
 
 #[test]
 fn shapes_both_ways() {
     let fx = fixtures();
-    both_ways("shapes", App::new(fx.join("shapes/apps/shapes-app-pie-now")), crate::cxx::shapes_config(fx, None));
+    both_ways(
+        "shapes",
+        App::new(fx.join("shapes/apps/shapes-app-pie-now")),
+        crate::cxx::shapes_config(fx, None),
+    );
 }
 
 #[test]
@@ -98,7 +132,9 @@ fn faults_both_ways() {
         "timeout_ms": 200,
         "functions": ["int fault_do(int what, int x)", "int fault_write(int fd, const char *s)"],
     });
-    let mut app = App::new(fx.join("faults/apps/fault-app")).arg("-o").arg("/dev/null");
+    let mut app = App::new(fx.join("faults/apps/fault-app"))
+        .arg("-o")
+        .arg("/dev/null");
     for c in [0, 1, 3, 5, 10, 14, 15, 101, 17, 19, 0] {
         app = app.arg(c.to_string());
     }

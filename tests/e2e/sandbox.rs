@@ -69,7 +69,11 @@ fn check(code: u32, want: Want) {
     assert_invariants(&report);
     let f = report.get("fault_do");
     let w = report.get("fault_write");
-    assert_eq!((f.calls, f.mirrored, f.dropped), (2, 2, 0), "code {code}: {f:?}");
+    assert_eq!(
+        (f.calls, f.mirrored, f.dropped),
+        (2, 2, 0),
+        "code {code}: {f:?}"
+    );
     assert_eq!((w.calls, w.matched), (2, 2), "code {code}: {w:?}");
     let recs = report.records_of("fault_do");
     match want {
@@ -88,7 +92,10 @@ fn check(code: u32, want: Want) {
                     assert_eq!(r["verdict"], "shadow_fault", "{r}");
                     assert_eq!(r["fault"], sig, "{r}");
                     let at = r["at"].as_str().unwrap_or_default();
-                    assert!(at.starts_with(&format!("{object}+0x")), "code {code}: at {at}: {r}");
+                    assert!(
+                        at.starts_with(&format!("{object}+0x")),
+                        "code {code}: at {at}: {r}"
+                    );
                 }
                 Want::Exit(status, how) => {
                     assert_eq!(r["verdict"], "shadow_fault", "{r}");
@@ -264,7 +271,14 @@ fn every_kind_in_one_process() {
     // 0, 22 and the last 0 match; 19 differs in its outgoing calls;
     // 1..=14, 20, 21 fault; 15, 16, 23 hang.
     assert_eq!(
-        (f.calls, f.matched, f.mismatch, f.shadow_fault, f.shadow_timeout, f.dropped),
+        (
+            f.calls,
+            f.matched,
+            f.mismatch,
+            f.shadow_fault,
+            f.shadow_timeout,
+            f.dropped
+        ),
         (23, 3, 1, 16, 3, 0),
         "{f:?}"
     );
@@ -295,7 +309,11 @@ fn soak_a_million_calls_with_faults_and_hangs() {
     assert!(f.shadow_timeout >= 1, "a hang really mirrored: {f:?}");
     assert!(f.matched > 100_000, "{f:?}");
     let w = report.get("fault_write");
-    assert_eq!((w.calls, w.matched), (100, 100), "mirroring still going: {w:?}");
+    assert_eq!(
+        (w.calls, w.matched),
+        (100, 100),
+        "mirroring still going: {w:?}"
+    );
     assert!(report.events.is_empty(), "{:?}", report.events);
 }
 
@@ -315,7 +333,11 @@ fn sixty_four_threads() {
     let c = report.get("calc_add");
     assert_eq!(c.calls, 192_000, "{c:?}");
     assert_eq!(c.mirrored + c.dropped, 192_000, "{c:?}");
-    assert_eq!(c.mismatch + c.shadow_fault + c.shadow_timeout + c.unmirrored, 0, "{c:?}");
+    assert_eq!(
+        c.mismatch + c.shadow_fault + c.shadow_timeout + c.unmirrored,
+        0,
+        "{c:?}"
+    );
 }
 
 /// A child that inherits LD_PRELOAD and DDL_CONFIG but whose executable
@@ -343,7 +365,10 @@ fn children_not_attached_are_untouched() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("report-") && *n != mine)
         .collect();
-    assert!(others.is_empty(), "a child that is not attached wrote {others:?}");
+    assert!(
+        others.is_empty(),
+        "a child that is not attached wrote {others:?}"
+    );
 }
 
 /// When no namespace can be had any more (here: every fault is inside the
@@ -381,7 +406,13 @@ fn mirroring_stops_when_no_namespace_is_left() {
     assert_eq!(report.events.len(), 1, "{:?}", report.events);
     let e = &report.events[0];
     assert_eq!(e["event"], "mirroring_stopped", "{e}");
-    assert!(e["reason"].as_str().unwrap_or_default().contains("could not be unloaded"), "{e}");
+    assert!(
+        e["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("could not be unloaded"),
+        "{e}"
+    );
     let f = report.get("fault_do");
     assert_eq!(f.calls, 14, "{f:?}");
     // Nine faults used the budget of eight kept namespaces up; what was
@@ -456,7 +487,8 @@ fn handles_made_before_a_poisoning_are_unmirrored() {
     let tmp = TempDir::new("fault-handles");
     let report = tmp.path().join("report.jsonl");
     let mut config = faults_config(fx, &report);
-    config["handles"] = json!([{ "type": "fctx_t *", "create": ["fctx_new"], "destroy": ["fctx_free"] }]);
+    config["handles"] =
+        json!([{ "type": "fctx_t *", "create": ["fctx_new"], "destroy": ["fctx_free"] }]);
     config["functions"] = json!([
         "fctx_t *fctx_new(void)",
         "int fctx_use(fctx_t *c, int what, int x)",
@@ -482,5 +514,9 @@ fn handles_made_before_a_poisoning_are_unmirrored() {
         (4, 2, 1, 1),
         "{used:?}"
     );
-    assert_eq!((free.calls, free.matched, free.unmirrored), (2, 1, 1), "{free:?}");
+    assert_eq!(
+        (free.calls, free.matched, free.unmirrored),
+        (2, 1, 1),
+        "{free:?}"
+    );
 }

@@ -129,9 +129,15 @@ fn eight_threads_own_handles_keep_their_order() {
 fn a_handle_shared_under_a_mutex_keeps_the_application_order() {
     let fx = fixtures();
     let tmp = TempDir::new("codec-threads-shared");
-    let (plain, _, report) =
-        run_both(&tmp, &threads_app(fx, 4, 20_000, "shared"), codec_config(fx));
-    assert_eq!(String::from_utf8_lossy(&plain.stdout), "shared calls 80000\n");
+    let (plain, _, report) = run_both(
+        &tmp,
+        &threads_app(fx, 4, 20_000, "shared"),
+        codec_config(fx),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&plain.stdout),
+        "shared calls 80000\n"
+    );
     assert_invariants(&report);
     let enc = report.get("codec_encode");
     assert_eq!(enc.calls, 80_000, "{enc:?}");
@@ -160,7 +166,11 @@ fn sampled_out_creates_make_their_handles_unmirrored() {
     assert_eq!(enc.skipped, 0, "calls on handles are not sampled: {enc:?}");
     assert!(enc.unmirrored > 0 && enc.matched > 0, "{enc:?}");
     for (f, c) in report.counts() {
-        assert_eq!(c.mismatch + c.shadow_fault + c.shadow_timeout, 0, "{f}: {c:?}");
+        assert_eq!(
+            c.mismatch + c.shadow_fault + c.shadow_timeout,
+            0,
+            "{f}: {c:?}"
+        );
     }
     // Every handle is either wholly judged or wholly unmirrored: 1000 calls
     // each, so the judged encodes are a whole number of handles' lives
@@ -186,6 +196,10 @@ fn a_dropped_call_parts_its_handle() {
     assert!(enc.dropped > 0, "a queue of 4 drops: {enc:?}");
     assert!(enc.unmirrored > 0, "{enc:?}");
     for (f, c) in report.counts() {
-        assert_eq!(c.mismatch + c.shadow_fault + c.shadow_timeout, 0, "{f}: {c:?}");
+        assert_eq!(
+            c.mismatch + c.shadow_fault + c.shadow_timeout,
+            0,
+            "{f}: {c:?}"
+        );
     }
 }

@@ -454,7 +454,10 @@ fn stress_slow_new_build_bounded_drain() {
     assert_eq!(c.calls, 20, "{c:?}");
     assert_eq!(c.mirrored + c.dropped + c.skipped, 20, "{c:?}");
     assert_eq!(c.mismatch + c.shadow_fault, 0, "{c:?}");
-    assert!(c.dropped > 0, "a 4 s backlog cannot drain in 1000 ms: {c:?}");
+    assert!(
+        c.dropped > 0,
+        "a 4 s backlog cannot drain in 1000 ms: {c:?}"
+    );
 }
 
 /// exec keeps the pid (so `%p` names the same report): the summary and the
