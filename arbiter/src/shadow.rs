@@ -647,15 +647,21 @@ impl Shadow {
     /// Hands an invocation to the shadow; never blocks. Returns false (and
     /// counts it `dropped`) when the queue or its byte budget is full.
     pub fn submit(&self, inv: Box<Invocation>) -> bool {
+        // An invocation without captured data (a scalar function) leaves
+        // the byte budget alone: no locked instruction on its shared line.
         let bytes = self.bytes_of(&inv);
-        let before = self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
-        if before + bytes > self.settings.queue_bytes {
-            self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-            self.dropped(&inv);
-            return false;
+        if bytes != 0 {
+            let before = self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+            if before + bytes > self.settings.queue_bytes {
+                self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                self.dropped(&inv);
+                return false;
+            }
         }
         if let Err(inv) = self.queue.push(inv) {
-            self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            if bytes != 0 {
+                self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            }
             self.dropped(&inv);
             return false;
         }
