@@ -300,6 +300,19 @@ impl<'a> Ctx<'a> {
             .map_err(|e| self.err(Some(raw), key, e.to_string()))
     }
 
+    /// Refuses a member of `o` (the object at `key`) not in `allowed`:
+    /// `key.member: unknown key (<takes>)`.
+    fn only_keys(&self, o: &Obj<'a>, key: &str, allowed: &[&str], takes: &str) -> Result<()> {
+        match o.0.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+            Some((k, v)) => Err(self.err(
+                Some(v),
+                &format!("{key}.{k}"),
+                format!("unknown key ({takes})"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn arr(&self, raw: &'a RawValue, key: &str) -> Result<Vec<&'a RawValue>> {
         if !raw.get().starts_with('[') {
             return Err(self.err(
@@ -582,19 +595,12 @@ impl Config {
             message: "required key is missing".to_string(),
         };
 
-        // Refused until their issues land (empty values are harmless).
         let mut sandbox_intercept = Vec::new();
         if let Some(v) = obj.get("sandbox") {
             if v.get() != "null" {
                 let o = cx.obj(v, "sandbox")?;
-                for (k, sub) in &o.0 {
-                    if k != "intercept" {
-                        return Err(cx.err(
-                            Some(sub),
-                            &format!("sandbox.{k}"),
-                            "unknown key (sandbox takes intercept)",
-                        ));
-                    }
+                cx.only_keys(&o, "sandbox", &["intercept"], "sandbox takes intercept")?;
+                for (_, sub) in &o.0 {
                     for (i, n) in cx.arr(sub, "sandbox.intercept")?.into_iter().enumerate() {
                         let key = format!("sandbox.intercept[{i}]");
                         let name = cx.nonempty_string(n, &key)?;
@@ -659,14 +665,8 @@ impl Config {
         let mut attach_exe = Vec::new();
         if let Some(v) = obj.get("attach") {
             let o = cx.obj(v, "attach")?;
-            for (k, sub) in &o.0 {
-                if k != "exe" {
-                    return Err(cx.err(
-                        Some(sub),
-                        &format!("attach.{k}"),
-                        "unknown key (attach takes exe)",
-                    ));
-                }
+            cx.only_keys(&o, "attach", &["exe"], "attach takes exe")?;
+            for (_, sub) in &o.0 {
                 for (i, g) in cx.arr(sub, "attach.exe")?.into_iter().enumerate() {
                     let key = format!("attach.exe[{i}]");
                     let s = cx.nonempty_string(g, &key)?;
@@ -700,15 +700,12 @@ impl Config {
             for (i, h) in cx.arr(v, "handles")?.into_iter().enumerate() {
                 let key = format!("handles[{i}]");
                 let o = cx.obj(h, &key)?;
-                for (k, sub) in &o.0 {
-                    if !["type", "create", "destroy"].contains(&k.as_str()) {
-                        return Err(cx.err(
-                            Some(sub),
-                            &format!("{key}.{k}"),
-                            "unknown key (a handle takes type, create and destroy)",
-                        ));
-                    }
-                }
+                cx.only_keys(
+                    &o,
+                    &key,
+                    &["type", "create", "destroy"],
+                    "a handle takes type, create and destroy",
+                )?;
                 let ty_raw = o.get("type").ok_or_else(|| {
                     cx.err(
                         Some(h),
@@ -806,15 +803,12 @@ impl Config {
                 (e, key.clone(), None)
             } else if e.get().starts_with('{') {
                 let o = cx.obj(e, &key)?;
-                for (k, v) in &o.0 {
-                    if k != "sig" && k != "compare" {
-                        return Err(cx.err(
-                            Some(v),
-                            &format!("{key}.{k}"),
-                            "unknown key (a function entry takes sig and compare)",
-                        ));
-                    }
-                }
+                cx.only_keys(
+                    &o,
+                    &key,
+                    &["sig", "compare"],
+                    "a function entry takes sig and compare",
+                )?;
                 let s = o.get("sig").ok_or_else(|| {
                     cx.err(Some(e), &key, "missing \"sig\": the function's prototype")
                 })?;
@@ -937,14 +931,8 @@ impl Config {
         let mut defaults = CompareSet::default();
         if let Some(v) = obj.get("defaults") {
             let o = cx.obj(v, "defaults")?;
-            for (k, sub) in &o.0 {
-                if k != "compare" {
-                    return Err(cx.err(
-                        Some(sub),
-                        &format!("defaults.{k}"),
-                        "unknown key (defaults takes compare)",
-                    ));
-                }
+            cx.only_keys(&o, "defaults", &["compare"], "defaults takes compare")?;
+            for (_, sub) in &o.0 {
                 let any_param = |p: &str| {
                     functions
                         .iter()
@@ -962,15 +950,7 @@ impl Config {
             for (i, c) in cx.arr(v, "classes")?.into_iter().enumerate() {
                 let key = format!("classes[{i}]");
                 let o = cx.obj(c, &key)?;
-                for (k, sub) in &o.0 {
-                    if k != "name" && k != "size" {
-                        return Err(cx.err(
-                            Some(sub),
-                            &format!("{key}.{k}"),
-                            "unknown key (a class takes name and size)",
-                        ));
-                    }
-                }
+                cx.only_keys(&o, &key, &["name", "size"], "a class takes name and size")?;
                 let (Some(n), Some(sz)) = (o.get("name"), o.get("size")) else {
                     return Err(cx.err(Some(c), &key, "expected {\"name\": …, \"size\": …}"));
                 };
