@@ -259,8 +259,12 @@ pub unsafe fn what(obj: *mut c_void, tinfo: *const c_void) -> String {
     let Some(off) = base_offset(tinfo, exc, 0) else {
         return String::new();
     };
+    // SAFETY: `off` is where the std::exception base sits inside an object
+    // of this type (the type_info hierarchy says so), and `obj` is one.
     let base = (obj as *mut u8).offset(off) as *mut c_void;
     // std::exception's vtable: [0] ~exception (D1), [1] D0, [2] what.
+    // SAFETY: a polymorphic base starts with its vtable pointer; `what` is
+    // its third entry, a `const char *(const std::exception *)`.
     let vptr = *(base as *const *const usize);
     let what: unsafe extern "C" fn(*mut c_void) -> *const libc::c_char =
         std::mem::transmute(*vptr.add(2));
@@ -279,6 +283,9 @@ fn std_exception_typeinfo() -> Option<*const c_void> {
 
 /// The offset of the `target` base inside an object of type `tinfo`.
 unsafe fn base_offset(tinfo: *const c_void, target: *const c_void, depth: u32) -> Option<isize> {
+    // SAFETY (whole function): `tinfo` and `target` are std::type_info
+    // objects (the ABI's __class_type_info family), read only within the
+    // layouts the Itanium C++ ABI gives them.
     if tinfo == target || (!tinfo.is_null() && same_type(tinfo, target)) {
         return Some(0);
     }
@@ -313,6 +320,7 @@ unsafe fn base_offset(tinfo: *const c_void, target: *const c_void, depth: u32) -
 }
 
 unsafe fn same_type(a: *const c_void, b: *const c_void) -> bool {
+    // SAFETY: both are std::type_info: a vtable pointer, then the name.
     let na = *(a as *const *const libc::c_char).add(1);
     let nb = *(b as *const *const libc::c_char).add(1);
     !na.is_null() && !nb.is_null() && CStr::from_ptr(na) == CStr::from_ptr(nb)
@@ -346,6 +354,8 @@ pub unsafe extern "C-unwind" fn __cxa_throw(
     if real == 0 {
         libc::abort();
     }
+    // SAFETY: libstdc++'s `__cxa_throw` (found by name after libddl), of
+    // this signature; the caller's arguments are passed on as is.
     let real: unsafe extern "C-unwind" fn(
         *mut c_void,
         *mut c_void,
@@ -368,6 +378,8 @@ pub unsafe extern "C" fn __cxa_begin_catch(header: *mut c_void) -> *mut c_void {
     if real == 0 {
         libc::abort();
     }
+    // SAFETY: libstdc++'s `__cxa_begin_catch` (found by name after libddl),
+    // of this signature; the landing pad's argument is passed on as is.
     let real: unsafe extern "C" fn(*mut c_void) -> *mut c_void = std::mem::transmute(real);
     real(header)
 }

@@ -57,6 +57,8 @@ pub unsafe extern "C" fn sigaction(
         *libc::__errno_location() = libc::ENOSYS;
         return -1;
     }
+    // SAFETY: `f` is libc's `sigaction` (found by name after libddl), which
+    // has this signature; the arguments are the caller's, passed on as is.
     let f: unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int =
         std::mem::transmute(f);
     let r = f(sig, act, old);
@@ -84,6 +86,8 @@ macro_rules! signal_like {
                 *libc::__errno_location() = libc::ENOSYS;
                 return libc::SIG_ERR;
             }
+            // SAFETY: `f` is libc's function of this name (found after
+            // libddl), of this signature; the arguments are the caller's.
             let f: unsafe extern "C" fn(c_int, libc::sighandler_t) -> libc::sighandler_t =
                 std::mem::transmute(f);
             let r = f(sig, handler);
