@@ -20,6 +20,31 @@ fn faults_config(fx: &Path, report: &Path) -> Value {
     })
 }
 
+/// Runs `fault-app -o FILE CODES…` without and with libddl (config `cfg`,
+/// in `tmp`): the application's stdout, exit status and FILE must be the
+/// same both ways. Returns the run under libddl.
+fn run_fault_app(tmp: &TempDir, cfg: &Path, codes: &[&str]) -> Output {
+    let fx = fixtures();
+    let app = |out: &str| {
+        let mut a = App::new(fx.join("faults/apps/fault-app"))
+            .arg("-o")
+            .arg(tmp.path().join(out));
+        for c in codes {
+            a = a.arg(*c);
+        }
+        a
+    };
+    let plain = run_plain(&app("plain.out"), tmp.path());
+    let ddl = run_ddl(&app("ddl.out"), cfg, tmp.path());
+    assert_transparent(&plain, &ddl);
+    assert_eq!(
+        std::fs::read(tmp.path().join("plain.out")).unwrap(),
+        std::fs::read(tmp.path().join("ddl.out")).unwrap(),
+        "{codes:?}: the application's file differs"
+    );
+    ddl
+}
+
 /// What the new build's `fault_do(code, 7)` must come back as.
 enum Want {
     /// `shadow_fault` with this `fault` (a signal name), `at` in this object.
@@ -48,23 +73,8 @@ fn check(code: u32, want: Want) {
     let tmp = TempDir::new(&format!("fault-{code}"));
     let report = tmp.path().join("report.jsonl");
     let cfg = tmp.write_config(&faults_config(fx, &report));
-    let app = |out: &str| {
-        App::new(fx.join("faults/apps/fault-app"))
-            .arg("-o")
-            .arg(tmp.path().join(out))
-            .arg(code.to_string())
-            .arg("101")
-            .arg("0")
-            .arg("100")
-    };
-    let plain = run_plain(&app("plain.out"), tmp.path());
-    let ddl = run_ddl(&app("ddl.out"), &cfg, tmp.path());
-    assert_transparent(&plain, &ddl);
-    let (a, b) = (
-        std::fs::read(tmp.path().join("plain.out")).unwrap(),
-        std::fs::read(tmp.path().join("ddl.out")).unwrap(),
-    );
-    assert_eq!(a, b, "code {code}: the application's file differs");
+    let code_s = code.to_string();
+    let ddl = run_fault_app(&tmp, &cfg, &[&code_s, "101", "0", "100"]);
     let report = read_report(&report, &ddl);
     assert_invariants(&report);
     let f = report.get("fault_do");
@@ -249,22 +259,8 @@ fn every_kind_in_one_process() {
         .chain([101, 16, 101, 19, 20, 21, 22, 23, 101, 0, 100])
         .map(|c| c.to_string())
         .collect();
-    let app = |out: &str| {
-        let mut a = App::new(fx.join("faults/apps/fault-app"))
-            .arg("-o")
-            .arg(tmp.path().join(out));
-        for c in &codes {
-            a = a.arg(c.as_str());
-        }
-        a
-    };
-    let plain = run_plain(&app("plain.out"), tmp.path());
-    let ddl = run_ddl(&app("ddl.out"), &cfg, tmp.path());
-    assert_transparent(&plain, &ddl);
-    assert_eq!(
-        std::fs::read(tmp.path().join("plain.out")).unwrap(),
-        std::fs::read(tmp.path().join("ddl.out")).unwrap()
-    );
+    let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
+    let ddl = run_fault_app(&tmp, &cfg, &codes);
     let report = read_report(&report, &ddl);
     assert_invariants(&report);
     let f = report.get("fault_do");
@@ -382,19 +378,10 @@ fn mirroring_stops_when_no_namespace_is_left() {
     let tmp = TempDir::new("fault-budget");
     let report = tmp.path().join("report.jsonl");
     let cfg = tmp.write_config(&faults_config(fx, &report));
-    let app = |out: &str| {
-        let mut a = App::new(fx.join("faults/apps/fault-app"))
-            .arg("-o")
-            .arg(tmp.path().join(out));
-        for _ in 0..12 {
-            a = a.arg("5"); // abort(): the PC is in the new build's libc
-        }
-        a.arg("101").arg("0").arg("0")
-    };
-    let plain = run_plain(&app("plain.out"), tmp.path());
-    let ddl = run_ddl(&app("ddl.out"), &cfg, tmp.path());
-    assert_eq!(plain.stdout, ddl.stdout);
-    assert_eq!(plain.status, ddl.status);
+    // abort(): the PC is in the new build's libc.
+    let mut codes = vec!["5"; 12];
+    codes.extend(["101", "0", "0"]);
+    let ddl = run_fault_app(&tmp, &cfg, &codes);
     let said: Vec<&str> = ddl
         .stderr
         .lines()
@@ -435,24 +422,8 @@ fn thread_of_the_new_build_faults() {
     let tmp = TempDir::new("fault-thread");
     let report = tmp.path().join("report.jsonl");
     let cfg = tmp.write_config(&faults_config(fx, &report));
-    let app = |out: &str| {
-        App::new(fx.join("faults/apps/fault-app"))
-            .arg("-o")
-            .arg(tmp.path().join(out))
-            .arg("24")
-            .arg("0")
-            .arg("100")
-    };
-    let plain_app = app("plain.out");
-    let ddl = run_ddl(&app("ddl.out"), &cfg, tmp.path());
     // Without DDL the old build runs: the app's own output is the reference.
-    let plain = run_plain(&plain_app, tmp.path());
-    assert_transparent(&plain, &ddl);
-    assert_eq!(
-        std::fs::read(tmp.path().join("plain.out")).unwrap(),
-        std::fs::read(tmp.path().join("ddl.out")).unwrap(),
-        "the application's file differs"
-    );
+    let ddl = run_fault_app(&tmp, &cfg, &["24", "0", "100"]);
     let report = read_report(&report, &ddl);
     assert_invariants(&report);
     let f = report.get("fault_do");
