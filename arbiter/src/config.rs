@@ -104,9 +104,32 @@ pub struct Config {
     pub summary_every_s: u64,
     /// Records kept per (function, verdict, differing paths).
     pub records_per_signature: u32,
+    /// `capture`: where the capture log goes, and what of it is kept.
+    pub capture: Option<CaptureSpec>,
     /// JSON line of each top-level key present in the file (for
     /// [`Config::key_error`]).
     pub key_lines: BTreeMap<String, usize>,
+}
+
+/// The config's `capture` (CONFIG.md): a path, or an object with privacy
+/// options.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CaptureSpec {
+    /// Where the log goes, as written (`%p`: the pid; relative to the
+    /// working directory, like `report`).
+    pub path: String,
+    /// Keep at most this many bytes of each buffer or string (`None`: all).
+    pub max_buffer_bytes: Option<usize>,
+    /// Outputs stored only as a hash: `(function index, output)`, the
+    /// output being a parameter index or `None` for the return value.
+    pub hash: Vec<(usize, Option<usize>)>,
+}
+
+impl CaptureSpec {
+    /// The log's path for process `pid` (`%p` replaced by it).
+    pub fn path_for(&self, pid: u32) -> PathBuf {
+        PathBuf::from(self.path.replace("%p", &pid.to_string()))
+    }
 }
 
 /// Refuses a file that someone other than its owner and root may write:
@@ -311,6 +334,82 @@ impl<'a> Ctx<'a> {
             )),
             None => Ok(()),
         }
+    }
+
+    /// `capture`: a path, or `{ "path", "max_buffer_bytes", "hash" }`.
+    /// A `hash` entry is `function.output`, the output being a parameter
+    /// the function writes or `return`.
+    fn capture(&self, raw: &'a RawValue, functions: &[FunctionSpec]) -> Result<CaptureSpec> {
+        if raw.get().starts_with('"') {
+            let path = self.nonempty_string(raw, "capture")?;
+            return Ok(CaptureSpec {
+                path,
+                max_buffer_bytes: None,
+                hash: Vec::new(),
+            });
+        }
+        let o = self.obj(raw, "capture")?;
+        self.only_keys(
+            &o,
+            "capture",
+            &["path", "max_buffer_bytes", "hash"],
+            "capture takes path, max_buffer_bytes and hash",
+        )?;
+        let path = match o.get("path") {
+            Some(v) => self.nonempty_string(v, "capture.path")?,
+            None => return Err(self.err(Some(raw), "capture.path", "missing (where the log goes)")),
+        };
+        let max_buffer_bytes = match o.get("max_buffer_bytes") {
+            Some(v) if v.get() != "null" => Some(self.integer(
+                v,
+                "capture.max_buffer_bytes",
+                0,
+                usize::MAX as u64,
+                "a number of bytes",
+            )? as usize),
+            _ => None,
+        };
+        let mut hash = Vec::new();
+        if let Some(v) = o.get("hash") {
+            for (i, n) in self.arr(v, "capture.hash")?.into_iter().enumerate() {
+                let key = format!("capture.hash[{i}]");
+                let name = self.nonempty_string(n, &key)?;
+                let Some((func, out)) = name.rsplit_once('.') else {
+                    return Err(self.err(Some(n), &key, format!("expected function.output, found \"{name}\"")));
+                };
+                let Some(f) = functions.iter().find(|f| f.key == func || f.sig.name == func) else {
+                    return Err(self.err(Some(n), &key, format!("no function {func} in functions")));
+                };
+                let which = if out == "return" {
+                    if matches!(f.sig.ret, Type::Void) {
+                        return Err(self.err(Some(n), &key, format!("{func} returns void")));
+                    }
+                    None
+                } else {
+                    let Some(p) = f.sig.params.iter().position(|p| p.name == out) else {
+                        return Err(self.err(Some(n), &key, format!("{func} has no parameter {out}")));
+                    };
+                    let writes = matches!(
+                        &f.sig.params[p].role,
+                        Role::Buffer { dir, .. } if *dir != crate::types::Dir::In
+                    );
+                    if !writes {
+                        return Err(self.err(
+                            Some(n),
+                            &key,
+                            format!("{func} does not write {out}: only outputs are stored as a hash (inputs are needed to replay)"),
+                        ));
+                    }
+                    Some(p)
+                };
+                hash.push((f.index, which));
+            }
+        }
+        Ok(CaptureSpec {
+            path,
+            max_buffer_bytes,
+            hash,
+        })
     }
 
     fn arr(&self, raw: &'a RawValue, key: &str) -> Result<Vec<&'a RawValue>> {
@@ -610,15 +709,6 @@ impl Config {
                         sandbox_intercept.push(name);
                     }
                 }
-            }
-        }
-        if let Some(v) = obj.get("capture") {
-            if v.get() != "null" {
-                return Err(cx.err(
-                    Some(v),
-                    "capture",
-                    "capture arrives with the capture/replay issue",
-                ));
             }
         }
 
@@ -1000,6 +1090,10 @@ impl Config {
             None => "ddl-report.%p.jsonl".to_string(),
             Some(v) => cx.nonempty_string(v, "report")?,
         };
+        let capture = match obj.get("capture") {
+            Some(v) if v.get() != "null" => Some(cx.capture(v, &functions)?),
+            _ => None,
+        };
 
         Ok(Config {
             file: file.to_path_buf(),
@@ -1019,6 +1113,7 @@ impl Config {
             report,
             summary_every_s,
             records_per_signature,
+            capture,
             key_lines,
         })
     }
@@ -1252,8 +1347,15 @@ mod tests {
             ("\"mode\": \"guarded\"", "mode: \"guarded\" arrives with the promotion issue"),
             ("\"mode\": \"promoted\"", "mode: \"promoted\" arrives with the promotion issue"),
             ("\"mode\": \"loud\"", "mode: expected \"shadow\" or \"off\", found \"loud\""),
-            ("\"capture\": \"cap.zst\"", "capture: capture arrives with the capture/replay issue"),
-            ("\"capture\": {\"path\": \"x\"}", "capture: capture arrives with the capture/replay issue"),
+            ("\"capture\": 3", "capture: expected an object, found 3"),
+            ("\"capture\": \"\"", "capture: expected a non-empty string"),
+            ("\"capture\": {}", "capture.path: missing (where the log goes)"),
+            ("\"capture\": {\"path\": \"c\", \"keep\": 1}", "capture.keep: unknown key (capture takes path, max_buffer_bytes and hash)"),
+            ("\"capture\": {\"path\": \"c\", \"max_buffer_bytes\": -1}", "capture.max_buffer_bytes: expected a number of bytes, found -1"),
+            ("\"capture\": {\"path\": \"c\", \"hash\": [\"calc_add\"]}", "capture.hash[0]: expected function.output, found \"calc_add\""),
+            ("\"capture\": {\"path\": \"c\", \"hash\": [\"nope.return\"]}", "capture.hash[0]: no function nope in functions"),
+            ("\"capture\": {\"path\": \"c\", \"hash\": [\"calc_add.b\"]}", "capture.hash[0]: calc_add does not write b: only outputs are stored as a hash (inputs are needed to replay)"),
+            ("\"capture\": {\"path\": \"c\", \"hash\": [\"calc_add.q\"]}", "capture.hash[0]: calc_add has no parameter q"),
             ("\"handles\": [{\"type\": \"calc_ctx *\", \"create\": [\"calc_new\"]}]", "handles[0].create[0]: calc_new is not in \"functions\""),
             ("\"handles\": [{\"type\": \"calc_ctx *\", \"destroy\": [\"calc_add\"]}]", "handles[0].destroy[0]: calc_add takes no calc_ctx *"),
             ("\"handles\": [{\"type\": \"calc_ctx *\", \"make\": []}]", "handles[0].make: unknown key (a handle takes type, create and destroy)"),
@@ -1284,6 +1386,15 @@ mod tests {
         parse(&with(
             "\"handles\": [], \"classes\": [], \"sandbox\": {}, \"capture\": null",
         ));
+        let c = parse(&with("\"capture\": \"cap.%p.zst\""));
+        let spec = c.capture.unwrap();
+        assert_eq!(spec.path_for(7), PathBuf::from("cap.7.zst"));
+        assert_eq!((spec.max_buffer_bytes, spec.hash.len()), (None, 0));
+        let c = parse(&with(
+            "\"capture\": {\"path\": \"c\", \"max_buffer_bytes\": 16, \"hash\": [\"calc_add.return\"]}",
+        ));
+        let spec = c.capture.unwrap();
+        assert_eq!((spec.max_buffer_bytes, spec.hash), (Some(16), vec![(0, None)]));
         // 1e3 is a whole number.
         assert_eq!(parse(&with("\"timeout_ms\": 1e3")).timeout_ms, 1000);
         assert_eq!(parse(&with("\"sampling\": 0")).sampling, 0.0);

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 /// A C scalar type, after typedefs and `enum` (as `int`) are resolved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Scalar {
     /// `bool` / `_Bool`: one byte, 0 or 1.
     Bool,
