@@ -653,12 +653,11 @@ impl CaptureWriter {
         head.extend_from_slice(&json);
         file.write_all(&head)?;
         let (tx, rx) = sync_channel::<Vec<u8>>(CHANNEL_DEPTH);
-        let thread = std::thread::Builder::new()
-            .name("ddl-capture".into())
-            .spawn(move || {
-                thread_init();
-                write_loop(file, rx)
-            })?;
+        // Every signal blocked: the process's signals are not for it.
+        let thread = crate::shadow::spawn_blocked("ddl-capture", move || {
+            thread_init();
+            write_loop(file, rx)
+        })?;
         Ok(CaptureWriter {
             tx: Some(tx),
             thread: Some(thread),

@@ -428,7 +428,27 @@ pub struct Shadow {
     /// had): callers count their calls as `skipped`.
     stopped: AtomicBool,
     pid: u32,
+    /// The capture log's hook ([`Shadow::set_capture`]), called on the
+    /// shadow thread before each call and for each parted handle.
+    capture: Mutex<Option<CaptureHook>>,
+    /// `capture` is set (checked without the lock).
+    capturing: AtomicBool,
+    /// Reduces the shadow's outcome before it is judged (replay of a log
+    /// whose outputs were stored reduced: [`Shadow::set_masker`]).
+    masker: std::sync::OnceLock<fn(&Invocation, &mut Outcome)>,
 }
+
+/// What the capture hook is told about, in the order the shadow meets it.
+pub enum CaptureEvent<'a> {
+    /// An invocation about to be judged.
+    Call(&'a Invocation),
+    /// A handle a dropped call was given (`class`, primary handle, `seq`
+    /// of the dropped call): its later calls are `unmirrored`.
+    Parted(u32, u64, u64),
+}
+
+/// The capture log's hook (the shim's: it names symbols and callers).
+pub type CaptureHook = Box<dyn FnMut(CaptureEvent<'_>) + Send>;
 
 impl Shadow {
     /// Creates the executor. The report file (`report_path`, `None` for
@@ -481,8 +501,60 @@ impl Shadow {
             new_errno: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
             pid: std::process::id(),
+            capture: Mutex::new(None),
+            capturing: AtomicBool::new(false),
+            masker: std::sync::OnceLock::new(),
             functions,
         })
+    }
+
+    /// Every invocation the shadow judges, and every handle it learns was
+    /// parted, is given to `hook` first, on the shadow thread (off the
+    /// caller's path). The hook is dropped by [`Shadow::finish`].
+    pub fn set_capture(&self, hook: CaptureHook) {
+        *self.capture.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook);
+        self.capturing.store(true, Ordering::Release);
+    }
+
+    /// The shadow's outcome of each call is given to `f` before it is
+    /// judged (replay: outputs the log stores reduced are reduced the same
+    /// way on the shadow's side). Set once, before the first call.
+    pub fn set_masker(&self, f: fn(&Invocation, &mut Outcome)) {
+        let _ = self.masker.set(f);
+    }
+
+    fn captured(&self, e: CaptureEvent<'_>) {
+        if let Some(hook) = self
+            .capture
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            hook(e);
+        }
+    }
+
+    /// A handle the shadow must forget from `seq` on (replay: a dropped
+    /// call the log recorded).
+    pub fn part(&self, class: u32, handle: u64, seq: u64) {
+        self.parted.push((class, handle, seq));
+    }
+
+    /// Invocations waiting in the queue, and their bytes of captured data
+    /// (replay waits on these instead of dropping).
+    pub fn backlog(&self) -> (usize, usize) {
+        (self.queue.len(), self.queued_bytes.load(Ordering::Relaxed))
+    }
+
+    /// The counts per function as the next summary line would give them.
+    pub fn totals_now(&self) -> Vec<(String, Counters)> {
+        let j = self.judged.lock().unwrap_or_else(|e| e.into_inner());
+        self.totals(&j)
+    }
+
+    /// Invocations judged so far (counted or not).
+    pub fn judged_so_far(&self) -> u64 {
+        self.judged_total.load(Ordering::Relaxed)
     }
 
     /// The boundary functions.
@@ -821,6 +893,9 @@ impl Shadow {
             // each call of a function that is given handles, `judge_one`),
             // so that scalar functions never look and the list stays short.
             while let Some((class, h, seq)) = self.parted.pop() {
+                if self.capturing.load(Ordering::Relaxed) {
+                    self.captured(CaptureEvent::Parted(class, h, seq));
+                }
                 table.part(class, h, seq);
             }
             if start == end {
@@ -856,6 +931,9 @@ impl Shadow {
                     last_summary = Instant::now();
                     self.count_batch(i, None);
                     self.write_summary(false);
+                }
+                if self.capturing.load(Ordering::Relaxed) {
+                    self.captured(CaptureEvent::Call(&inv));
                 }
                 self.inflight_call
                     .store(&*inv as *const Invocation as usize, Ordering::Relaxed);
@@ -927,6 +1005,9 @@ impl Shadow {
             return self.judge_scalar(f, facts, inv, new_fn, table);
         }
         while let Some((class, h, seq)) = self.parted.pop() {
+            if self.capturing.load(Ordering::Relaxed) {
+                self.captured(CaptureEvent::Parted(class, h, seq));
+            }
             table.part(class, h, seq);
         }
         let mut on_instance = false;
@@ -1154,6 +1235,9 @@ impl Shadow {
                 pair_created(&f.sig, class, inv, &shadow, table);
             }
         }
+        if let Some(mask) = self.masker.get() {
+            mask(inv, &mut shadow);
+        }
         let diffs = judge(&f.sig, &f.comparator, &inv.primary, &shadow);
         Judgement::of(diffs, shadow)
     }
@@ -1269,16 +1353,20 @@ impl Shadow {
         }
         drop(j);
         self.wake();
+        // The capture log gets its end mark (its hook owns the writer).
+        self.capturing.store(false, Ordering::Release);
+        let hook = self.capture.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(hook);
     }
 }
 
 /// Spawns a thread of DDL's with every signal blocked: it takes no signal
 /// meant for the process (SIGINT, SIGCHLD, SIGUSR1…); the mask is inherited
 /// from this thread's, put back right after.
-fn spawn_blocked(
+pub(crate) fn spawn_blocked<T: Send + 'static>(
     name: &str,
-    f: impl FnOnce() + Send + 'static,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<T>> {
     // SAFETY: plain signal-mask calls on sigset_t values we own.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };

@@ -13,12 +13,14 @@
 //! would run without libddl (fail open).
 #![warn(missing_docs)]
 
+mod capture;
 pub mod contain;
 mod cxxguard;
 mod cxxrt;
 pub mod elf;
 pub mod interpose;
 pub mod namespace;
+pub mod replay;
 pub mod observe;
 pub mod rebind;
 pub mod runtime;

@@ -60,6 +60,8 @@ struct State {
     symbols: Vec<crate::cxxrt::BoundarySymbol>,
     /// Poisoned namespaces of the new build that could not be unloaded.
     poisoned_kept: usize,
+    /// The capture log has been started.
+    capture_started: bool,
 }
 
 // SAFETY: the raw handles inside are opaque dynamic-linker tokens, used only
@@ -93,9 +95,38 @@ pub struct Session {
     pid: u32,
     /// libddl's own `link_map`, never rebound.
     own_lmap: usize,
+    /// Where the capture log goes (`capture` in the config), absolute.
+    capture_path: Option<std::path::PathBuf>,
 }
 
 static SESSION: AtomicPtr<Session> = AtomicPtr::new(std::ptr::null_mut());
+
+impl Session {
+    /// The config.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The shadow.
+    pub(crate) fn shadow(&self) -> &Arc<Shadow> {
+        &self.shadow
+    }
+}
+
+/// The symbol (and version) each wrapper's new-build slot was resolved for,
+/// by the slot's address ([`Invocation::new_fn`]): the capture log names
+/// the symbol a call went to.
+static SLOT_SYMBOLS: RwLock<Option<HashMap<usize, (String, Option<String>)>>> = RwLock::new(None);
+
+/// The symbol a call whose `new_fn` is `slot` went to.
+pub(crate) fn symbol_of_slot(slot: usize) -> Option<(String, Option<String>)> {
+    SLOT_SYMBOLS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()?
+        .get(&slot)
+        .cloned()
+}
 
 fn session() -> Option<&'static Session> {
     let p = SESSION.load(Ordering::Acquire);
@@ -160,40 +191,16 @@ pub fn boot() {
         log_info("mode off: nothing loaded, nothing rebound");
         return;
     }
-    let functions: Vec<BoundaryFn> = config
-        .functions
-        .iter()
-        .map(|f| BoundaryFn {
-            name: f.key.clone(),
-            cxx: CxxFn::default(),
-            layout: Layout::of(&f.sig),
-            invoker: Invoker::new(&f.sig),
-            wants_errno: f.compare.errno_spec().is_some(),
-            comparator: f.compare.clone(),
-            per_call_sampling: f.sig.sampled_per_call(),
-            sig: f.sig.clone(),
-        })
-        .collect();
+    let functions = boundary_fns(&config);
     let pid = std::process::id();
     let report_path = config.report_path(pid);
     // Relative to the working directory the process starts in: the report
     // is opened again for every line, and the application may chdir (a
     // daemon to "/") meanwhile.
-    let report_path = match std::env::current_dir() {
-        Ok(cwd) if report_path.is_relative() => cwd.join(report_path),
-        _ => report_path,
-    };
+    let report_path = absolute(report_path);
     // The report is created on first use; check now that it can be, so a
     // bad `report` is a config error before anything is rebound.
-    let dir = match report_path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let writable = CString::new(dir.to_string_lossy().as_bytes())
-        // SAFETY: access() on a valid C string.
-        .map(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0)
-        .unwrap_or(false);
-    if !writable {
+    if let Err(dir) = folder_writable(&report_path) {
         return fail_open(&config.key_error(
             "report",
             format!(
@@ -202,6 +209,23 @@ pub fn boot() {
                 dir.display()
             ),
         ));
+    }
+    // The capture log likewise (it is created when the old build arrives).
+    let capture_path = config
+        .capture
+        .as_ref()
+        .map(|c| absolute(c.path_for(pid)));
+    if let Some(p) = &capture_path {
+        if let Err(dir) = folder_writable(p) {
+            return fail_open(&config.key_error(
+                "capture",
+                format!(
+                    "cannot write the capture log {}: {} is not a writable folder",
+                    p.display(),
+                    dir.display()
+                ),
+            ));
+        }
     }
     let settings = ShadowSettings {
         queue: config.queue,
@@ -257,9 +281,11 @@ pub fn boot() {
             failed: false,
             symbols: Vec::new(),
             poisoned_kept: 0,
+            capture_started: false,
         }),
         pid,
         own_lmap: own_link_map(),
+        capture_path,
         shadow,
         config,
     });
@@ -270,6 +296,49 @@ pub fn boot() {
     // SAFETY: registering a plain extern "C" function for the child side of fork.
     unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
     objects_changed();
+}
+
+/// `p` relative to the working directory now (the application may chdir later).
+fn absolute(p: std::path::PathBuf) -> std::path::PathBuf {
+    match std::env::current_dir() {
+        Ok(cwd) if p.is_relative() => cwd.join(p),
+        _ => p,
+    }
+}
+
+/// `Err(folder)` when the folder `path` would be created in is not writable.
+fn folder_writable(path: &Path) -> Result<(), std::path::PathBuf> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let writable = CString::new(dir.to_string_lossy().as_bytes())
+        // SAFETY: access() on a valid C string.
+        .map(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0)
+        .unwrap_or(false);
+    if writable {
+        Ok(())
+    } else {
+        Err(dir)
+    }
+}
+
+/// The shadow's view of the config's boundary, in its order.
+pub(crate) fn boundary_fns(config: &Config) -> Vec<BoundaryFn> {
+    config
+        .functions
+        .iter()
+        .map(|f| BoundaryFn {
+            name: f.key.clone(),
+            cxx: CxxFn::default(),
+            layout: Layout::of(&f.sig),
+            invoker: Invoker::new(&f.sig),
+            wants_errno: f.compare.errno_spec().is_some(),
+            comparator: f.compare.clone(),
+            per_call_sampling: f.sig.sampled_per_call(),
+            sig: f.sig.clone(),
+        })
+        .collect()
 }
 
 /// Whether libddl stands down in a process whose auxiliary vector says
@@ -307,7 +376,7 @@ extern "C" fn after_fork_child() {
 }
 
 /// Names an application return address as `object+0xoffset`.
-fn caller_name(addr: u64) -> Option<String> {
+pub(crate) fn caller_name(addr: u64) -> Option<String> {
     // SAFETY: Dl_info is plain data (pointers and integers); all-zero is valid.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: dladdr only reads ld.so's tables.
@@ -646,6 +715,22 @@ fn activate(
     // No reference is kept (see `OldBuild::handle`); the object is held
     // open by `objects_changed` for as long as this runs.
     real_dlclose(handle);
+    if !st.capture_started {
+        if let Some(path) = &s.capture_path {
+            st.capture_started = true;
+            let new = st.new.as_ref().unwrap();
+            let old = &st.old.as_ref().unwrap().obj.path;
+            if let Err(e) = crate::capture::start(s, path, old, &new.path, &st.symbols) {
+                fail_open(&s.config.key_error(
+                    "capture",
+                    format!(
+                        "cannot create the capture log {}: {e} (mirroring goes on without it)",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+    }
     if !st.shadow_started {
         s.shadow.start().map_err(|e| {
             s.config
@@ -727,10 +812,15 @@ fn ensure_wrappers(
         return Ok(());
     }
     let made = make_thunks(ctxs).map_err(|e| e.to_string())?;
+    let mut slots = SLOT_SYMBOLS.write().unwrap_or_else(|e| e.into_inner());
+    let slots = slots.get_or_insert_with(HashMap::new);
     for (ctx, thunk) in made {
         let target = ctx.target.load(Ordering::Relaxed) as usize;
         for (key, _) in fresh.iter().filter(|(_, t)| *t == target) {
             st.wrappers.insert(key.clone(), Wrapper { ctx, thunk });
+            slots
+                .entry(&ctx.new_fn as *const AtomicU64 as usize)
+                .or_insert_with(|| key.clone());
         }
     }
     Ok(())
@@ -1077,7 +1167,7 @@ pub fn after_throw(ctx: &'static FnCtx, t: &ThreadState, ex: arbiter::compare::E
 /// Poisoned namespaces of the new build kept loaded (not safe to unload)
 /// before mirroring stops: glibc gives about 11 usable namespaces (static
 /// TLS), one of them the fresh namespace in use.
-const POISONED_BUDGET: usize = 8;
+pub(crate) const POISONED_BUDGET: usize = 8;
 
 /// The shadow's `reload` hook: the new build's namespace is poisoned (a
 /// fault, a hang or an exit at `pc`). It is never called again: unloaded
@@ -1130,7 +1220,7 @@ fn reload_new_build(pc: usize) -> Result<(), String> {
 }
 
 /// The shadow's `take_outgoing` hook.
-fn take_outgoing() -> Vec<arbiter::compare::Outgoing> {
+pub(crate) fn take_outgoing() -> Vec<arbiter::compare::Outgoing> {
     let taken = crate::contain::take_outgoing();
     if taken.is_empty() {
         return Vec::new();
@@ -1151,17 +1241,26 @@ fn take_outgoing() -> Vec<arbiter::compare::Outgoing> {
 /// constructor's object size, each destructor's D1, and the exception
 /// guard in the new build's namespace (with the sandbox that runs it).
 fn prepare_cxx(s: &Session, new: &NewBuild, symbols: &[crate::cxxrt::BoundarySymbol]) {
-    let fns = s.shadow.functions();
-    for (i, f) in s.config.functions.iter().enumerate() {
+    prepare_cxx_of(&s.config, s.shadow.functions(), new, symbols)
+}
+
+/// [`prepare_cxx`] for any config and boundary (replay has no session).
+pub(crate) fn prepare_cxx_of(
+    config: &Config,
+    fns: &[BoundaryFn],
+    new: &NewBuild,
+    symbols: &[crate::cxxrt::BoundarySymbol],
+) {
+    for (i, f) in config.functions.iter().enumerate() {
         let Some(d) = &f.cxx else {
             continue;
         };
         let rt = &fns[i].cxx;
         match d.kind {
             arbiter::cxx::CxxKind::Ctor => {
-                match crate::cxxrt::new_class_size(&s.config, &new.path, &d.class) {
+                match crate::cxxrt::new_class_size(config, &new.path, &d.class) {
                     Some(n) => rt.instance_size.store(n, Ordering::Relaxed),
-                    None => fail_open(&s.config.function_error(
+                    None => fail_open(&config.function_error(
                         i,
                         format!(
                             "the size of class {} in the new build is unknown (no DWARF for it in {}): build it with -g or give it in \"classes\"; its constructor's calls stay unmirrored",
