@@ -71,7 +71,9 @@ pub fn main(args: Args) -> u8 {
         }
     };
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("replay-worker").arg("--request").arg(request.to_string());
+    cmd.arg("replay-worker")
+        .arg("--request")
+        .arg(request.to_string());
     if !args.no_progress && std::io::stderr().is_terminal() {
         cmd.arg("--progress");
     }
@@ -142,8 +144,10 @@ pub fn worker(args: WorkerArgs) -> u8 {
     let replay: ReplayFn = unsafe { std::mem::transmute::<*mut libc::c_void, ReplayFn>(sym) };
     let cb: Option<extern "C" fn(u64)> = if args.progress {
         let bar = indicatif::ProgressBar::new_spinner().with_style(
-            indicatif::ProgressStyle::with_template("{spinner} replaying: {pos} records ({per_sec})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} replaying: {pos} records ({per_sec})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         let _ = BAR.set(bar);

@@ -522,7 +522,12 @@ pub fn encode(e: &Entry) -> Vec<u8> {
             tid: c.tid,
             caller: c.caller.clone(),
             values: c.inputs.values.iter().map(wvalue).collect(),
-            counts: c.inputs.counts.iter().map(|n| n.map(|n| n as u64)).collect(),
+            counts: c
+                .inputs
+                .counts
+                .iter()
+                .map(|n| n.map(|n| n as u64))
+                .collect(),
             deep: c
                 .inputs
                 .deep
@@ -559,7 +564,8 @@ pub fn encode(e: &Entry) -> Vec<u8> {
 
 /// Decodes a payload; `structs` gives buffers their element types back.
 pub fn decode(payload: &[u8], structs: &Structs) -> Result<Entry, String> {
-    let w: WEntry = postcard::from_bytes(payload).map_err(|e| format!("undecodable record: {e}"))?;
+    let w: WEntry =
+        postcard::from_bytes(payload).map_err(|e| format!("undecodable record: {e}"))?;
     Ok(match w {
         WEntry::Call(c) => Entry::Call(Box::new(Call {
             seq: c.seq,
@@ -574,7 +580,11 @@ pub fn decode(payload: &[u8], structs: &Structs) -> Result<Entry, String> {
                     .into_iter()
                     .map(|v| tvalue(v, structs))
                     .collect::<Result<_, _>>()?,
-                counts: c.counts.into_iter().map(|n| n.map(|n| n as usize)).collect(),
+                counts: c
+                    .counts
+                    .into_iter()
+                    .map(|n| n.map(|n| n as usize))
+                    .collect(),
                 deep: c
                     .deep
                     .into_iter()
@@ -795,7 +805,7 @@ impl CaptureReader {
         let mut f = BufReader::new(File::open(path).map_err(io_err)?);
         let mut fixed = [0u8; 20];
         f.read_exact(&mut fixed)
-            .map_err(|_| bad("too short for a capture log".into()))?;
+            .map_err(|_| bad("not a DDL capture log (too short)".into()))?;
         if &fixed[..8] != MAGIC {
             return Err(bad("not a DDL capture log (no DDLCAPT mark)".into()));
         }
@@ -815,8 +825,8 @@ impl CaptureReader {
         if crc32fast::hash(&json) != crc {
             return Err(bad("damaged header (checksum)".into()));
         }
-        let header: Header = serde_json::from_slice(&json)
-            .map_err(|e| bad(format!("unreadable header: {e}")))?;
+        let header: Header =
+            serde_json::from_slice(&json).map_err(|e| bad(format!("unreadable header: {e}")))?;
         let z = zstd::stream::read::Decoder::with_buffer(f).map_err(io_err)?;
         Ok(CaptureReader {
             path: path.to_path_buf(),
@@ -872,9 +882,11 @@ impl CaptureReader {
             Ok(got) if got == len => {}
             Ok(got) => {
                 self.done = true;
-                return Some(Err(
-                    self.cut(format!("record {n} is cut after {} of {} bytes", got + 8, len + 8))
-                ));
+                return Some(Err(self.cut(format!(
+                    "record {n} is cut after {} of {} bytes",
+                    got + 8,
+                    len + 8
+                ))));
             }
             Err(e) => {
                 self.done = true;
@@ -899,12 +911,26 @@ impl CaptureReader {
         match decode(&payload, structs) {
             Ok(Entry::End { records }) => {
                 self.done = true;
-                if records + 1 != self.index {
+                // The end mark is not a record of the run.
+                self.index -= 1;
+                // The zstd stream must end with the mark: a frame cut
+                // after it, or data after it, is damage too.
+                let mut more = [0u8; 1];
+                match read_full(&mut self.z, &mut more) {
+                    Ok(0) => {}
+                    Ok(_) => {
+                        return Some(Err(
+                            self.corrupt(self.index + 1, "data after the end mark".into())
+                        ))
+                    }
+                    Err(e) => return Some(Err(self.stream_error(self.index + 1, e))),
+                }
+                if records != self.index {
                     return Some(Err(self.corrupt(
-                        self.index,
+                        self.index + 1,
                         format!(
-                            "the end mark counts {records} records before it, the log has {}",
-                            self.index - 1
+                            "the end mark counts {records} records, the log has {}",
+                            self.index
                         ),
                     )));
                 }
@@ -1091,7 +1117,10 @@ mod tests {
             let err = err.expect("a cut log is an error");
             let msg = err.to_string();
             assert!(
-                matches!(err, CaptureError::Cut { .. } | CaptureError::NotACapture(..)),
+                matches!(
+                    err,
+                    CaptureError::Cut { .. } | CaptureError::NotACapture(..)
+                ),
                 "cut at {at}: {msg}"
             );
         }
@@ -1122,7 +1151,10 @@ mod tests {
         let mut b = bytes.clone();
         b[25] ^= 1;
         std::fs::write(&bad, &b).unwrap();
-        assert!(matches!(read_all(&bad).1, Some(CaptureError::NotACapture(..))));
+        assert!(matches!(
+            read_all(&bad).1,
+            Some(CaptureError::NotACapture(..))
+        ));
     }
 
     #[test]

@@ -357,7 +357,9 @@ impl<'a> Ctx<'a> {
         )?;
         let path = match o.get("path") {
             Some(v) => self.nonempty_string(v, "capture.path")?,
-            None => return Err(self.err(Some(raw), "capture.path", "missing (where the log goes)")),
+            None => {
+                return Err(self.err(Some(raw), "capture.path", "missing (where the log goes)"))
+            }
         };
         let max_buffer_bytes = match o.get("max_buffer_bytes") {
             Some(v) if v.get() != "null" => Some(self.integer(
@@ -375,10 +377,21 @@ impl<'a> Ctx<'a> {
                 let key = format!("capture.hash[{i}]");
                 let name = self.nonempty_string(n, &key)?;
                 let Some((func, out)) = name.rsplit_once('.') else {
-                    return Err(self.err(Some(n), &key, format!("expected function.output, found \"{name}\"")));
+                    return Err(self.err(
+                        Some(n),
+                        &key,
+                        format!("expected function.output, found \"{name}\""),
+                    ));
                 };
-                let Some(f) = functions.iter().find(|f| f.key == func || f.sig.name == func) else {
-                    return Err(self.err(Some(n), &key, format!("no function {func} in functions")));
+                let Some(f) = functions
+                    .iter()
+                    .find(|f| f.key == func || f.sig.name == func)
+                else {
+                    return Err(self.err(
+                        Some(n),
+                        &key,
+                        format!("no function {func} in functions"),
+                    ));
                 };
                 let which = if out == "return" {
                     if matches!(f.sig.ret, Type::Void) {
@@ -387,7 +400,11 @@ impl<'a> Ctx<'a> {
                     None
                 } else {
                     let Some(p) = f.sig.params.iter().position(|p| p.name == out) else {
-                        return Err(self.err(Some(n), &key, format!("{func} has no parameter {out}")));
+                        return Err(self.err(
+                            Some(n),
+                            &key,
+                            format!("{func} has no parameter {out}"),
+                        ));
                     };
                     let writes = matches!(
                         &f.sig.params[p].role,
@@ -1394,7 +1411,10 @@ mod tests {
             "\"capture\": {\"path\": \"c\", \"max_buffer_bytes\": 16, \"hash\": [\"calc_add.return\"]}",
         ));
         let spec = c.capture.unwrap();
-        assert_eq!((spec.max_buffer_bytes, spec.hash), (Some(16), vec![(0, None)]));
+        assert_eq!(
+            (spec.max_buffer_bytes, spec.hash),
+            (Some(16), vec![(0, None)])
+        );
         // 1e3 is a whole number.
         assert_eq!(parse(&with("\"timeout_ms\": 1e3")).timeout_ms, 1000);
         assert_eq!(parse(&with("\"sampling\": 0")).sampling, 0.0);

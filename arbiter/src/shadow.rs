@@ -1355,7 +1355,11 @@ impl Shadow {
         self.wake();
         // The capture log gets its end mark (its hook owns the writer).
         self.capturing.store(false, Ordering::Release);
-        let hook = self.capture.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let hook = self
+            .capture
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         drop(hook);
     }
 }

@@ -83,8 +83,8 @@ pub(crate) fn start(
     s.shadow().set_capture(Box::new(move |e| match e {
         CaptureEvent::Call(inv) => {
             let slot = inv.new_fn as *const _ as usize;
-            let (symbol, version) =
-                symbol_of_slot(slot).unwrap_or_else(|| (fns[inv.func as usize].sig.name.clone(), None));
+            let (symbol, version) = symbol_of_slot(slot)
+                .unwrap_or_else(|| (fns[inv.func as usize].sig.name.clone(), None));
             let caller = callers
                 .entry(inv.caller)
                 .or_insert_with(|| caller_name(inv.caller))

@@ -340,7 +340,8 @@ fn run(req: &Request, progress: Option<extern "C" fn(u64)>) -> Result<i32, Strin
     // Everything judged, then the summary. A shadow that stops making
     // progress (it cannot: the watchdog replaces a stuck thread) is not
     // waited for forever: `finish` counts what is left as dropped.
-    let patience = Duration::from_millis(settings.timeout_ms.saturating_mul(4)) + Duration::from_secs(10);
+    let patience =
+        Duration::from_millis(settings.timeout_ms.saturating_mul(4)) + Duration::from_secs(10);
     let (mut last, mut since) = (shadow.judged_so_far(), std::time::Instant::now());
     while shadow.judged_so_far() < submitted && since.elapsed() < patience {
         std::thread::sleep(Duration::from_millis(1));

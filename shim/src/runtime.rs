@@ -211,10 +211,7 @@ pub fn boot() {
         ));
     }
     // The capture log likewise (it is created when the old build arrives).
-    let capture_path = config
-        .capture
-        .as_ref()
-        .map(|c| absolute(c.path_for(pid)));
+    let capture_path = config.capture.as_ref().map(|c| absolute(c.path_for(pid)));
     if let Some(p) = &capture_path {
         if let Err(dir) = folder_writable(p) {
             return fail_open(&config.key_error(

@@ -442,12 +442,16 @@ fn config_error_mode_not_yet_supported() {
     );
 }
 
-/// The other keys that come with later issues are refused clearly too.
+/// Bad `capture`, `classes` and `sandbox` entries are refused clearly too.
 #[test]
 fn config_error_refused_keys_capture_sandbox_and_a_bad_class() {
     let fx = fixtures();
     for (key, line_text) in [
-        ("capture", "\"capture\": \"calls.zst\","),
+        ("capture", "\"capture\": \"/nonexistent-folder/calls.zst\","),
+        (
+            "capture.hash[0]",
+            "\"capture\": { \"path\": \"c.zst\", \"hash\": [\"calc_div.a\"] },",
+        ),
         ("classes[0]", "\"classes\": [{ \"name\": \"Shape\" }],"),
         (
             "sandbox.intercept[0]",

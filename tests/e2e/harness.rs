@@ -564,7 +564,7 @@ impl Report {
             .collect()
     }
 
-    fn dump(&self) -> String {
+    pub fn dump(&self) -> String {
         let mut s = String::from("summary:\n");
         for (f, v) in &self.summary {
             s.push_str(&format!("  {f}: {v}\n"));

@@ -25,6 +25,7 @@
 //! every test's temporary folder (config, report) for inspection.
 
 mod apps;
+mod capture;
 mod config_errors;
 mod cxx;
 mod expect;
