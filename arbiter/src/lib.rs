@@ -12,6 +12,7 @@ pub mod handles;
 pub mod invoke;
 pub mod marshal;
 pub mod report;
+pub mod ring;
 pub mod sandbox;
 pub mod shadow;
 pub mod signature;

@@ -228,7 +228,8 @@ pub enum Raw {
 }
 
 impl Raw {
-    fn bits(&self) -> u64 {
+    /// The bits of a register or slot value (0 for anything else).
+    pub fn bits(&self) -> u64 {
         match self {
             Raw::Bits(b) => *b,
             _ => 0,

@@ -30,6 +30,7 @@ use crate::handles::HandleTable;
 use crate::invoke::Invoker;
 use crate::marshal::{capture_outputs, shows_as_arg, HandleArg, Inputs, Layout, Materialised, Raw};
 use crate::report::{outcome_json, Counters, Record, ReportWriter, Verdict};
+use crate::ring::{Ring, ScalarCall, MAX_ARGS};
 use crate::sandbox::CallFailure;
 use crate::types::{Effect, Role, Signature, Type};
 use crate::value::Value;
@@ -42,6 +43,9 @@ const IDLE_PARK: Duration = Duration::from_millis(1);
 /// added to the summary's (one `judged` lock per batch; a recorded verdict
 /// is counted and written at once).
 const BATCH: usize = 32;
+/// Slots of each calling thread's ring of scalar invocations (at most
+/// `queue`): 1024 × 128 bytes.
+const RING_SLOTS: usize = 1024;
 
 /// What the shadow's fast path needs to know of a boundary function,
 /// worked out once from its signature and comparator.
@@ -286,10 +290,29 @@ struct CallerCounts {
     dropped: AtomicU64,
 }
 
-/// One thread's `calls` and `skipped`, per function.
+/// One thread's `calls` and `skipped`, per function, and its ring of
+/// scalar invocations.
 struct CountBlock {
     calls: Box<[AtomicU64]>,
     skipped: Box<[AtomicU64]>,
+    /// The thread's mirrored calls of scalar functions, on their way to the
+    /// shadow ([`crate::ring`]).
+    ring: Ring,
+    /// The thread has ended with calls still in its ring: the consumer
+    /// folds its counts in and forgets it once the ring is empty.
+    retired: AtomicBool,
+}
+
+impl CountBlock {
+    /// Adds this block's counts to the process totals (under `live`).
+    fn fold_into(&self, caller: &[CachePadded<CallerCounts>]) {
+        for (i, c) in caller.iter().enumerate() {
+            c.calls
+                .fetch_add(self.calls[i].load(Ordering::Relaxed), Ordering::Relaxed);
+            c.skipped
+                .fetch_add(self.skipped[i].load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
 }
 
 /// A calling thread's counters ([`Shadow::thread_counts`]). Only its own
@@ -298,6 +321,8 @@ struct CountBlock {
 pub struct ThreadCounts {
     block: Arc<CountBlock>,
     shadow: Arc<Shadow>,
+    /// Used by one thread at a time (it produces into the block's ring).
+    _not_sync: std::marker::PhantomData<std::cell::Cell<()>>,
 }
 
 impl ThreadCounts {
@@ -311,6 +336,26 @@ impl ThreadCounts {
     #[inline]
     pub fn skipped(&self, func: u32) {
         bump(&self.block.skipped[func as usize]);
+    }
+
+    /// Hands a mirrored call of a scalar function ([`Shadow::takes_ring`])
+    /// to the shadow through this thread's ring: no allocation, no lock,
+    /// no shared write. When the ring is full the call takes the general
+    /// queue (and is dropped, counted, when that is full too), so a burst
+    /// finds as much room as without rings. Returns whether it was queued.
+    #[inline]
+    pub fn submit_scalar(&self, call: ScalarCall) -> bool {
+        // SAFETY: a ThreadCounts is used by one thread at a time (it is not
+        // Sync), and only through it is this block's ring produced into.
+        if unsafe { self.block.ring.push(call) } {
+            // A sleeping shadow is woken once a batch has piled up (it
+            // also wakes by itself every millisecond).
+            if call.seq % BATCH as u64 == 0 && self.shadow.sleeping.load(Ordering::Relaxed) {
+                self.shadow.wake();
+            }
+            return true;
+        }
+        self.shadow.submit(self.shadow.invocation_of(call))
     }
 }
 
@@ -329,16 +374,14 @@ impl Drop for ThreadCounts {
             return;
         }
         let mut live = self.shadow.live.lock().unwrap_or_else(|e| e.into_inner());
-        for (i, c) in self.shadow.caller.iter().enumerate() {
-            c.calls.fetch_add(
-                self.block.calls[i].load(Ordering::Relaxed),
-                Ordering::Relaxed,
-            );
-            c.skipped.fetch_add(
-                self.block.skipped[i].load(Ordering::Relaxed),
-                Ordering::Relaxed,
-            );
+        // SAFETY: this is the ring's producing thread.
+        if unsafe { self.block.ring.producer_len() } != 0 {
+            // Calls still on their way: the consumer folds the counts in
+            // once it has taken them (`Shadow::take_from_rings`).
+            self.block.retired.store(true, Ordering::Release);
+            return;
         }
+        self.block.fold_into(&self.shadow.caller);
         live.retain(|b| !Arc::ptr_eq(b, &self.block));
     }
 }
@@ -385,13 +428,13 @@ pub struct Shadow {
     /// have ended (folded in from their [`ThreadCounts`]).
     caller: Vec<CachePadded<CallerCounts>>,
     /// The counters of the threads that are calling.
-    live: Mutex<Vec<Arc<CountBlock>>>,
+    live: CachePadded<Mutex<Vec<Arc<CountBlock>>>>,
     seq: CachePadded<AtomicU64>,
-    judged: Mutex<Judged>,
+    judged: CachePadded<Mutex<Judged>>,
     /// Held by the shadow thread while it moves a batch from the queue
     /// into `taken`, and while it counts judged invocations, so that
     /// `finish` sees each one exactly once: queued, in flight or counted.
-    pop_lock: Mutex<Inflight>,
+    pop_lock: CachePadded<Mutex<Inflight>>,
     /// The batch's invocations not yet judged (null: none), as raw boxes:
     /// the shadow thread takes slot `i` before it calls `i`; a watchdog
     /// that gives that thread up leaves the rest to the fresh one.
@@ -409,11 +452,13 @@ pub struct Shadow {
     /// swap it to 0 to claim the call's verdict: exactly one does.
     call_started: CachePadded<AtomicU64>,
     /// Numbers `call_started` (the next call's).
-    call_number: AtomicU64,
+    /// (Written by the shadow thread at every call: on a line of its own,
+    /// away from the fields the callers read.)
+    call_number: CachePadded<AtomicU64>,
     /// The invocation in flight on the shadow thread (for the watchdog's
     /// record), stored before `call_started`. A shadow thread that was
     /// given up never frees it.
-    inflight_call: AtomicUsize,
+    inflight_call: CachePadded<AtomicUsize>,
     /// The shadow thread's kernel thread id.
     runner_tid: AtomicI32,
     /// The watchdog thread has been started.
@@ -430,7 +475,7 @@ pub struct Shadow {
     pid: u32,
     /// The capture log's hook ([`Shadow::set_capture`]), called on the
     /// shadow thread before each call and for each parted handle.
-    capture: Mutex<Option<CaptureHook>>,
+    capture: CachePadded<Mutex<Option<CaptureHook>>>,
     /// `capture` is set (checked without the lock).
     capturing: AtomicBool,
     /// Reduces the shadow's outcome before it is judged (replay of a log
@@ -467,22 +512,22 @@ impl Shadow {
             settings,
             queued_bytes: CachePadded::new(AtomicUsize::new(0)),
             parted: SegQueue::new(),
-            live: Mutex::new(Vec::new()),
+            live: CachePadded::new(Mutex::new(Vec::new())),
             caller: (0..n)
                 .map(|_| CachePadded::new(CallerCounts::default()))
                 .collect(),
             seq: CachePadded::new(AtomicU64::new(0)),
-            judged: Mutex::new(Judged {
+            judged: CachePadded::new(Mutex::new(Judged {
                 counters: vec![Counters::default(); n],
                 report: None,
                 report_path,
                 records_per_signature,
                 closed: false,
-            }),
-            pop_lock: Mutex::new(Inflight {
+            })),
+            pop_lock: CachePadded::new(Mutex::new(Inflight {
                 funcs: Vec::with_capacity(BATCH),
                 counted: 0,
-            }),
+            })),
             taken: (0..BATCH)
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
                 .collect(),
@@ -491,8 +536,8 @@ impl Shadow {
             sleeping: CachePadded::new(AtomicBool::new(false)),
             judged_total: CachePadded::new(AtomicU64::new(0)),
             call_started: CachePadded::new(AtomicU64::new(0)),
-            call_number: AtomicU64::new(0),
-            inflight_call: AtomicUsize::new(0),
+            call_number: CachePadded::new(AtomicU64::new(0)),
+            inflight_call: CachePadded::new(AtomicUsize::new(0)),
             runner_tid: AtomicI32::new(0),
             watchdog: AtomicBool::new(false),
             wake_batch,
@@ -501,7 +546,7 @@ impl Shadow {
             new_errno: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
             pid: std::process::id(),
-            capture: Mutex::new(None),
+            capture: CachePadded::new(Mutex::new(None)),
             capturing: AtomicBool::new(false),
             masker: std::sync::OnceLock::new(),
             functions,
@@ -702,12 +747,103 @@ impl Shadow {
         let block = Arc::new(CountBlock {
             calls: (0..n).map(|_| AtomicU64::new(0)).collect(),
             skipped: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            ring: Ring::new(self.settings.queue.min(RING_SLOTS)),
+            retired: AtomicBool::new(false),
         });
         self.live.lock().unwrap().push(Arc::clone(&block));
         ThreadCounts {
             block,
             shadow: Arc::clone(self),
+            _not_sync: std::marker::PhantomData,
         }
+    }
+
+    /// Whether mirrored calls of `func` go through the caller's ring
+    /// ([`ThreadCounts::submit_scalar`]): a scalar function of at most
+    /// [`MAX_ARGS`] parameters.
+    #[inline]
+    pub fn takes_ring(&self, func: u32) -> bool {
+        self.facts[func as usize].scalar
+            && self.functions[func as usize].sig.params.len() <= MAX_ARGS
+    }
+
+    /// The invocation a ring's call stands for (what the general path
+    /// would have captured).
+    fn invocation_of(&self, c: ScalarCall) -> Box<Invocation> {
+        let f = &self.functions[c.func as usize];
+        let values = f
+            .sig
+            .params
+            .iter()
+            .zip(c.args)
+            .map(|(p, bits)| match p.ty {
+                Type::Scalar(s) => Value::scalar_from_bits(s, bits),
+                _ => Value::Opaque(bits),
+            })
+            .collect();
+        let ret = match f.sig.ret {
+            Type::Scalar(s) => Value::scalar_from_bits(s, c.ret),
+            _ => Value::None,
+        };
+        Box::new(Invocation {
+            seq: c.seq,
+            func: c.func,
+            tid: c.tid,
+            caller: c.caller,
+            new_fn: c.new_fn,
+            inputs: Inputs {
+                values,
+                counts: Vec::new(),
+                deep: Vec::new(),
+                structs: Vec::new(),
+            },
+            primary: Outcome {
+                ret,
+                outputs: Vec::new(),
+                errno: f.wants_errno.then_some(c.errno_after),
+                exception: None,
+                outgoing: c.watched.then(Vec::new),
+            },
+            errno_before: c.errno_before,
+            deleting: false,
+            fp_env: c.fp_env,
+        })
+    }
+
+    /// Moves calls from the callers' rings into the batch (`taken` from
+    /// slot `from`), up to its end; forgets rings of ended threads once
+    /// empty. Called with `pop_lock` held (the rings' one consumer).
+    fn take_from_rings(&self, inflight: &mut Inflight, mut from: usize) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let mut emptied_retired = false;
+        for b in live.iter() {
+            while from < self.taken.len() {
+                // SAFETY: the consumer side, under `pop_lock`.
+                let Some(c) = (unsafe { b.ring.pop() }) else {
+                    break;
+                };
+                inflight.funcs.push(c.func);
+                self.taken[from].store(Box::into_raw(self.invocation_of(c)), Ordering::Relaxed);
+                from += 1;
+            }
+            emptied_retired |= b.retired.load(Ordering::Acquire) && !b.ring.has_waiting();
+        }
+        if emptied_retired {
+            let caller = &self.caller;
+            live.retain(|b| {
+                let gone = b.retired.load(Ordering::Acquire) && !b.ring.has_waiting();
+                if gone {
+                    b.fold_into(caller);
+                }
+                !gone
+            });
+        }
+    }
+
+    /// Whether a caller's ring holds a call.
+    fn rings_waiting(&self) -> bool {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.iter().any(|b| b.ring.has_waiting())
     }
 
     /// Takes the next sequence number.
@@ -877,14 +1013,19 @@ impl Shadow {
                     inflight.funcs.clear();
                     inflight.counted = 0;
                     let mut bytes = 0;
+                    let mut filled = 0;
                     for slot in self.taken.iter() {
                         let Some(inv) = self.queue.pop() else { break };
                         bytes += self.bytes_of(&inv);
                         inflight.funcs.push(inv.func);
                         slot.store(Box::into_raw(inv), Ordering::Relaxed);
+                        filled += 1;
                     }
                     if bytes != 0 {
                         self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                    }
+                    if filled < self.taken.len() {
+                        self.take_from_rings(&mut inflight, filled);
                     }
                 }
                 (inflight.counted, inflight.funcs.len())
@@ -907,7 +1048,7 @@ impl Shadow {
                     return;
                 }
                 self.sleeping.store(true, Ordering::SeqCst);
-                if self.queue.is_empty() {
+                if self.queue.is_empty() && !self.rings_waiting() {
                     std::thread::park_timeout(IDLE_PARK);
                 }
                 self.sleeping.store(false, Ordering::SeqCst);
@@ -1317,7 +1458,7 @@ impl Shadow {
         let deadline = Instant::now() + Duration::from_millis(self.settings.timeout_ms);
         let started = self.thread.lock().unwrap().is_some();
         while started && Instant::now() < deadline {
-            let busy = !self.queue.is_empty() || {
+            let busy = !self.queue.is_empty() || self.rings_waiting() || {
                 let inflight = self.pop_lock.lock().unwrap();
                 inflight.counted < inflight.funcs.len()
             };
@@ -1337,6 +1478,14 @@ impl Shadow {
             self.caller[inv.func as usize]
                 .dropped
                 .fetch_add(1, Ordering::Relaxed);
+        }
+        for b in self.live.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            // SAFETY: the consumer side, under `pop_lock`.
+            while let Some(c) = unsafe { b.ring.pop() } {
+                self.caller[c.func as usize]
+                    .dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
         // The batch in flight: pending verdicts, the call being made and
         // what is still to be called (the shadow thread counts none of them

@@ -18,6 +18,7 @@ use arbiter::invoke::Invoker;
 use arbiter::marshal::{
     capture_inputs, capture_outputs, raw_arg, raw_ret, Frame, Inputs, Layout, Raw,
 };
+use arbiter::ring::{ScalarCall, MAX_ARGS};
 use arbiter::shadow::{BoundaryFn, CxxFn, FpEnv, Invocation, Shadow, ShadowHooks, ShadowSettings};
 
 use crate::elf::{self, LoadedObject, ObjectInfo};
@@ -1046,7 +1047,9 @@ pub struct Pending {
     seq: u64,
     errno_before: i32,
     raw: SmallVec<[Raw; 8]>,
-    inputs: Inputs,
+    /// `None` for a function whose calls take the ring
+    /// ([`Shadow::takes_ring`]): its inputs are `raw`'s bits.
+    inputs: Option<Inputs>,
     caller: u64,
     fp_env: FpEnv,
 }
@@ -1085,8 +1088,12 @@ pub fn before_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) -> bool {
     let raw: SmallVec<[Raw; 8]> = (0..f.sig.params.len())
         .map(|i| unsafe { raw_arg(frame, &f.layout, &f.sig, i) })
         .collect();
-    // SAFETY: the application's own arguments, read within their annotated sizes.
-    let inputs = unsafe { capture_inputs(&f.sig, &raw) };
+    let inputs = if s.shadow.takes_ring(ctx.func) {
+        None
+    } else {
+        // SAFETY: the application's own arguments, read within their annotated sizes.
+        Some(unsafe { capture_inputs(&f.sig, &raw) })
+    };
     crate::observe::discard_observed();
     *t.pending.borrow_mut() = Some(Pending {
         seq,
@@ -1108,21 +1115,48 @@ pub fn after_call(ctx: &'static FnCtx, frame: &Frame, t: &ThreadState) {
     let f = &s.shadow.functions()[ctx.func as usize];
     // SAFETY: the primary call returned; its registers are in the frame.
     let ret = unsafe { raw_ret(frame, &f.layout, &f.sig) };
+    let outgoing = crate::observe::patched().then(crate::observe::take_observed);
+    if p.inputs.is_none() && outgoing.as_ref().is_none_or(|o| o.is_empty()) {
+        // A scalar function: a fixed-size record in this thread's ring.
+        let mut args = [0u64; MAX_ARGS];
+        for (a, r) in args.iter_mut().zip(&p.raw) {
+            *a = r.bits();
+        }
+        let counts = t.counts.borrow();
+        if let Some(c) = counts.as_ref() {
+            c.submit_scalar(ScalarCall {
+                seq: p.seq,
+                caller: p.caller,
+                new_fn: &ctx.new_fn,
+                args,
+                ret: ret.bits(),
+                func: ctx.func,
+                tid: tid(t),
+                errno_before: p.errno_before,
+                errno_after: t.primary_errno.get(),
+                watched: outgoing.is_some(),
+                fp_env: p.fp_env,
+            });
+        }
+        return;
+    }
+    let inputs = p.inputs.unwrap_or_else(|| {
+        // SAFETY: a scalar function's inputs: bits, no pointer is read.
+        unsafe { capture_inputs(&f.sig, &p.raw) }
+    });
     // SAFETY: the same pointers the callee was given, within their sizes.
-    let mut primary = unsafe { capture_outputs(&f.sig, &p.raw, &ret, &p.inputs, &p.inputs.deep) };
+    let mut primary = unsafe { capture_outputs(&f.sig, &p.raw, &ret, &inputs, &inputs.deep) };
     if f.wants_errno {
         primary.errno = Some(t.primary_errno.get());
     }
-    if crate::observe::patched() {
-        primary.outgoing = Some(crate::observe::take_observed());
-    }
+    primary.outgoing = outgoing;
     let inv = Box::new(Invocation {
         seq: p.seq,
         func: ctx.func,
         tid: tid(t),
         caller: p.caller,
         new_fn: &ctx.new_fn,
-        inputs: p.inputs,
+        inputs,
         primary,
         errno_before: p.errno_before,
         deleting: ctx.deleting,
@@ -1152,7 +1186,10 @@ pub fn after_throw(ctx: &'static FnCtx, t: &ThreadState, ex: arbiter::compare::E
         tid: tid(t),
         caller: p.caller,
         new_fn: &ctx.new_fn,
-        inputs: p.inputs,
+        // SAFETY: a ring function's inputs are bits: no pointer is read.
+        inputs: p
+            .inputs
+            .unwrap_or_else(|| unsafe { capture_inputs(&f.sig, &p.raw) }),
         primary,
         errno_before: p.errno_before,
         deleting: ctx.deleting,

@@ -34,8 +34,19 @@ fn verdicts(report: &Report) -> Vec<Value> {
         .iter()
         .map(without_addresses)
         .map(|r| {
+            // What an output buffer held before the call is the
+            // application's uninitialised memory (stack left-overs that
+            // differ from run to run); the output itself is compared.
+            let mut args = r["args"].clone();
+            if let (Some(a), Some(p)) = (args.as_object_mut(), r["primary"].as_object()) {
+                for (k, v) in a.iter_mut() {
+                    if p.contains_key(k) {
+                        *v = json!("(an output)");
+                    }
+                }
+            }
             json!({
-                "function": r["function"], "verdict": r["verdict"], "args": r["args"],
+                "function": r["function"], "verdict": r["verdict"], "args": args,
                 "primary": r["primary"], "shadow": r["shadow"], "diffs": r["diffs"],
                 "fault": r["fault"], "exception": r["exception"],
             })
