@@ -153,6 +153,10 @@ fn facts<Elf: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfFacts, 
                 }
             }
         }
+        // A version definition's own symbol (`VER_2@@VER_2`, SHN_ABS).
+        if version.as_deref() == Some(name.as_str()) {
+            continue;
+        }
         if !function && name.starts_with("_ZTV") {
             objects.insert(
                 name.clone(),
