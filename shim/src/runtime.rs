@@ -582,6 +582,12 @@ fn activate(
     if st.new.is_none() {
         arbiter::config::writable_by_others(&s.config.new)
             .map_err(|why| s.config.key_error("new", why))?;
+        // `ddl check`'s verdict, before anything is loaded: an incompatible
+        // pair is refused (docs/CHECK.md, "In libddl").
+        arbiter::abi::gate(&s.config, &obj.path).map_err(|(f, why)| match f {
+            Some(i) => s.config.function_error(i, why),
+            None => s.config.key_error("new", why),
+        })?;
         if let Err(e) = arbiter::sandbox::install() {
             log_info(&format!("no sandbox for the new build: {e}"));
         }
