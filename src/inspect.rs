@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use arbiter::abi::{self, Build, CType, Depth, Proto, RecordLayout};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Arguments of `ddl inspect`.
 #[derive(clap::Args)]
@@ -36,8 +36,7 @@ pub fn main(args: Args) -> u8 {
         }
     };
     if args.config {
-        let cfg = draft(&build);
-        println!("{}", serde_json::to_string_pretty(&cfg).unwrap_or_default());
+        println!("{}", draft(&build));
     } else {
         print!("{}", describe(&build));
     }
@@ -243,8 +242,8 @@ fn annotate(decl: String, annot: Option<String>) -> String {
     }
 }
 
-/// A draft config for `b`.
-fn draft(b: &Build) -> Value {
+/// A draft config for `b`, as JSON text.
+fn draft(b: &Build) -> String {
     let d = b.debug.as_ref();
     let old = b
         .elf
@@ -292,12 +291,21 @@ fn draft(b: &Build) -> Value {
             target.declare(name, true)
         )));
     }
-    json!({
-        "old": old,
-        "new": format!("{FIXME}: path of the new build of {old}"),
-        "types": types,
-        "functions": functions,
-    })
+    // Written by hand so that the keys come in the order of CONFIG.md.
+    let list = |v: &[Value]| {
+        if v.is_empty() {
+            return "[]".to_string();
+        }
+        let items: Vec<String> = v.iter().map(|x| format!("    {x}")).collect();
+        format!("[\n{}\n  ]", items.join(",\n"))
+    };
+    format!(
+        "{{\n  \"old\": {},\n  \"new\": {},\n  \"types\": {},\n  \"functions\": {}\n}}",
+        Value::String(old.clone()),
+        Value::String(format!("{FIXME}: path of the new build of {old}")),
+        list(&types),
+        list(&functions)
+    )
 }
 
 fn functions_of(b: &Build) -> Vec<(String, Vec<String>)> {
@@ -314,10 +322,12 @@ fn collect(
 ) {
     match t {
         CType::Typedef { name, target } => {
+            // The config knows `<stdint.h>` names itself: not what they
+            // are made of (`__int32_t`).
             if !BUILTIN_TYPEDEFS.contains(&name.as_str()) {
                 typedefs.insert(name.clone(), (**target).clone());
+                collect(target, d, records, opaque, typedefs);
             }
-            collect(target, d, records, opaque, typedefs);
         }
         CType::Const(t)
         | CType::Volatile(t)
