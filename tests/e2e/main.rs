@@ -25,10 +25,12 @@
 //! every test's temporary folder (config, report) for inspection.
 
 mod apps;
+mod check;
 mod config_errors;
 mod cxx;
 mod expect;
 mod harness;
+mod inspect;
 mod numpy;
 mod outgoing;
 mod paths;
