@@ -321,13 +321,11 @@ fn collect(
     typedefs: &mut BTreeMap<String, CType>,
 ) {
     match t {
-        CType::Typedef { name, target } => {
-            // The config knows `<stdint.h>` names itself: not what they
-            // are made of (`__int32_t`).
-            if !BUILTIN_TYPEDEFS.contains(&name.as_str()) {
-                typedefs.insert(name.clone(), (**target).clone());
-                collect(target, d, records, opaque, typedefs);
-            }
+        // The config knows `<stdint.h>` names itself: not what they are
+        // made of (`__int32_t`).
+        CType::Typedef { name, target } if !BUILTIN_TYPEDEFS.contains(&name.as_str()) => {
+            typedefs.insert(name.clone(), (**target).clone());
+            collect(target, d, records, opaque, typedefs);
         }
         CType::Const(t)
         | CType::Volatile(t)

@@ -474,3 +474,60 @@ pub fn abi_app_wants(sum_mismatch: u64) -> Vec<crate::expect::Want> {
         want("abi_name", 2, 0),
     ]
 }
+
+/// With a config of C++ declarations, the boundary's classes are those the
+/// declarations name and only their boundary methods' slots are judged.
+#[test]
+fn check_cxx_config_judges_its_classes() {
+    let tmp = TempDir::new("check-widget");
+    let old = abi("widget-old/libwidget.so.1");
+    let cfg = |new: &Path, functions: &[&str]| {
+        tmp.write_config(&json!({
+            "old": "libwidget.so.1",
+            "new": new.display().to_string(),
+            "functions": functions,
+        }))
+    };
+    let all = [
+        "Widget::Widget(int id)",
+        "virtual Widget::~Widget()",
+        "virtual int Widget::size() const",
+        "virtual int Widget::weight() const",
+        "int Widget::id() const",
+    ];
+    let vslot = abi("widget-vslot/libwidget.so.1");
+    check(
+        &old,
+        &vslot,
+        Some(&cfg(&vslot, &all)),
+        8,
+        &[
+            "incompatible: vtable slot 2 of class Widget (Widget::size() const) moved: it is slot 3 in NEW",
+            "incompatible: vtable slot 3 of class Widget (Widget::weight() const) moved: it is slot 2 in NEW",
+        ],
+    );
+    // Only size() on the boundary: only its slot is judged.
+    check(
+        &old,
+        &vslot,
+        Some(&cfg(&vslot, &["virtual int Widget::size() const"])),
+        8,
+        &["incompatible: vtable slot 2 of class Widget (Widget::size() const) moved: it is slot 3 in NEW"],
+    );
+    // A non-virtual method alone: the vtable is not the boundary's.
+    check(
+        &old,
+        &vslot,
+        Some(&cfg(&vslot, &["int Widget::id() const"])),
+        0,
+        &[],
+    );
+    let csize = abi("widget-csize/libwidget.so.1");
+    check(
+        &old,
+        &csize,
+        Some(&cfg(&csize, &all)),
+        4,
+        &["worth reading: size of class Widget changed from 16 to 48 bytes (DDL sizes the shadow's objects from NEW)"],
+    );
+}

@@ -995,3 +995,74 @@ fn plus_uconst(bytes: &[u8]) -> Option<u64> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base(name: &str, size: u64) -> CType {
+        CType::Base {
+            name: name.into(),
+            size,
+        }
+    }
+
+    #[test]
+    fn declarations_in_c_syntax() {
+        let int = base("int", 4);
+        let ch = base("char", 1);
+        let cstr = CType::Pointer(Box::new(CType::Const(Box::new(ch.clone()))));
+        assert_eq!(cstr.declare("s", true), "const char *s");
+        assert_eq!(
+            CType::Pointer(Box::new(cstr.clone())).declare("v", true),
+            "const char **v"
+        );
+        let cptr = CType::Const(Box::new(CType::Pointer(Box::new(ch))));
+        assert_eq!(cptr.declare("p", true), "char * const p");
+        let f = CType::Function {
+            ret: Box::new(int.clone()),
+            params: vec![int.clone()],
+            variadic: false,
+        };
+        assert_eq!(
+            CType::Pointer(Box::new(f)).declare("cb", true),
+            "int (*cb)(int)"
+        );
+        assert_eq!(
+            CType::Array(Box::new(int.clone()), Some(4)).declare("v", true),
+            "int v[4]"
+        );
+        let rec = CType::Record {
+            kind: "struct",
+            key: "point".into(),
+        };
+        assert_eq!(
+            CType::Pointer(Box::new(rec.clone())).declare("p", true),
+            "struct point *p"
+        );
+        assert_eq!(
+            CType::Pointer(Box::new(rec)).declare("p", false),
+            "point *p"
+        );
+        assert_eq!(int.declare("", true), "int");
+    }
+
+    #[test]
+    fn canonical_sets_typedefs_and_qualifiers_aside() {
+        let u8t = CType::Typedef {
+            name: "uint8_t".into(),
+            target: Box::new(base("unsigned char", 1)),
+        };
+        let a = CType::Pointer(Box::new(CType::Const(Box::new(u8t))));
+        let b = CType::Pointer(Box::new(base("unsigned char", 1)));
+        assert_eq!(a.canonical(), b.canonical());
+        assert_ne!(base("int", 4).canonical(), base("long int", 8).canonical());
+    }
+
+    #[test]
+    fn dwarf2_member_locations() {
+        assert_eq!(plus_uconst(&[0x23, 0x08]), Some(8));
+        assert_eq!(plus_uconst(&[0x23, 0x80, 0x01]), Some(128));
+        assert_eq!(plus_uconst(&[0x10, 0x08]), None);
+    }
+}
