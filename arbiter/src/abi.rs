@@ -60,19 +60,36 @@ impl Build {
         depth: Depth,
         wanted: Option<&HashSet<String>>,
     ) -> Result<Build, String> {
-        let what = |e: String| format!("{}: {e}", path.display());
-        let data = std::fs::read(path).map_err(|e| what(e.to_string()))?;
-        let elf = elf::read(&data).map_err(what)?;
-        let debug = if depth == Depth::Debug && elf.has_debug_info {
-            debug::read(&data, wanted).map_err(what)?
-        } else {
-            None
-        };
+        let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut b = Build::from_data(path, &data)?;
+        if depth == Depth::Debug {
+            b.read_debug(&data, wanted)?;
+        }
+        Ok(b)
+    }
+
+    /// The ELF facts of `data`, the contents of the file at `path`.
+    pub fn from_data(path: &Path, data: &[u8]) -> Result<Build, String> {
+        let elf = elf::read(data).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(Build {
             path: path.to_path_buf(),
             elf,
-            debug,
+            debug: None,
         })
+    }
+
+    /// Adds the DWARF facts of `data` (this build's file contents): the
+    /// prototypes of `wanted` (every external function when `None`).
+    pub fn read_debug(
+        &mut self,
+        data: &[u8],
+        wanted: Option<&HashSet<String>>,
+    ) -> Result<(), String> {
+        if self.elf.has_debug_info {
+            self.debug =
+                debug::read(data, wanted).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        }
+        Ok(())
     }
 
     /// The exports named `name` (every version of it).
@@ -746,34 +763,43 @@ fn config_difference(s: &ConfigStruct, l: &RecordLayout) -> Option<String> {
     (!why.is_empty()).then(|| why.join(", "))
 }
 
+/// The largest `.debug_info` libddl's gate reads at start-up (bytes);
+/// past it only symbol tables and relocations are compared there (`ddl
+/// check` reads any size).
+pub const GATE_DWARF_MAX: u64 = 64 << 20;
+
 /// libddl's gate: the check of OLD against NEW on the config's boundary,
 /// reading DWARF only when both files carry it. `Ok(())`: nothing
 /// incompatible (or a file could not be read: the loader says why later).
 /// `Err((function, why))`: the incompatible findings, joined with `; `,
 /// and the config's `functions[i]` of the first when it has one.
 pub fn gate(config: &Config, old_path: &Path) -> Result<(), (Option<usize>, String)> {
-    let Ok(old) = Build::read(old_path, Depth::Symbols, None) else {
+    // Each file is read once; a file that cannot be read or parsed is
+    // left to the loader, which reports it as it always has.
+    let (Ok(old_data), Ok(new_data)) = (std::fs::read(old_path), std::fs::read(&config.new)) else {
         return Ok(());
     };
-    let Ok(new) = Build::read(&config.new, Depth::Symbols, None) else {
+    let (Ok(mut old), Ok(mut new)) = (
+        Build::from_data(old_path, &old_data),
+        Build::from_data(&config.new, &new_data),
+    ) else {
         return Ok(());
     };
     let Ok(b) = boundary_of_config(config, &old) else {
         return Ok(()); // libddl's own resolution names the function
     };
-    let (old, new) =
-        if old.elf.has_debug_info && new.elf.has_debug_info && old.elf.class == new.elf.class {
-            let wanted = b.symbols();
-            match (
-                Build::read(old_path, Depth::Debug, Some(&wanted)),
-                Build::read(&config.new, Depth::Debug, Some(&wanted)),
-            ) {
-                (Ok(o), Ok(n)) => (o, n),
-                _ => (old, new),
-            }
-        } else {
-            (old, new)
-        };
+    let small = |x: &Build| x.elf.debug_info_size <= GATE_DWARF_MAX;
+    // Both or neither: a prototype needs DWARF on both sides.
+    if old.elf.class == new.elf.class
+        && old.elf.has_debug_info
+        && new.elf.has_debug_info
+        && small(&old)
+        && small(&new)
+    {
+        let wanted = b.symbols();
+        let _ = old.read_debug(&old_data, Some(&wanted));
+        let _ = new.read_debug(&new_data, Some(&wanted));
+    }
     let bad: Vec<Finding> = check(&old, &new, &b)
         .into_iter()
         .filter(|f| f.severity == Severity::Incompatible)

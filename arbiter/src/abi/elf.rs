@@ -59,6 +59,8 @@ pub struct ElfFacts {
     pub vtables: BTreeMap<String, Vec<Option<String>>>,
     /// The file has a `.debug_info` section (compressed or not).
     pub has_debug_info: bool,
+    /// Its size in the file (0 without one).
+    pub debug_info_size: u64,
 }
 
 /// `ELFCLASS…` as `readelf` names it.
@@ -104,9 +106,12 @@ fn facts<Elf: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfFacts, 
     let mut out = ElfFacts {
         class: header.e_ident().class,
         machine: header.e_machine(endian),
-        has_debug_info: sections.section_by_name(endian, b".debug_info").is_some(),
         ..ElfFacts::default()
     };
+    if let Some((_, s)) = sections.section_by_name(endian, b".debug_info") {
+        out.has_debug_info = true;
+        out.debug_info_size = s.sh_size(endian).into();
+    }
     // DT_SONAME: a string of the dynamic section's linked string table.
     // `dynamic` gives the entries and the index of their string table.
     if let Some((dyns, link)) = sections.dynamic(endian, data).map_err(err)? {
