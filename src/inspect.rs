@@ -256,8 +256,17 @@ fn draft(b: &Build) -> String {
     let mut records = BTreeSet::new();
     let mut opaque = BTreeSet::new();
     let mut typedefs: BTreeMap<String, CType> = BTreeMap::new();
+    let mut cxx_records = BTreeSet::new();
+    // A constructor's or destructor's variants (C1/C2, D0/D1/D2) demangle
+    // alike; DWARF describes one of them (the others are aliases).
+    let described: BTreeSet<String> = d
+        .map(|d| d.functions.keys().map(|k| abi::demangle(k)).collect())
+        .unwrap_or_default();
     for (sym, _) in functions_of(b) {
         let Some(p) = d.and_then(|d| d.functions.get(&sym)) else {
+            if sym.starts_with("_Z") && described.contains(&abi::demangle(&sym)) {
+                continue;
+            }
             if sym.starts_with("_Z") {
                 // A C++ declaration without its return type: the user
                 // writes it in (the config parser refuses FIXME).
@@ -267,8 +276,26 @@ fn draft(b: &Build) -> String {
             }
             continue;
         };
-        if p.cxx {
-            continue; // C++ boundaries are written as declarations: not drafted
+        if p.cxx && sym.starts_with("_Z") {
+            // A C++ declaration (CONFIG.md, "C++, as implemented"); the
+            // variants of a constructor or destructor are one.
+            let text = p.cxx_text_with(&|q| {
+                annotate(q.ty.declare(&q.name, false), placeholder(&q.ty, &known))
+            });
+            if !functions.iter().any(|f| f.as_str() == Some(text.as_str())) {
+                functions.push(Value::String(text));
+            }
+            // Classes passed by value or by reference are declared.
+            for q in p.params.iter().filter(|q| !q.artificial) {
+                let inner = match q.ty.strip() {
+                    CType::Reference(t) => t.strip(),
+                    t => t,
+                };
+                if let CType::Record { key, .. } = inner {
+                    cxx_records.insert(key.clone());
+                }
+            }
+            continue;
         }
         for t in p.params.iter().map(|p| &p.ty).chain([&p.ret]) {
             collect(t, d.unwrap(), &mut records, &mut opaque, &mut typedefs);
@@ -284,6 +311,29 @@ fn draft(b: &Build) -> String {
         for r in &records {
             emit_record(r, d, &known, &mut emitted, &mut types);
         }
+    }
+    // C++ classes by value or reference: `typedef struct Vec { … } Vec;`
+    // (a class with a vtable or bases is left for the user to write).
+    for key in &cxx_records {
+        let Some(l) = d.and_then(|d| d.structs.get(key)) else {
+            continue;
+        };
+        if l.fields
+            .iter()
+            .any(|f| f.name.starts_with('<') || f.name.starts_with("_vptr"))
+        {
+            continue;
+        }
+        let c = arbiter::cxx::c_type_name(key);
+        let fields: Vec<String> = l
+            .fields
+            .iter()
+            .map(|f| format!("{};", f.ty.declare(&f.name, false)))
+            .collect();
+        types.push(Value::String(format!(
+            "typedef struct {c} {{ {} }} {c};",
+            fields.join(" ")
+        )));
     }
     for (name, target) in &typedefs {
         types.push(Value::String(format!(

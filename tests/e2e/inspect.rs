@@ -107,11 +107,15 @@ fn inspect_cxx_without_debug_info_demangles() {
         &["classes (1):", "  Widget (16 bytes)"],
         "widget-old",
     );
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("  int Widget::size() const")),
-        "{lines:?}"
+    assert_in_order(
+        &lines,
+        &[
+            "  Widget::Widget(int id)  [_ZN6WidgetC2Ei]",
+            "  virtual Widget::~Widget()  [_ZN6WidgetD0Ev]",
+            "  int Widget::id() const  [_ZNK6Widget2idEv]",
+            "  virtual int Widget::size() const  [_ZNK6Widget4sizeEv]",
+        ],
+        "widget-old",
     );
 }
 
@@ -173,4 +177,88 @@ fn inspect_config_draft_mirrors_once_filled_in() {
     cfg["new"] = Value::String(abi("diff/libabi.so.1").display().to_string());
     let (_, _, report) = run_both(&tmp, &App::new(abi("apps/abi-app")), cfg);
     assert_summary(&report, &abi_app_wants(1));
+}
+
+/// Expected counts of shapes-app (cxx-fixtures/shapes.mk's table), keyed
+/// by the declarations the draft writes: (key, calls, match, mismatch,
+/// shadow_fault). The draft also names `Shape::Shape`, which only the
+/// library itself calls.
+const SHAPES_DRAFT: &[(&str, u64, u64, u64, u64)] = &[
+    ("make_shape", 3, 3, 0, 0),
+    ("Rect::Rect(double w, double h)", 2, 2, 0, 0),
+    ("Circle::Circle(double r)", 2, 2, 0, 0),
+    ("Shape::Shape(double w, double h)", 0, 0, 0, 0),
+    ("virtual Shape::~Shape()", 0, 0, 0, 0),
+    ("virtual Rect::~Rect()", 3, 3, 0, 0),
+    ("virtual Circle::~Circle()", 3, 3, 0, 0),
+    ("virtual double Shape::area() const", 0, 0, 0, 0),
+    ("virtual const char *Shape::name() const", 0, 0, 0, 0),
+    ("virtual double Rect::area() const", 4, 4, 0, 0),
+    ("virtual const char *Rect::name() const", 3, 3, 0, 0),
+    ("virtual double Circle::area() const", 4, 0, 4, 0),
+    ("virtual const char *Circle::name() const", 3, 3, 0, 0),
+    ("double Shape::scale(double k)", 6, 5, 1, 0),
+    ("double Shape::stretch(const Vec &v) const", 1, 1, 0, 0),
+    ("void Shape::bounds(double &w, double &h) const", 1, 1, 0, 0),
+    ("void Shape::grow(int n)", 3, 1, 0, 2),
+    ("void Shape::grow(double f)", 2, 2, 0, 0),
+    ("tally::Counter::Counter(int start)", 1, 1, 0, 0),
+    ("tally::Counter::~Counter()", 1, 1, 0, 0),
+    ("void tally::Counter::add(int n)", 3, 2, 1, 0),
+    ("int tally::Counter::take(int n)", 2, 2, 0, 0),
+    ("int tally::Counter::total() const", 2, 2, 0, 0),
+];
+
+/// `--config` on the C++ fixture built with `-g`: C++ declarations from
+/// DWARF (`virtual`, `const`, references, one line per constructor or
+/// destructor), `Vec` declared for the reference to it, nothing to fill in
+/// but `new`; it mirrors shapes-app with the fixture's known verdicts.
+#[test]
+fn inspect_config_draft_of_cxx_build_mirrors_shapes() {
+    let fx = fixtures();
+    let out = std::process::Command::new(crate::check::ddl())
+        .arg("inspect")
+        .arg("--config")
+        .arg(fx.join("shapes/old/libshapes.so.1"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut cfg: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(
+        cfg["types"],
+        serde_json::json!(["typedef struct Vec { double x; double y; } Vec;"])
+    );
+    let fns: Vec<&str> = cfg["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(fns.len(), SHAPES_DRAFT.len(), "{text}");
+    assert!(
+        fns.contains(&"Shape *make_shape(int kind, double a, double b)"),
+        "{text}"
+    );
+    assert!(!text.contains("FIXME Rect"), "{text}");
+    cfg["new"] = Value::String(fx.join("shapes/new/libshapes.so.1").display().to_string());
+    let tmp = TempDir::new("inspect-shapes");
+    let app = App::new(fx.join("shapes/apps/shapes-app-pie-lazy"));
+    let (_, _, report) = run_both(&tmp, &app, cfg);
+    let counts = report.counts();
+    let mut errors = Vec::new();
+    for &(f, calls, matched, mismatch, fault) in SHAPES_DRAFT {
+        let c = counts.get(f).copied().unwrap_or_default();
+        let got = (c.calls, c.mirrored, c.matched, c.mismatch, c.shadow_fault);
+        if got != (calls, calls, matched, mismatch, fault)
+            || c.unmirrored + c.dropped + c.skipped + c.shadow_timeout != 0
+        {
+            errors.push(format!(
+                "{f}: expected {:?}, got {c:?}",
+                (calls, matched, mismatch, fault)
+            ));
+        }
+    }
+    assert_eq!(counts.len(), SHAPES_DRAFT.len(), "{counts:?}");
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
 }

@@ -252,6 +252,8 @@ pub struct Proto {
     pub variadic: bool,
     /// The unit is C++ (`DW_LANG_C_plus_plus*`).
     pub cxx: bool,
+    /// A virtual member function (`DW_AT_virtuality`).
+    pub is_virtual: bool,
 }
 
 impl Proto {
@@ -278,20 +280,26 @@ impl Proto {
     /// out (`const` when it points to const), no return type for a
     /// constructor or destructor.
     pub fn cxx_text(&self) -> String {
+        self.cxx_text_with(&|p| p.ty.declare(&p.name, false))
+    }
+
+    /// [`Proto::cxx_text`] with each parameter written by `param`; `virtual`
+    /// and `static` (a qualified function without `this`) as a config
+    /// writes them.
+    pub fn cxx_text_with(&self, param: &dyn Fn(&ProtoParam) -> String) -> String {
         let mut params = self.params.as_slice();
         let mut is_const = false;
+        let mut has_this = false;
         if let Some(first) = params.first() {
             if first.artificial {
                 if let CType::Pointer(to) = first.ty.strip() {
                     is_const = matches!(**to, CType::Const(_));
                 }
                 params = &params[1..];
+                has_this = true;
             }
         }
-        let mut p: Vec<String> = params
-            .iter()
-            .map(|p| p.ty.declare(&p.name, false))
-            .collect();
+        let mut p: Vec<String> = params.iter().map(param).collect();
         if self.variadic {
             p.push("...".into());
         }
@@ -305,10 +313,17 @@ impl Proto {
             p.join(", "),
             if is_const { " const" } else { "" }
         );
-        if special {
+        let text = if special {
             head
         } else {
             self.ret.declare(&head, false)
+        };
+        if self.is_virtual {
+            format!("virtual {text}")
+        } else if !has_this && !special && !class_last.is_empty() {
+            format!("static {text}")
+        } else {
+            text
         }
     }
 
@@ -659,6 +674,10 @@ impl<'d, 'a> UnitReader<'d, 'a> {
                 },
                 None => CType::Void,
             };
+            let is_virtual = matches!(
+                self.first_attr(&chain, gimli::DW_AT_virtuality)?,
+                Some((_, AttributeValue::Virtuality(v))) if v != gimli::DW_VIRTUALITY_none
+            );
             // Parameters: from the first entry of the chain that lists any.
             let mut params = Vec::new();
             let mut variadic = false;
@@ -686,6 +705,7 @@ impl<'d, 'a> UnitReader<'d, 'a> {
                     params,
                     variadic,
                     cxx: self.cxx,
+                    is_virtual,
                 },
             );
         }
