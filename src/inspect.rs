@@ -44,7 +44,7 @@ pub fn main(args: Args) -> u8 {
 }
 
 /// The exported functions, one entry per name: (symbol, versions spelled).
-fn functions(b: &Build) -> Vec<(String, Vec<String>)> {
+fn exported_functions(b: &Build) -> Vec<(String, Vec<String>)> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in b.elf.exports.iter().filter(|e| e.function) {
         let v = out.entry(e.name.clone()).or_default();
@@ -73,7 +73,7 @@ fn describe(b: &Build) -> String {
             (None, false) => "none (C++ declarations from demangled names, C names only)",
         }
     );
-    let fns = functions(b);
+    let fns = exported_functions(b);
     let _ = writeln!(s, "functions ({}):", fns.len());
     let mut used = BTreeSet::new();
     for (sym, versions) in &fns {
@@ -233,8 +233,8 @@ fn placeholder(t: &CType, known: &dyn Fn(&str) -> bool) -> Option<String> {
     }
 }
 
-/// Inserts `annot` after the declared name in `decl` (`T *name` →
-/// `T *name [in FIXME]`), or at the end for a function pointer.
+/// Appends `annot` to the parameter or field declaration `decl` (`T *name`
+/// → `T *name [in FIXME]`), where the config reads annotations.
 fn annotate(decl: String, annot: Option<String>) -> String {
     match annot {
         Some(a) => format!("{decl} {a}"),
@@ -262,7 +262,7 @@ fn draft(b: &Build) -> String {
     let described: BTreeSet<String> = d
         .map(|d| d.functions.keys().map(|k| abi::demangle(k)).collect())
         .unwrap_or_default();
-    for (sym, _) in functions_of(b) {
+    for (sym, _) in exported_functions(b) {
         let Some(p) = d.and_then(|d| d.functions.get(&sym)) else {
             if sym.starts_with("_Z") && described.contains(&abi::demangle(&sym)) {
                 continue;
@@ -356,10 +356,6 @@ fn draft(b: &Build) -> String {
         list(&types),
         list(&functions)
     )
-}
-
-fn functions_of(b: &Build) -> Vec<(String, Vec<String>)> {
-    functions(b)
 }
 
 /// Records, opaque records and typedefs a type uses.
