@@ -3,6 +3,7 @@
 //! crate) is the thin preloaded part that feeds it.
 #![warn(missing_docs)]
 
+pub mod abi;
 pub mod capture;
 pub mod compare;
 pub mod config;

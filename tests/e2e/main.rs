@@ -26,10 +26,12 @@
 
 mod apps;
 mod capture;
+mod check;
 mod config_errors;
 mod cxx;
 mod expect;
 mod harness;
+mod inspect;
 mod numpy;
 mod outgoing;
 mod paths;
