@@ -179,6 +179,46 @@ fn calc_replays_as_it_ran() {
     );
 }
 
+/// The developer's loop: the live run found calc_div diverging; its fix
+/// (calc/fixed: the new build with -DFIX_DIV) replayed on the same traffic
+/// clears calc_div and leaves every other function as the live run judged it.
+#[test]
+fn a_fix_replayed_on_the_captured_traffic() {
+    let fx = fixtures();
+    let tmp = TempDir::new("capture-fix");
+    let app = App::new(fx.join("calc/apps/calc-app-pie-now"));
+    let (live_report, log) = live(&tmp, &app, crate::apps::calc_config(fx, None));
+    let div = live_report.get("calc_div");
+    assert!(div.mismatch > 0, "the regression shows live: {div:?}");
+    let out = tmp.path().join("replay-fixed.jsonl");
+    let (code, stderr) = replay(&log, &fx.join("calc/fixed/libcalc.so.1"), &out, &[]);
+    let fixed = replay_report(&out, &stderr);
+    assert_invariants(&fixed);
+    let d = fixed.get("calc_div");
+    assert_eq!(
+        (d.mirrored, d.matched, d.mismatch),
+        (div.mirrored, div.mirrored, 0),
+        "{d:?}"
+    );
+    for (f, l) in live_report.counts() {
+        if f == "calc_div" {
+            continue;
+        }
+        let r = fixed.get(&f);
+        assert_eq!(
+            (r.matched, r.mismatch),
+            (l.matched, l.mismatch),
+            "{f}: {r:?}"
+        );
+    }
+    let others_diverge = live_report
+        .counts()
+        .iter()
+        .any(|(f, c)| f != "calc_div" && c.mismatch != 0);
+    assert_eq!(code, if others_diverge { 1 } else { 0 }, "{stderr}");
+    assert!(fixed.records_of("calc_div").is_empty());
+}
+
 #[test]
 fn codec_replays_with_its_handles_and_streams() {
     let fx = fixtures();
