@@ -119,5 +119,76 @@ fn queue(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, signature_parse, capture, compare, queue);
+/// A scalar call through a thread's ring (the caller's push, the shadow's
+/// pop; one thread here, so this is the instruction cost without the
+/// cross-core transfer), and a capture-log record encoded and framed.
+fn ring_and_log(c: &mut Criterion) {
+    use arbiter::ring::{Ring, ScalarCall, MAX_ARGS};
+    use arbiter::shadow::FpEnv;
+    use std::sync::atomic::AtomicU64;
+    static SLOT: AtomicU64 = AtomicU64::new(0);
+    let ring = Ring::new(1024);
+    let call = ScalarCall {
+        seq: 1,
+        caller: 0x1234,
+        new_fn: &SLOT,
+        args: [3; MAX_ARGS],
+        ret: 7,
+        func: 0,
+        tid: 1,
+        errno_before: 0,
+        errno_after: 0,
+        watched: false,
+        fp_env: FpEnv::current(),
+    };
+    c.bench_function("ring push+pop (scalar call)", |b| {
+        b.iter(|| {
+            // SAFETY: this thread is the ring's only producer and consumer.
+            unsafe {
+                ring.push(black_box(call));
+                black_box(ring.pop())
+            }
+        })
+    });
+    use arbiter::capture::{encode, Call, Entry};
+    use arbiter::marshal::Inputs;
+    let entry = Entry::Call(Box::new(Call {
+        seq: 1,
+        func: 0,
+        symbol: "calc_add".into(),
+        version: None,
+        tid: 1,
+        caller: Some("app+0x1234".into()),
+        inputs: Inputs {
+            values: vec![Value::Int(Scalar::I32, 3), Value::Int(Scalar::I32, 4)],
+            counts: vec![],
+            deep: vec![],
+            structs: vec![],
+        },
+        primary: Outcome {
+            ret: Value::Int(Scalar::I32, 7),
+            outputs: vec![],
+            errno: None,
+            exception: None,
+            outgoing: None,
+        },
+        errno_before: 0,
+        deleting: false,
+        fp_env: FpEnv::current(),
+        masks: vec![],
+        inputs_cut: false,
+    }));
+    c.bench_function("capture log: encode a scalar call", |b| {
+        b.iter(|| black_box(encode(black_box(&entry))))
+    });
+}
+
+criterion_group!(
+    benches,
+    signature_parse,
+    capture,
+    compare,
+    queue,
+    ring_and_log
+);
 criterion_main!(benches);
