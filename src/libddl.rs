@@ -14,7 +14,8 @@ pub fn path() -> Result<PathBuf, String> {
             Err(format!("DDL_LIB={} is not a file", p.display()))
         };
     }
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the ddl executable: {e}"))?;
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find the ddl executable: {e}"))?;
     let dir = exe.parent().ok_or("the ddl executable has no folder")?;
     for cand in [dir.join("libddl.so"), dir.join("../lib/libddl.so")] {
         if cand.is_file() {

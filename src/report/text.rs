@@ -1,0 +1,209 @@
+//! The plain-text forms: the per-function table (also what `ddl run` and
+//! `ddl demo` print) and the groups with their representative records.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use arbiter::report::Counters;
+use serde_json::{Map, Value as Json};
+
+use super::analysis::{Analysis, Group};
+
+/// The table's columns: header and value. `unmirrored` and `skipped` are
+/// only shown when some function has one.
+fn columns(show_rare: bool) -> Vec<(&'static str, fn(&Counters) -> u64)> {
+    let mut c: Vec<(&'static str, fn(&Counters) -> u64)> = vec![
+        ("calls", |c| c.calls),
+        ("match", |c| c.matched),
+        ("mismatch", |c| c.mismatch),
+        ("faults", |c| c.shadow_fault),
+        ("timeouts", |c| c.shadow_timeout),
+        ("dropped", |c| c.dropped),
+    ];
+    if show_rare {
+        c.push(("unmirrored", |c| c.unmirrored));
+        c.push(("skipped", |c| c.skipped));
+    }
+    c
+}
+
+/// The per-function table, one row per function (by name) and a total row;
+/// every line starts with `indent`. Columns: calls, match, mismatch, faults
+/// (`shadow_fault`), timeouts (`shadow_timeout`), dropped, and unmirrored
+/// and skipped when any is non-zero.
+pub fn table(functions: &BTreeMap<String, Counters>, indent: &str) -> String {
+    let mut total = Counters::default();
+    for c in functions.values() {
+        total.add(c);
+    }
+    let cols = columns(total.unmirrored + total.skipped > 0);
+    let name_w = functions
+        .keys()
+        .map(|k| k.chars().count())
+        .chain(["function".len(), "total".len()])
+        .max()
+        .unwrap_or(8);
+    let widths: Vec<usize> = cols
+        .iter()
+        .map(|(h, get)| {
+            functions
+                .values()
+                .chain([&total])
+                .map(|c| get(c).to_string().len())
+                .chain([h.len()])
+                .max()
+                .unwrap_or(1)
+        })
+        .collect();
+    let mut out = String::new();
+    let mut row = |name: &str, cells: Vec<String>| {
+        let mut line = format!("{indent}{name:<name_w$}");
+        for (cell, w) in cells.iter().zip(&widths) {
+            let _ = write!(line, "  {cell:>w$}");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    };
+    row(
+        "function",
+        cols.iter().map(|(h, _)| h.to_string()).collect(),
+    );
+    for (name, c) in functions {
+        row(name, cols.iter().map(|(_, g)| g(c).to_string()).collect());
+    }
+    row(
+        "total",
+        cols.iter().map(|(_, g)| g(&total).to_string()).collect(),
+    );
+    out
+}
+
+/// A JSON value on one line.
+fn compact(v: &Json) -> String {
+    v.to_string()
+}
+
+/// The lines that show one group's representative record.
+pub fn group(n: usize, g: &Group) -> String {
+    let r = &g.record;
+    let mut out = format!(
+        "{n:>3}. {}  {}  ×{}\n",
+        g.key.function,
+        g.key.describe(),
+        g.count
+    );
+    let mut at = format!("{}:{}", g.file.display(), g.line);
+    for k in ["seq", "pid", "caller"] {
+        if let Some(v) = r.get(k).filter(|v| !v.is_null()) {
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            let _ = write!(at, ", {k} {v}");
+        }
+    }
+    let _ = writeln!(out, "     first record: {at}");
+    let field = |out: &mut String, k: &str, v: &Json| {
+        let _ = writeln!(out, "     {k:<8} {}", compact(v));
+    };
+    // Keys beyond the fixed ones: fault, at, exception, status, ...
+    for (k, v) in r {
+        if !FIXED.contains(&k.as_str()) {
+            field(&mut out, k, v);
+        }
+    }
+    for k in ["args", "primary", "shadow"] {
+        if let Some(v) = r.get(k) {
+            field(&mut out, k, v);
+        }
+    }
+    if let Some(ds) = r.get("diffs").and_then(Json::as_array) {
+        for d in ds {
+            let path = d.get("path").and_then(Json::as_str).unwrap_or("?");
+            let p = d.get("primary").map(compact).unwrap_or_default();
+            let s = d.get("shadow").map(compact).unwrap_or_default();
+            let _ = writeln!(out, "     diff     {path}: primary {p}, shadow {s}");
+        }
+    }
+    out
+}
+
+/// The keys every record has, shown in their own way.
+pub const FIXED: [&str; 11] = [
+    "seq", "time", "pid", "tid", "function", "verdict", "args", "primary", "shadow", "diffs",
+    "caller",
+];
+
+/// The whole text report: files, table, groups.
+pub fn render(an: &Analysis) -> String {
+    let mut out = String::new();
+    for f in &an.files {
+        let _ = write!(out, "{}: {} records", f.path.display(), f.records);
+        if !f.has_summary {
+            out.push_str(", no summary line (process still running, or killed before its first summary: counters from the records only)");
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+    out.push_str(&table(&an.functions, ""));
+    out.push('\n');
+    if an.groups.is_empty() {
+        out.push_str("no mismatch, fault or timeout recorded\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "{} group{} of recorded divergences ({} records), most frequent first:",
+            an.groups.len(),
+            if an.groups.len() == 1 { "" } else { "s" },
+            an.recorded()
+        );
+        for (i, g) in an.groups.iter().enumerate() {
+            out.push('\n');
+            out.push_str(&group(i + 1, g));
+        }
+    }
+    out
+}
+
+/// A record as the pretty JSON `ddl demo` shows.
+pub fn pretty(r: &Map<String, Json>) -> String {
+    serde_json::to_string_pretty(&Json::Object(r.clone())).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_and_totals() {
+        let mut m = BTreeMap::new();
+        let mut a = Counters::default();
+        for _ in 0..12 {
+            a.count(arbiter::report::Verdict::Match);
+        }
+        a.count(arbiter::report::Verdict::Mismatch);
+        m.insert("calc_add".to_string(), a);
+        m.insert("f".to_string(), Counters::default());
+        let t = table(&m, "  ");
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines,
+            vec![
+                "  function  calls  match  mismatch  faults  timeouts  dropped",
+                "  calc_add     13     12         1       0         0        0",
+                "  f             0      0         0       0         0        0",
+                "  total        13     12         1       0         0        0",
+            ]
+        );
+    }
+
+    #[test]
+    fn rare_columns_appear_when_used() {
+        let mut m = BTreeMap::new();
+        let mut a = Counters::default();
+        a.count(arbiter::report::Verdict::Skipped);
+        m.insert("f".to_string(), a);
+        assert!(table(&m, "")
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("unmirrored  skipped"));
+    }
+}
