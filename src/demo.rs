@@ -16,6 +16,13 @@ use std::process::{Command, Stdio};
 use crate::report::analysis::Analysis;
 use crate::report::{html, read, text};
 
+/// `println!` that does not panic when standard output has gone away.
+macro_rules! say {
+    ($($t:tt)*) => {
+        crate::report::stdout(&format!("{}\n", format_args!($($t)*)))
+    };
+}
+
 /// Arguments of `ddl demo`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -57,7 +64,7 @@ fn demo(args: &Args) -> Result<(), String> {
     let lib = crate::libddl::path()?;
     // calc.ddl.json names the new build relative to itself: ../target/fixtures.
     let out = root.join("target/fixtures");
-    println!(
+    say!(
         "== building the fixtures: make -C cxx-fixtures OUT={}",
         show(&root, &out)
     );
@@ -80,7 +87,7 @@ fn demo(args: &Args) -> Result<(), String> {
     clean(&dir);
     let app = out.join("calc/apps/calc-app-pie-now");
 
-    println!("\n== the application, as it runs without DDL");
+    say!("\n== the application, as it runs without DDL");
     let plain = Command::new(&app)
         .current_dir(&dir)
         .env_remove("LD_PRELOAD")
@@ -90,13 +97,13 @@ fn demo(args: &Args) -> Result<(), String> {
         .map_err(|e| format!("cannot run {}: {e}", app.display()))?;
     let plain_text = String::from_utf8_lossy(&plain.stdout);
     for l in plain_text.lines().take(5) {
-        println!("{l}");
+        say!("{l}");
     }
-    println!("   ... ({} lines)", plain_text.lines().count());
+    say!("   ... ({} lines)", plain_text.lines().count());
     std::fs::write(dir.join("plain.out"), &plain.stdout).map_err(|e| e.to_string())?;
 
-    println!("\n== the same run under libddl.so (config: cxx-fixtures/calc.ddl.json)");
-    println!(
+    say!("\n== the same run under libddl.so (config: cxx-fixtures/calc.ddl.json)");
+    say!(
         "   LD_PRELOAD={} DDL_CONFIG=cxx-fixtures/calc.ddl.json {}",
         show(&root, &lib),
         show(&root, &app)
@@ -121,22 +128,22 @@ fn demo(args: &Args) -> Result<(), String> {
             dir.join("ddl.out").display()
         ));
     }
-    println!(
+    say!(
         "   application output: byte-identical to the run without DDL (and the same exit status)"
     );
 
     let report = dir.join(format!("ddl-report.calc.{pid}.jsonl"));
     let file = read::read(&report).map_err(|e| e.to_string())?;
     let an = Analysis::new(vec![file]);
-    println!("\n== report {}: per function", show(&root, &report));
-    print!("{}", text::table(&an.functions, "   "));
-    println!(
+    say!("\n== report {}: per function", show(&root, &report));
+    crate::report::stdout(&text::table(&an.functions, "   "));
+    say!(
         "\n== {} mismatch records in {} groups (function + differing outputs):",
         an.recorded(),
         an.groups.len()
     );
     for g in &an.groups {
-        println!(
+        say!(
             "   {:>3}  {}  {}",
             g.count,
             g.key.function,
@@ -149,11 +156,11 @@ fn demo(args: &Args) -> Result<(), String> {
         .filter(|g| g.key.verdict == "mismatch")
         .min_by_key(|g| g.line)
         .ok_or("the report has no mismatch record (the fixtures should give 13)")?;
-    println!("\n== the first mismatch record:");
-    println!("{}", text::pretty(&first.record));
+    say!("\n== the first mismatch record:");
+    say!("{}", text::pretty(&first.record));
     let page = dir.join("report.html");
     std::fs::write(&page, html::page(&an)).map_err(|e| format!("{}: {e}", page.display()))?;
-    println!(
+    say!(
         "\nMore: ddl report {}   (--json, --html OUT); this page: {}",
         show(&root, &report),
         show(&root, &page)

@@ -70,18 +70,18 @@ pub fn main(args: Args) -> u8 {
             eprintln!("ddl report: warning: {w}");
         }
     }
-    if args.json {
-        println!("{}", to_json(&an));
-    } else {
-        print!("{}", text::render(&an));
-    }
     if let Some(out) = &args.html {
         if let Err(e) = std::fs::write(out, html::page(&an)) {
             eprintln!("ddl report: cannot write {}: {e}", out.display());
             return EXIT_OUTPUT;
         }
-        if !args.json {
-            println!("\nHTML page: {}", out.display());
+    }
+    if args.json {
+        stdout(&format!("{}\n", to_json(&an)));
+    } else {
+        stdout(&text::render(&an));
+        if let Some(out) = &args.html {
+            stdout(&format!("\nHTML page: {}\n", out.display()));
         }
     }
     if an.divergent() && !args.allow_mismatch {
@@ -89,6 +89,14 @@ pub fn main(args: Args) -> u8 {
     } else {
         0
     }
+}
+
+/// Writes to standard output; a reader that went away (`ddl report … |
+/// head`) is not an error worth a panic, so write errors are dropped.
+pub fn stdout(s: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(s.as_bytes()).and_then(|()| o.flush());
 }
 
 /// The `--json` form: `{"files": [...], "functions": {fn: counters},

@@ -153,7 +153,8 @@ pub fn main(args: Args) -> u8 {
         _ => EXIT_DDL,
     };
     if !args.quiet {
-        eprint!("{}", summary(&reports, &before, pid, &status));
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(summary(&reports, &before, pid, &status).as_bytes());
     }
     code
 }

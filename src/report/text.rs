@@ -37,17 +37,21 @@ pub fn table(functions: &BTreeMap<String, Counters>, indent: &str) -> String {
         total.add(c);
     }
     let cols = columns(total.unmirrored + total.skipped > 0);
+    let active: Vec<(&String, &Counters)> =
+        functions.iter().filter(|(_, c)| c.calls > 0).collect();
     let name_w = functions
-        .keys()
-        .map(|k| k.chars().count())
+        .iter()
+        .filter(|(_, c)| c.calls > 0)
+        .map(|(k, _)| k.chars().count())
         .chain(["function".len(), "total".len()])
         .max()
         .unwrap_or(8);
     let widths: Vec<usize> = cols
         .iter()
         .map(|(h, get)| {
-            functions
-                .values()
+            active
+                .iter()
+                .map(|(_, c)| *c)
                 .chain([&total])
                 .map(|c| get(c).to_string().len())
                 .chain([h.len()])
@@ -68,13 +72,21 @@ pub fn table(functions: &BTreeMap<String, Counters>, indent: &str) -> String {
         "function",
         cols.iter().map(|(h, _)| h.to_string()).collect(),
     );
-    for (name, c) in functions {
+    for (name, c) in &active {
         row(name, cols.iter().map(|(_, g)| g(c).to_string()).collect());
     }
     row(
         "total",
         cols.iter().map(|(_, g)| g(&total).to_string()).collect(),
     );
+    let idle = functions.len() - active.len();
+    if idle > 0 {
+        let _ = writeln!(
+            out,
+            "{indent}({idle} more function{} of the boundary without calls)",
+            if idle == 1 { "" } else { "s" }
+        );
+    }
     out
 }
 
@@ -162,9 +174,28 @@ pub fn render(an: &Analysis) -> String {
     out
 }
 
-/// A record as the pretty JSON `ddl demo` shows.
+/// A record as the pretty JSON `ddl demo` shows, keys in the order libddl
+/// writes them (seq, time, pid, tid, function, verdict, the extra keys,
+/// args, primary, shadow, diffs, caller).
 pub fn pretty(r: &Map<String, Json>) -> String {
-    serde_json::to_string_pretty(&Json::Object(r.clone())).unwrap_or_default()
+    let order = FIXED[..6]
+        .iter()
+        .map(|k| k.to_string())
+        .chain(r.keys().filter(|k| !FIXED.contains(&k.as_str())).cloned())
+        .chain(FIXED[6..].iter().map(|k| k.to_string()));
+    let mut out = String::from("{\n");
+    let mut first = true;
+    for k in order {
+        let Some(v) = r.get(&k) else { continue };
+        if !first {
+            out.push_str(",\n");
+        }
+        first = false;
+        let value = serde_json::to_string_pretty(v).unwrap_or_default();
+        let _ = write!(out, "  {}: {}", Json::from(k), value.replace('\n', "\n  "));
+    }
+    out.push_str("\n}");
+    out
 }
 
 #[cfg(test)]
@@ -188,10 +219,26 @@ mod tests {
             vec![
                 "  function  calls  match  mismatch  faults  timeouts  dropped",
                 "  calc_add     13     12         1       0         0        0",
-                "  f             0      0         0       0         0        0",
                 "  total        13     12         1       0         0        0",
+                "  (1 more function of the boundary without calls)",
             ]
         );
+    }
+
+    #[test]
+    fn pretty_keeps_the_writers_key_order() {
+        let r: Json = serde_json::from_str(
+            r#"{"seq":1,"function":"f","verdict":"shadow_fault","fault":"SIGSEGV","args":{"a":1},"diffs":[],"caller":null}"#,
+        )
+        .unwrap();
+        let p = pretty(r.as_object().unwrap());
+        let keys: Vec<&str> = p
+            .lines()
+            .filter(|l| l.starts_with("  \""))
+            .map(|l| l.trim().split('"').nth(1).unwrap())
+            .collect();
+        assert_eq!(keys, ["seq", "function", "verdict", "fault", "args", "diffs", "caller"]);
+        assert!(p.contains("\"args\": {\n    \"a\": 1\n  }"), "{p}");
     }
 
     #[test]
