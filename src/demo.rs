@@ -128,9 +128,7 @@ fn demo(args: &Args) -> Result<(), String> {
             dir.join("ddl.out").display()
         ));
     }
-    say!(
-        "   application output: byte-identical to the run without DDL (and the same exit status)"
-    );
+    say!("   application output: byte-identical to the run without DDL (and the same exit status)");
 
     let report = dir.join(format!("ddl-report.calc.{pid}.jsonl"));
     let file = read::read(&report).map_err(|e| e.to_string())?;

@@ -37,8 +37,7 @@ pub fn table(functions: &BTreeMap<String, Counters>, indent: &str) -> String {
         total.add(c);
     }
     let cols = columns(total.unmirrored + total.skipped > 0);
-    let active: Vec<(&String, &Counters)> =
-        functions.iter().filter(|(_, c)| c.calls > 0).collect();
+    let active: Vec<(&String, &Counters)> = functions.iter().filter(|(_, c)| c.calls > 0).collect();
     let name_w = functions
         .iter()
         .filter(|(_, c)| c.calls > 0)
@@ -237,7 +236,10 @@ mod tests {
             .filter(|l| l.starts_with("  \""))
             .map(|l| l.trim().split('"').nth(1).unwrap())
             .collect();
-        assert_eq!(keys, ["seq", "function", "verdict", "fault", "args", "diffs", "caller"]);
+        assert_eq!(
+            keys,
+            ["seq", "function", "verdict", "fault", "args", "diffs", "caller"]
+        );
         assert!(p.contains("\"args\": {\n    \"a\": 1\n  }"), "{p}");
     }
 
