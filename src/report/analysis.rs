@@ -136,7 +136,7 @@ impl Analysis {
             });
         }
         // Stable: equal counts keep the order of first appearance.
-        groups.sort_by(|a, b| b.count.cmp(&a.count));
+        groups.sort_by_key(|g| std::cmp::Reverse(g.count));
         Analysis {
             files: infos,
             functions,

@@ -9,10 +9,13 @@ use serde_json::{Map, Value as Json};
 
 use super::analysis::{Analysis, Group};
 
-/// The table's columns: header and value. `unmirrored` and `skipped` are
-/// only shown when some function has one.
-fn columns(show_rare: bool) -> Vec<(&'static str, fn(&Counters) -> u64)> {
-    let mut c: Vec<(&'static str, fn(&Counters) -> u64)> = vec![
+/// A column of the table: its header and how to get its value.
+type Column = (&'static str, fn(&Counters) -> u64);
+
+/// The table's columns. `unmirrored` and `skipped` are only shown when some
+/// function has one.
+fn columns(show_rare: bool) -> Vec<Column> {
+    let mut c: Vec<Column> = vec![
         ("calls", |c| c.calls),
         ("match", |c| c.matched),
         ("mismatch", |c| c.mismatch),
