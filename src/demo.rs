@@ -26,7 +26,7 @@ macro_rules! say {
 /// Arguments of `ddl demo`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The DDL source tree (with cxx-fixtures/); default: the one this binary was built from.
+    /// The DDL source tree (with cxx-fixtures/), by default the one this binary was built from.
     #[arg(long, value_name = "DIR", default_value = env!("CARGO_MANIFEST_DIR"))]
     source: PathBuf,
     /// Where the demo's outputs and report go (default: SOURCE/target/demo).

@@ -37,6 +37,12 @@ pub const EXIT_OUTPUT: u8 = 4;
 
 /// Arguments of `ddl report`.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Exit status: 0 nothing diverged (or --allow-mismatch), 1 a mismatch, \
+shadow fault or shadow timeout is present, 2 usage error, 3 a report cannot be read or a line \
+of it is not a report line (the message names the file and line), 4 the --html page cannot be \
+written."
+)]
 pub struct Args {
     /// Report files (JSON Lines written by libddl), one per process or shared.
     #[arg(required = true, value_name = "FILE")]

@@ -43,6 +43,14 @@ pub const EXIT_NOT_FOUND: u8 = 127;
 
 /// Arguments of `ddl run`.
 #[derive(clap::Args)]
+#[command(override_usage = "ddl run [-c CONFIG] [-q] -- CMD [ARGS]...")]
+#[command(
+    after_help = "Exit status: the command's own, 128 + N when signal N ended it; \
+2 no config (neither -c nor DDL_CONFIG) or one that does not load; 125 ddl itself failed \
+(libddl.so not found); 126 the command cannot be executed; 127 the command was not found. \
+The summary table goes to standard error after the command has ended; the command's own \
+streams are untouched."
+)]
 pub struct Args {
     /// The config file (default: $DDL_CONFIG).
     #[arg(short, long, value_name = "CONFIG")]
