@@ -61,7 +61,19 @@ pub struct Args {
 /// Runs `ddl report`; returns the exit status.
 pub fn main(args: Args) -> u8 {
     let mut files = Vec::with_capacity(args.files.len());
+    let mut seen = std::collections::HashSet::new();
     for path in &args.files {
+        // A file named twice (`ddl-report.*.jsonl ddl-report.1.jsonl`)
+        // would count twice.
+        if let Ok(c) = path.canonicalize() {
+            if !seen.insert(c) {
+                eprintln!(
+                    "ddl report: warning: {} is given more than once; read once",
+                    path.display()
+                );
+                continue;
+            }
+        }
         match read::read(path) {
             Ok(f) => files.push(f),
             Err(e) => {
