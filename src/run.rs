@@ -155,6 +155,8 @@ pub fn main(args: Args) -> u8 {
             }
         }
     };
+    // Reaped: its pid may be reused from now on, so stop passing signals.
+    CHILD.store(0, Ordering::SeqCst);
     let code = match (status.code(), status.signal()) {
         (Some(c), _) => c as u8,
         (None, Some(sig)) => 128u8.wrapping_add(sig as u8),
@@ -174,9 +176,9 @@ fn signals_to(pid: u32) {
     extern "C" fn pass_on(sig: libc::c_int) {
         let pid = CHILD.load(Ordering::SeqCst);
         if pid > 0 {
-            // SAFETY: kill(2) is async-signal-safe; pid is our child's,
-            // which we have not reaped yet (wait() runs after this is set
-            // and the handler only matters until then).
+            // SAFETY: kill(2) is async-signal-safe; pid is our child's and
+            // not yet reaped (CHILD is cleared as soon as wait() returns,
+            // before the pid could be reused).
             unsafe { libc::kill(pid, sig) };
         }
     }
