@@ -117,9 +117,9 @@ pub fn stdout(s: &str) {
     let _ = o.write_all(s.as_bytes()).and_then(|()| o.flush());
 }
 
-/// The `--json` form: `{"files": [...], "functions": {fn: counters},
-/// "totals": counters, "groups": [...], "divergent": bool}`; counters have
-/// the keys of the summary record.
+/// The `--json` form: `{"files": [...], "events": [...], "functions": {fn:
+/// counters}, "totals": counters, "groups": [...], "divergent": bool}`;
+/// counters have the keys of the summary record.
 pub fn to_json(an: &Analysis) -> Json {
     let counters = |c: &arbiter::report::Counters| -> Json {
         serde_json::from_str(&c.to_json()).unwrap_or(Json::Null)
@@ -157,8 +157,16 @@ pub fn to_json(an: &Analysis) -> Json {
             })
         })
         .collect();
+    let events: Vec<Json> = an
+        .events
+        .iter()
+        .map(|(path, line, e)| {
+            json!({"file": path.display().to_string(), "line": line, "event": Json::Object(e.clone())})
+        })
+        .collect();
     json!({
         "files": files,
+        "events": events,
         "functions": functions,
         "totals": counters(&an.totals()),
         "groups": groups,

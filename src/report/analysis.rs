@@ -87,6 +87,9 @@ pub struct Analysis {
     pub functions: BTreeMap<String, Counters>,
     /// The groups, the largest first (then by function and signature).
     pub groups: Vec<Group>,
+    /// The event lines of every file (mirroring stopped, a fault in a
+    /// thread of the new build): file, line, event.
+    pub events: Vec<(PathBuf, usize, Map<String, Json>)>,
 }
 
 impl Analysis {
@@ -96,7 +99,11 @@ impl Analysis {
         let mut index: HashMap<GroupKey, usize> = HashMap::new();
         let mut groups: Vec<Group> = Vec::new();
         let mut infos = Vec::new();
+        let mut events = Vec::new();
         for f in files {
+            for (line, e) in &f.events {
+                events.push((f.path.clone(), *line, e.clone()));
+            }
             let mut pids = BTreeSet::new();
             for (line, r) in &f.records {
                 if let Some(p) = r.get("pid").and_then(Json::as_u64) {
@@ -141,6 +148,7 @@ impl Analysis {
             files: infos,
             functions,
             groups,
+            events,
         }
     }
 

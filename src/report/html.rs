@@ -73,7 +73,20 @@ pub fn page(an: &Analysis) -> String {
         }
         h.push_str("</li>\n");
     }
-    h.push_str("</ul>\n<h2>Functions</h2>\n");
+    h.push_str("</ul>\n");
+    if !an.events.is_empty() {
+        h.push_str("<h2>Events</h2>\n<ul class=\"events\">\n");
+        for (path, line, e) in &an.events {
+            let _ = writeln!(
+                h,
+                "<li><code>{}:{line}</code>: {}</li>",
+                esc(&path.display().to_string()),
+                esc(&super::text::event(e))
+            );
+        }
+        h.push_str("</ul>\n");
+    }
+    h.push_str("<h2>Functions</h2>\n");
     functions_table(&mut h, an);
     let _ = writeln!(
         h,

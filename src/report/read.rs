@@ -28,6 +28,9 @@ pub struct ReportFile {
     /// file has no summary line (the process is still running, or was
     /// killed before its first summary).
     pub summary: Option<BTreeMap<String, Counters>>,
+    /// The event lines (`mirroring_stopped`, `shadow_thread_fault`, …):
+    /// (line number, the event).
+    pub events: Vec<(usize, Map<String, Json>)>,
     /// What was tolerated (a cut last line), for the user.
     pub warnings: Vec<String>,
 }
@@ -103,6 +106,7 @@ pub fn parse(path: &Path, data: &[u8], first_line: usize) -> Result<ReportFile, 
         path: path.to_path_buf(),
         records: Vec::new(),
         summary: None,
+        events: Vec::new(),
         warnings: Vec::new(),
     };
     let mut rest = data;
@@ -150,7 +154,7 @@ pub fn parse(path: &Path, data: &[u8], first_line: usize) -> Result<ReportFile, 
         if let Some(s) = m.remove("summary") {
             file.summary = Some(summary(&s).map_err(|msg| corrupt(this, msg))?);
         } else if m.contains_key("event") {
-            continue;
+            file.events.push((this, m));
         } else {
             check_record(&m).map_err(|msg| corrupt(this, msg))?;
             file.records.push((this, m));
@@ -214,6 +218,8 @@ mod tests {
         let f = p(&text).unwrap();
         assert_eq!(f.records.len(), 1);
         assert_eq!(f.records[0].0, 1);
+        assert_eq!(f.events.len(), 1);
+        assert_eq!(f.events[0].0, 2);
         let s = f.summary.unwrap();
         assert_eq!(s["f"].calls, 2);
         assert_eq!(s["f"].mismatch, 1);

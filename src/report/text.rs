@@ -155,6 +155,9 @@ pub fn render(an: &Analysis) -> String {
         }
         out.push('\n');
     }
+    for (path, line, e) in &an.events {
+        let _ = writeln!(out, "event {}:{line}: {}", path.display(), event(e));
+    }
     out.push('\n');
     out.push_str(&table(&an.functions, ""));
     out.push('\n');
@@ -174,6 +177,31 @@ pub fn render(an: &Analysis) -> String {
         }
     }
     out
+}
+
+/// An event line in a few words: `mirroring_stopped (pid 42, after seq
+/// 17): <reason>`.
+pub fn event(e: &Map<String, Json>) -> String {
+    let name = e.get("event").and_then(Json::as_str).unwrap_or("event");
+    let mut s = name.to_string();
+    let mut at = Vec::new();
+    if let Some(p) = e.get("pid") {
+        at.push(format!("pid {p}"));
+    }
+    if let Some(q) = e.get("seq") {
+        at.push(format!("after seq {q}"));
+    }
+    if !at.is_empty() {
+        let _ = write!(s, " ({})", at.join(", "));
+    }
+    if let Some(r) = e.get("reason") {
+        let _ = write!(
+            s,
+            ": {}",
+            r.as_str().map_or_else(|| r.to_string(), str::to_string)
+        );
+    }
+    s
 }
 
 /// A record as the pretty JSON `ddl demo` shows, keys in the order libddl

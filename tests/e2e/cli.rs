@@ -403,15 +403,17 @@ fn buf_report(tmp: &TempDir) -> PathBuf {
     fixture_report(tmp, &app, buf_config(fixtures()), "buf.jsonl")
 }
 
-/// fault-app with codes 1 1 3 15 101 0 (timeout 200 ms): fault_do gets two
-/// SIGSEGV, a SIGFPE, a timeout and a match (101 is the app pausing, not a
-/// call); fault_write matches 5 times.
+/// fault-app with codes 1 1 3 15 101 0 24 (timeout 200 ms): fault_do gets
+/// two SIGSEGV, a SIGFPE, a timeout and two matches (101 is the app
+/// pausing, not a call; 24 faults in a thread the new build starts and
+/// joins: a `shadow_thread_fault` event, and the call matches); fault_write
+/// matches 6 times.
 fn fault_report(tmp: &TempDir) -> PathBuf {
     let fx = fixtures();
     let mut app = App::new(fx.join("faults/apps/fault-app"))
         .arg("-o")
         .arg(tmp.path().join("fault.out"));
-    for c in ["1", "1", "3", "15", "101", "0"] {
+    for c in ["1", "1", "3", "15", "101", "0", "24"] {
         app = app.arg(c);
     }
     let config = json!({
@@ -554,10 +556,17 @@ fn report_shows_faults_and_timeouts_as_groups() {
             &f["shadow_timeout"],
             &f["mismatch"]
         ),
-        (&json!(5), &json!(1), &json!(3), &json!(1), &json!(0)),
+        (&json!(6), &json!(2), &json!(3), &json!(1), &json!(0)),
         "{f}"
     );
-    assert_eq!(v["functions"]["fault_write"]["match"], 5);
+    assert_eq!(v["functions"]["fault_write"]["match"], 6);
+    let events: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"]["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["shadow_thread_fault"], "{}", v["events"]);
     let groups: Vec<(String, Option<String>, u64)> = v["groups"]
         .as_array()
         .unwrap()
@@ -583,6 +592,13 @@ fn report_shows_faults_and_timeouts_as_groups() {
     let rows = table_rows(&t.out());
     assert_eq!(rows["fault_do"]["faults"], 3, "{}", t.out());
     assert_eq!(rows["fault_do"]["timeouts"], 1, "{}", t.out());
+    assert!(
+        t.out()
+            .lines()
+            .any(|l| l.starts_with("event ") && l.contains("shadow_thread_fault")),
+        "the event is shown: {}",
+        t.out()
+    );
     let a = ddl(
         &[
             "report".as_ref(),
@@ -758,7 +774,7 @@ fn report_html_page_has_the_table_groups_and_highlighted_differences() {
 
     // The per-function table: a row per function with its counters.
     let mut wants: Vec<Want> = BUF_APP.to_vec();
-    wants.push(want("fault_write", 5, 0));
+    wants.push(want("fault_write", 6, 0));
     for w in &wants {
         let row = doc
             .select(&sel(&format!(
@@ -912,6 +928,9 @@ fn report_html_page_has_the_table_groups_and_highlighted_differences() {
     assert!(sections
         .iter()
         .any(|s| s.value().attr("data-verdict") == Some("shadow_timeout")));
+    let events: Vec<String> = doc.select(&sel("ul.events li")).map(text_of).collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].contains("shadow_thread_fault"), "{events:?}");
 }
 
 // ---------------------------------------------------------------------------
