@@ -215,7 +215,7 @@ fn group(h: &mut String, n: usize, g: &Group) {
     }
     h.push_str("</table>\n");
 
-    h.push_str("<h4>Outcomes</h4>\n<table class=\"outcomes\">\n<thead><tr><th>output</th><th>primary (old)</th><th>shadow (new)</th></tr></thead>\n<tbody>\n");
+    h.push_str("<h4>Outcomes</h4>\n<table class=\"outcomes\">\n<thead><tr><th>output</th><th>primary</th><th>shadow</th></tr></thead>\n<tbody>\n");
     let p = leaves(r.get("primary"));
     let s = leaves(r.get("shadow"));
     let mut paths: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
@@ -331,7 +331,7 @@ fn plain_value(v: &Json) -> String {
 }
 
 /// A buffer's cell: its length and digest, then the hex of its head, each
-/// byte a span; `other`'s head given, the bytes that differ from it (or
+/// byte a span, sixteen a line; `other`'s head given, the bytes that differ from it (or
 /// that it lacks) are `span.d`.
 fn buffer_cell(m: &Map<String, Json>, other: Option<&Map<String, Json>>) -> String {
     let len = m.get("len").map(show).unwrap_or_default();
@@ -347,8 +347,9 @@ fn buffer_cell(m: &Map<String, Json>, other: Option<&Map<String, Json>>) -> Stri
         esc(sha.get(..16).unwrap_or(sha))
     );
     for (i, b) in hex_bytes(head).into_iter().enumerate() {
+        // Sixteen bytes a line (the cell keeps white space).
         if i > 0 {
-            s.push(' ');
+            s.push(if i % 16 == 0 { '\n' } else { ' ' });
         }
         let differs = other.is_some() && theirs.get(i) != Some(&b);
         let _ = write!(
