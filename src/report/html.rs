@@ -331,8 +331,8 @@ fn plain_value(v: &Json) -> String {
 }
 
 /// A buffer's cell: its length and digest, then the hex of its head, each
-/// byte a span, sixteen a line; `other`'s head given, the bytes that differ from it (or
-/// that it lacks) are `span.d`.
+/// byte a span, sixteen a line; `other`'s head given, the bytes that differ
+/// from it (or that it lacks) are `span.d`.
 fn buffer_cell(m: &Map<String, Json>, other: Option<&Map<String, Json>>) -> String {
     let len = m.get("len").map(show).unwrap_or_default();
     let sha = m.get("sha256").and_then(Json::as_str).unwrap_or("");
