@@ -330,6 +330,44 @@ fn run_takes_the_config_from_ddl_config_and_counts_child_processes() {
 }
 
 #[test]
+fn run_counts_only_what_this_run_added_to_a_shared_report() {
+    // `report` without `%p`: every run appends to one file; a run reads
+    // only what it added. What was there before is a line that is no
+    // report line (read again, it would be an error) and a summary of
+    // other counts.
+    let tmp = TempDir::new("cli-run-shared");
+    let cfg = echo_config(&tmp, "shared.jsonl");
+    let shared = tmp.path().join("shared.jsonl");
+    std::fs::write(
+        &shared,
+        "left by something else\n{\"summary\":{\"calc_div\":{\"calls\":100,\"mismatch\":100}}}\n",
+    )
+    .unwrap();
+    for input in [&b"a\nb\n"[..], &b"a\nb\nc\nd\ne\n"[..]] {
+        let mut plain = Command::new(echo_app());
+        plain.arg("0");
+        let plain = run_cmd(plain, tmp.path(), input);
+        let mut cmd = ddl_cmd(&["run", "-c"]);
+        cmd.arg(&cfg).arg("--").arg(echo_app()).arg("0");
+        let run = run_cmd(cmd, tmp.path(), input);
+        assert_eq!(run.code(), Some(0), "{}", run.what());
+        assert_eq!(run.stdout, plain.stdout);
+        let own = ddl_part(&plain.stderr, &run.stderr);
+        assert!(!own.contains("not a DDL report line"), "{own}");
+        let lines = input.iter().filter(|&&b| b == b'\n').count() as u64;
+        assert_rows(&table_rows(own), &echo_wants(lines, 0), 1, own);
+    }
+    // `ddl report` reads the whole file, and stops at its first line.
+    let r = ddl(&["report".as_ref(), shared.as_os_str()], tmp.path());
+    assert_eq!(r.code(), Some(3), "{}", r.what());
+    assert!(
+        r.err().contains(&format!("{}:1:", shared.display())),
+        "{}",
+        r.what()
+    );
+}
+
+#[test]
 fn run_gives_128_plus_the_signal_of_a_killed_command() {
     let tmp = TempDir::new("cli-run-signal");
     let cfg = echo_config(&tmp, "report.%p.jsonl");
