@@ -20,13 +20,15 @@
 //! Modules: `apps` (every app in every link layout, dlopen, plugins,
 //! RTLD_NEXT, symbol versions, comparators, modes, records), `stress`
 //! (threads, exits, signals, errno, fork/exec, fds, slow builds),
-//! `config_errors` (one test per kind of config error), `numpy` (Debian's
+//! `config_errors` (one test per kind of config error), `cli` (the `ddl`
+//! command line: run, report, demo), `numpy` (Debian's
 //! numpy on reference BLAS mirrored into OpenBLAS). `DDL_E2E_KEEP=1` keeps
 //! every test's temporary folder (config, report) for inspection.
 
 mod apps;
 mod capture;
 mod check;
+mod cli;
 mod config_errors;
 mod cxx;
 mod expect;
