@@ -6,10 +6,10 @@
 //! The calls run in a process of their own (`ddl replay-worker`, which
 //! loads libddl.so and hands it the request): a fault DDL's sandbox cannot
 //! contain ends that process, never `ddl replay`, which then says so.
-//! Exit status: 0 every call matched, 1 a mismatch, fault or timeout
-//! (0 with `--allow-mismatch`), 2 the replay could not be done or not to
-//! the end (a damaged or cut log: the records before the damage are
-//! replayed and judged).
+//! Exit status (as `ddl report`'s): 0 every call matched, 1 a mismatch,
+//! fault or timeout (0 with `--allow-mismatch`), 2 usage, 3 the replay
+//! could not be done or not to the end (a damaged or cut log: the records
+//! before the damage are replayed and judged).
 
 use std::ffi::{c_char, c_int, CString};
 use std::io::IsTerminal;
@@ -19,6 +19,9 @@ use std::sync::OnceLock;
 
 /// Arguments of `ddl replay`.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Exit status: 0 every replayed call matched (or --allow-mismatch), 1 a mismatch, shadow fault or shadow timeout, 2 usage error, 3 the log cannot be read or replayed to its end (the records before the damage are replayed; the message names the file and the record)."
+)]
 pub struct Args {
     /// The capture log (the config's `capture`).
     capture: PathBuf,
@@ -51,7 +54,7 @@ pub struct WorkerArgs {
     progress: bool,
 }
 
-const ERROR: u8 = 2;
+const ERROR: u8 = 3;
 
 /// Runs `ddl replay`; returns the exit status.
 pub fn main(args: Args) -> u8 {
@@ -80,7 +83,7 @@ pub fn main(args: Args) -> u8 {
     // The worker loads the build: LD_PRELOAD'd libddl or a DDL_CONFIG of
     // the environment must not turn it into a watched application.
     cmd.env_remove("DDL_CONFIG");
-    match cmd.status() {
+    let status = match cmd.status() {
         Ok(s) => match (s.code(), s.signal()) {
             (Some(c), _) => c.clamp(0, 255) as u8,
             (None, Some(sig)) => {
@@ -95,7 +98,20 @@ pub fn main(args: Args) -> u8 {
             eprintln!("ddl replay: error: cannot start the replay process: {e}");
             ERROR
         }
+    };
+    // The report went to a file: its table on stderr, as `ddl run` shows.
+    if let Some(path) = &args.report {
+        if let Ok(f) = crate::report::read::read(path) {
+            let an = crate::report::analysis::Analysis::new(vec![f]);
+            eprint!(
+                "ddl replay: {} against {}:\n{}",
+                args.capture.display(),
+                args.build.display(),
+                crate::report::text::table(&an.functions, "  ")
+            );
+        }
     }
+    status
 }
 
 static BAR: OnceLock<indicatif::ProgressBar> = OnceLock::new();

@@ -31,8 +31,9 @@ pub mod status {
     /// A mismatch, fault or timeout was found.
     pub const DIVERGED: i32 = 1;
     /// The replay could not be done, or not to the end (a damaged or cut
-    /// log: the records before the damage were replayed).
-    pub const ERROR: i32 = 2;
+    /// log: the records before the damage were replayed). 2 is left to
+    /// usage errors, as in `ddl report`.
+    pub const ERROR: i32 = 3;
 }
 
 /// What one replay needs to know, as `ddl replay` sends it (JSON).

@@ -8,7 +8,7 @@
 //!   faults (crashes, exits, hangs, outgoing writes);
 //! - replayed against the old build, everything matches;
 //! - a log cut at any byte, or with a flipped byte, replays the records
-//!   before the damage and then says where it is (exit status 2);
+//!   before the damage and then says where it is (exit status 3);
 //! - a process killed with SIGKILL leaves a log whose records replay;
 //! - `hash` and `max_buffer_bytes` keep less, and replay still judges.
 
@@ -349,7 +349,7 @@ fn a_cut_log_replays_its_complete_records() {
         std::fs::write(&cut, &bytes[..at]).unwrap();
         let out = tmp.path().join(format!("cut-{at}.jsonl"));
         let (code, stderr) = replay(&cut, &new, &out, &[]);
-        assert_eq!(code, 2, "cut at {at}: {stderr}");
+        assert_eq!(code, 3, "cut at {at}: {stderr}");
         assert!(
             stderr.contains("ddl replay: error: "),
             "cut at {at}: {stderr}"
@@ -392,7 +392,7 @@ fn a_damaged_log_is_refused_at_the_first_bad_record() {
         std::fs::write(&bad, &b).unwrap();
         let out = tmp.path().join(format!("bad-{k}.jsonl"));
         let (code, stderr) = replay(&bad, &new, &out, &[]);
-        assert_eq!(code, 2, "flip at {at}: {stderr}");
+        assert_eq!(code, 3, "flip at {at}: {stderr}");
         let n = good_records(&stderr);
         assert!(n < 3600, "the damage was found: {stderr}");
         let r = replay_report(&out, &stderr);
@@ -405,7 +405,7 @@ fn a_damaged_log_is_refused_at_the_first_bad_record() {
     let bad = tmp.path().join("bad-header.zst");
     std::fs::write(&bad, &b).unwrap();
     let (code, stderr) = replay(&bad, &new, &tmp.path().join("h.jsonl"), &[]);
-    assert_eq!(code, 2);
+    assert_eq!(code, 3);
     assert!(stderr.contains("damaged header"), "{stderr}");
 }
 
@@ -439,7 +439,7 @@ fn a_killed_process_leaves_a_replayable_log() {
     child.wait().unwrap();
     let out = tmp.path().join("replay-old.jsonl");
     let (code, stderr) = replay(&log, &fx.join("codec/old/libcodec.so.1"), &out, &[]);
-    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("without its end mark"), "{stderr}");
     let n = good_records(&stderr);
     assert!(n > 1000, "{stderr}");
@@ -499,7 +499,7 @@ fn live_with(tmp: &TempDir, app: &App, config: Value) -> (Report, ()) {
     (report, ())
 }
 
-/// Errors before anything is replayed: exit 2 and a message naming the file.
+/// Errors before anything is replayed: exit 3 and a message naming the file.
 #[test]
 fn replay_refuses_what_is_not_a_log() {
     let fx = fixtures();
@@ -507,10 +507,10 @@ fn replay_refuses_what_is_not_a_log() {
     let new = fx.join("codec/new/libcodec.so.1");
     let missing = tmp.path().join("missing.zst");
     let (code, stderr) = replay(&missing, &new, &tmp.path().join("r.jsonl"), &[]);
-    assert_eq!(code, 2);
+    assert_eq!(code, 3);
     assert!(stderr.contains("missing.zst"), "{stderr}");
     let text = tmp.write("report.jsonl", "{\"summary\": {}}\n");
     let (code, stderr) = replay(&text, &new, &tmp.path().join("r.jsonl"), &[]);
-    assert_eq!(code, 2);
+    assert_eq!(code, 3);
     assert!(stderr.contains("not a DDL capture log"), "{stderr}");
 }
