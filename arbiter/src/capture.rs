@@ -642,18 +642,31 @@ pub struct CaptureWriter {
 }
 
 impl CaptureWriter {
-    /// Creates (or truncates) the log at `path`, readable by its owner
-    /// only (it holds the application's data), and writes the header.
-    /// `thread_init` runs first on the writer thread.
+    /// Creates the log at `path`, or, when a file is already there (the
+    /// log of the image this process `exec`ed from, with the same pid), at
+    /// the first free `stem.N.ext` next to it ([`CaptureWriter::path`]
+    /// says which): a log is never overwritten. Readable by its owner only
+    /// (it holds the application's data). Writes the header; `thread_init`
+    /// runs first on the writer thread.
     pub fn create(path: &Path, header: &Header, thread_init: fn()) -> io::Result<CaptureWriter> {
         use std::os::unix::fs::OpenOptionsExt;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(path)?;
+        let open = |p: &Path| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(p)
+        };
+        let mut path = path.to_path_buf();
+        let mut file = open(&path);
+        let mut n = 0;
+        while matches!(&file, Err(e) if e.kind() == io::ErrorKind::AlreadyExists) && n < 1000 {
+            n += 1;
+            path = numbered(&path, n);
+            file = open(&path);
+        }
+        let mut file = file?;
         let json = serde_json::to_vec(header).map_err(io::Error::other)?;
         let mut head = Vec::with_capacity(json.len() + 20);
         head.extend_from_slice(MAGIC);
@@ -672,7 +685,7 @@ impl CaptureWriter {
             tx: Some(tx),
             thread: Some(thread),
             records: 0,
-            path: path.to_path_buf(),
+            path,
         })
     }
 
@@ -715,6 +728,26 @@ impl Drop for CaptureWriter {
     fn drop(&mut self) {
         let _ = self.finish();
     }
+}
+
+/// `dir/stem.N.ext` for `dir/stem.ext` (`cap.zst` → `cap.1.zst`); the
+/// original's own number is replaced, not stacked (`cap.1.zst` → `cap.2.zst`).
+fn numbered(path: &Path, n: u32) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((s, e)) if !s.is_empty() => (s.to_string(), format!(".{e}")),
+        _ => (name.clone(), String::new()),
+    };
+    let stem = match stem.rsplit_once('.') {
+        Some((s, num)) if num.chars().all(|c| c.is_ascii_digit()) && !num.is_empty() => {
+            s.to_string()
+        }
+        _ => stem,
+    };
+    path.with_file_name(format!("{stem}.{n}{ext}"))
 }
 
 fn write_loop(file: File, rx: Receiver<Vec<u8>>) -> io::Result<()> {
@@ -1155,6 +1188,23 @@ mod tests {
             read_all(&bad).1,
             Some(CaptureError::NotACapture(..))
         ));
+    }
+
+    #[test]
+    fn an_existing_log_is_never_overwritten() {
+        let d = tmp("excl");
+        let p = d.join("cap.zst");
+        let h = Header::default();
+        let mut a = CaptureWriter::create(&p, &h, || {}).unwrap();
+        let mut b = CaptureWriter::create(&p, &h, || {}).unwrap();
+        let mut c = CaptureWriter::create(&p, &h, || {}).unwrap();
+        assert_eq!(a.path(), p);
+        assert_eq!(b.path(), d.join("cap.1.zst"));
+        assert_eq!(c.path(), d.join("cap.2.zst"));
+        for w in [&mut a, &mut b, &mut c] {
+            w.finish().unwrap();
+        }
+        assert_eq!(numbered(Path::new("/x/log"), 3), PathBuf::from("/x/log.3"));
     }
 
     #[test]

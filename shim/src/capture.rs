@@ -73,6 +73,14 @@ pub(crate) fn start(
         hash,
     };
     let mut writer = CaptureWriter::create(path, &header, crate::wrapper::mark_thread_busy)?;
+    if writer.path() != path {
+        // The image this one `exec`ed from left its log there.
+        crate::runtime::log_info(&format!(
+            "{} exists: the capture log is {}",
+            path.display(),
+            writer.path().display()
+        ));
+    }
     let privacy = Privacy {
         max_buffer_bytes: spec.max_buffer_bytes,
         hash: spec.hash.clone(),

@@ -279,6 +279,47 @@ fn faults_replay_as_faults() {
     assert_all_match(&replay_report(&out, &stderr), mirrored(&live_report));
 }
 
+/// A process that `exec`s: the log of the image before the exec is closed
+/// with its end mark, and the image after it (same pid) writes a log of its
+/// own next to it, `capture-PID.1.zst`; each replays its own calls.
+#[test]
+fn exec_leaves_one_complete_log_per_image() {
+    let fx = fixtures();
+    let tmp = TempDir::new("capture-exec");
+    let mut config = crate::apps::calc_config(fx, None);
+    config["report"] = json!("report-%p.jsonl");
+    config["capture"] = json!("capture-%p.zst");
+    let cfg = tmp.write_config(&config);
+    let app = App::new(fx.join("calc/apps/calc-stress")).arg("exec");
+    let plain = run_plain(&app, tmp.path());
+    let ddl_run = run_ddl(&app, &cfg, tmp.path());
+    assert_transparent(&plain, &ddl_run);
+    let old = fx.join("calc/old/libcalc.so.1");
+    let new = fx.join("calc/new/libcalc.so.1");
+    let mut seen = Vec::new();
+    for name in [
+        format!("capture-{}.zst", ddl_run.pid),
+        format!("capture-{}.1.zst", ddl_run.pid),
+    ] {
+        let log = tmp.path().join(&name);
+        assert!(log.is_file(), "{name}: {}", ddl_run.stderr);
+        let out = tmp.path().join(format!("{name}.jsonl"));
+        let (code, stderr) = replay(&log, &old, &out, &[]);
+        assert_eq!(
+            code, 0,
+            "{name}: a complete log, every call matches: {stderr}"
+        );
+        let r = replay_report(&out, &stderr);
+        assert_all_match(&r, mirrored(&r));
+        let out = tmp.path().join(format!("{name}-new.jsonl"));
+        let (_, stderr) = replay(&log, &new, &out, &["--allow-mismatch"]);
+        let r = replay_report(&out, &stderr);
+        seen.push((r.get("calc_add").mirrored, r.get("calc_div").mismatch));
+    }
+    // Before the exec: 3 calc_add and calc_div's mismatch; after: 2 calc_add.
+    assert_eq!(seen, [(3, 1), (2, 0)]);
+}
+
 /// A longer log: codec-threads, 4 threads × 300 calls on handles of their own.
 fn threads_log(tmp: &TempDir) -> (Report, PathBuf) {
     let fx = fixtures();
