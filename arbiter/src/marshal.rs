@@ -247,19 +247,17 @@ pub unsafe fn raw_arg(frame: &Frame, layout: &Layout, sig: &Signature, i: usize)
     let size = ty.size();
     match &layout.args[i] {
         Loc::Regs(regs) => {
-            let words: Vec<u64> = regs
-                .iter()
-                .map(|r| match *r {
-                    Reg::Gpr(g) => frame.gpr[g as usize],
-                    Reg::Sse(s) => frame.xmm[s as usize][0],
-                })
-                .collect();
+            let word = |r: &Reg| match *r {
+                Reg::Gpr(g) => frame.gpr[g as usize],
+                Reg::Sse(s) => frame.xmm[s as usize][0],
+            };
             if matches!(ty, Type::Struct(_)) {
-                let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+                let mut bytes: Vec<u8> = regs.iter().flat_map(|r| word(r).to_le_bytes()).collect();
                 bytes.truncate(size);
                 Raw::Bytes(bytes)
             } else {
-                Raw::Bits(words.first().copied().unwrap_or(0))
+                // A scalar or pointer: one register, nothing allocated.
+                Raw::Bits(regs.first().map(word).unwrap_or(0))
             }
         }
         Loc::Stack(off) => {
@@ -290,21 +288,19 @@ pub unsafe fn raw_ret(frame: &Frame, layout: &Layout, sig: &Signature) -> Raw {
             Raw::Bytes(std::slice::from_raw_parts(p, sig.ret.size()).to_vec())
         }
         Loc::Regs(regs) => {
-            let words: Vec<u64> = regs
-                .iter()
-                .map(|r| match *r {
-                    Reg::Gpr(0) => frame.ret_rax,
-                    Reg::Gpr(_) => frame.ret_rdx,
-                    Reg::Sse(0) => frame.ret_xmm0[0],
-                    Reg::Sse(_) => frame.ret_xmm1[0],
-                })
-                .collect();
+            let word = |r: &Reg| match *r {
+                Reg::Gpr(0) => frame.ret_rax,
+                Reg::Gpr(_) => frame.ret_rdx,
+                Reg::Sse(0) => frame.ret_xmm0[0],
+                Reg::Sse(_) => frame.ret_xmm1[0],
+            };
             if matches!(sig.ret, Type::Struct(_)) {
-                let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+                let mut bytes: Vec<u8> = regs.iter().flat_map(|r| word(r).to_le_bytes()).collect();
                 bytes.truncate(sig.ret.size());
                 Raw::Bytes(bytes)
             } else {
-                Raw::Bits(words.first().copied().unwrap_or(0))
+                // A scalar or pointer: one register, nothing allocated.
+                Raw::Bits(regs.first().map(word).unwrap_or(0))
             }
         }
         Loc::Stack(_) => Raw::None,

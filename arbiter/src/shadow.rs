@@ -340,9 +340,9 @@ impl ThreadCounts {
 
     /// Hands a mirrored call of a scalar function ([`Shadow::takes_ring`])
     /// to the shadow through this thread's ring: no allocation, no lock,
-    /// no shared write. When the ring is full the call takes the general
-    /// queue (and is dropped, counted, when that is full too), so a burst
-    /// finds as much room as without rings. Returns whether it was queued.
+    /// no shared write. A full ring drops it (counted): the caller never
+    /// waits and never takes a slower path because the shadow is behind.
+    /// Returns whether it was queued.
     #[inline]
     pub fn submit_scalar(&self, call: ScalarCall) -> bool {
         // SAFETY: a ThreadCounts is used by one thread at a time (it is not
@@ -355,7 +355,10 @@ impl ThreadCounts {
             }
             return true;
         }
-        self.shadow.submit(self.shadow.invocation_of(call))
+        self.shadow.caller[call.func as usize]
+            .dropped
+            .fetch_add(1, Ordering::Relaxed);
+        false
     }
 }
 

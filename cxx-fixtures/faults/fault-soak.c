@@ -2,8 +2,9 @@
  * call i asks the new build for a NULL dereference (code 1) when
  * i % 10000 == 9999 and for a hang that accepts signals (code 15) when
  * i % 100000 == 99999, and for nothing otherwise; each thread pauses 2 ms
- * every 2000 calls, so that the shadow keeps up and the faults and hangs
- * are really mirrored. Then, after a 300 ms pause, 100 fault_write calls to
+ * every 2000 calls and before each fault or hang, so that the shadow keeps
+ * up and the faults and hangs are really mirrored (calls between pauses
+ * may be dropped: a full queue or ring drops, it never waits). Then, after a 300 ms pause, 100 fault_write calls to
  * /dev/null: mirrored only if mirroring is still going. Prints the sum of
  * the results and "fault-soak: done" (the old build never misbehaves). */
 #include "fault.h"
@@ -24,6 +25,8 @@ static void *worker(void *arg)
     for (long k = 0; k < per_thread; k++) {
         long i = t * per_thread + k;
         int what = i % 100000 == 99999 ? 15 : i % 10000 == 9999 ? 1 : 0;
+        if (what)
+            usleep(2000);
         sum += fault_do(what, (int)(i % 1000));
         if (k % 2000 == 1999)
             usleep(2000);

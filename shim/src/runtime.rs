@@ -1058,11 +1058,41 @@ pub struct Pending {
     seq: u64,
     errno_before: i32,
     raw: SmallVec<[Raw; 8]>,
-    /// `None` for a function whose calls take the ring
-    /// ([`Shadow::takes_ring`]): its inputs are `raw`'s bits.
-    inputs: Option<Inputs>,
+    inputs: Inputs,
     caller: u64,
     fp_env: FpEnv,
+}
+
+/// A mirrored call of a function that takes the ring, between the pre and
+/// the post hook: its argument bits ([`Shadow::takes_ring`]).
+#[derive(Clone, Copy)]
+pub struct RingPending {
+    seq: u64,
+    caller: u64,
+    errno_before: i32,
+    fp_env: FpEnv,
+    args: [u64; MAX_ARGS],
+}
+
+impl RingPending {
+    /// The general path's `Pending` for the same call (when it cannot take
+    /// the ring after all: outgoing calls, an exception).
+    fn widen(self, sig: &arbiter::types::Signature) -> Pending {
+        let raw: SmallVec<[Raw; 8]> = self.args[..sig.params.len()]
+            .iter()
+            .map(|b| Raw::Bits(*b))
+            .collect();
+        // SAFETY: a ring function's inputs are bits: no pointer is read.
+        let inputs = unsafe { capture_inputs(sig, &raw) };
+        Pending {
+            seq: self.seq,
+            errno_before: self.errno_before,
+            raw,
+            inputs,
+            caller: self.caller,
+            fp_env: self.fp_env,
+        }
+    }
 }
 
 fn tid(t: &ThreadState) -> u32 {
@@ -1095,16 +1125,28 @@ pub fn before_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) -> bool {
     }
     let seq = s.shadow.next_seq();
     let f = &s.shadow.functions()[ctx.func as usize];
+    if s.shadow.takes_ring(ctx.func) {
+        let mut args = [0u64; MAX_ARGS];
+        for (i, a) in args.iter_mut().enumerate().take(f.sig.params.len()) {
+            // SAFETY: the frame was filled by the entry for a call of this function.
+            *a = unsafe { raw_arg(frame, &f.layout, &f.sig, i) }.bits();
+        }
+        crate::observe::discard_observed();
+        t.ring_pending.set(Some(RingPending {
+            seq,
+            caller: frame.ret_addr,
+            errno_before: t.entry_errno.get(),
+            fp_env: FpEnv::current(),
+            args,
+        }));
+        return true;
+    }
     // SAFETY: the frame was filled by the entry for a call of this function.
     let raw: SmallVec<[Raw; 8]> = (0..f.sig.params.len())
         .map(|i| unsafe { raw_arg(frame, &f.layout, &f.sig, i) })
         .collect();
-    let inputs = if s.shadow.takes_ring(ctx.func) {
-        None
-    } else {
-        // SAFETY: the application's own arguments, read within their annotated sizes.
-        Some(unsafe { capture_inputs(&f.sig, &raw) })
-    };
+    // SAFETY: the application's own arguments, read within their annotated sizes.
+    let inputs = unsafe { capture_inputs(&f.sig, &raw) };
     crate::observe::discard_observed();
     *t.pending.borrow_mut() = Some(Pending {
         seq,
@@ -1119,42 +1161,40 @@ pub fn before_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) -> bool {
 
 /// The caller's path, after the primary call: capture the outcome, enqueue.
 pub fn after_call(ctx: &'static FnCtx, frame: &Frame, t: &ThreadState) {
+    let ring = t.ring_pending.take();
+    let Some(s) = session() else { return };
+    let f = &s.shadow.functions()[ctx.func as usize];
+    let outgoing = crate::observe::patched().then(crate::observe::take_observed);
+    if let Some(r) = ring {
+        // SAFETY: the primary call returned; its registers are in the frame.
+        let ret = unsafe { raw_ret(frame, &f.layout, &f.sig) };
+        if outgoing.as_ref().is_none_or(|o| o.is_empty()) {
+            // A scalar function: a fixed-size record in this thread's ring.
+            if let Some(c) = t.counts.borrow().as_ref() {
+                c.submit_scalar(ScalarCall {
+                    seq: r.seq,
+                    caller: r.caller,
+                    new_fn: &ctx.new_fn,
+                    args: r.args,
+                    ret: ret.bits(),
+                    func: ctx.func,
+                    tid: tid(t),
+                    errno_before: r.errno_before,
+                    errno_after: t.primary_errno.get(),
+                    watched: outgoing.is_some(),
+                    fp_env: r.fp_env,
+                });
+            }
+            return;
+        }
+        *t.pending.borrow_mut() = Some(r.widen(&f.sig));
+    }
     let Some(p) = t.pending.borrow_mut().take() else {
         return;
     };
-    let Some(s) = session() else { return };
-    let f = &s.shadow.functions()[ctx.func as usize];
     // SAFETY: the primary call returned; its registers are in the frame.
     let ret = unsafe { raw_ret(frame, &f.layout, &f.sig) };
-    let outgoing = crate::observe::patched().then(crate::observe::take_observed);
-    if p.inputs.is_none() && outgoing.as_ref().is_none_or(|o| o.is_empty()) {
-        // A scalar function: a fixed-size record in this thread's ring.
-        let mut args = [0u64; MAX_ARGS];
-        for (a, r) in args.iter_mut().zip(&p.raw) {
-            *a = r.bits();
-        }
-        let counts = t.counts.borrow();
-        if let Some(c) = counts.as_ref() {
-            c.submit_scalar(ScalarCall {
-                seq: p.seq,
-                caller: p.caller,
-                new_fn: &ctx.new_fn,
-                args,
-                ret: ret.bits(),
-                func: ctx.func,
-                tid: tid(t),
-                errno_before: p.errno_before,
-                errno_after: t.primary_errno.get(),
-                watched: outgoing.is_some(),
-                fp_env: p.fp_env,
-            });
-        }
-        return;
-    }
-    let inputs = p.inputs.unwrap_or_else(|| {
-        // SAFETY: a scalar function's inputs: bits, no pointer is read.
-        unsafe { capture_inputs(&f.sig, &p.raw) }
-    });
+    let inputs = p.inputs;
     // SAFETY: the same pointers the callee was given, within their sizes.
     let mut primary = unsafe { capture_outputs(&f.sig, &p.raw, &ret, &inputs, &inputs.deep) };
     if f.wants_errno {
@@ -1179,11 +1219,14 @@ pub fn after_call(ctx: &'static FnCtx, frame: &Frame, t: &ThreadState) {
 /// The primary call of `ctx` ended with a C++ exception on its way to the
 /// application (`wrapper::exception_caught`): that is its outcome.
 pub fn after_throw(ctx: &'static FnCtx, t: &ThreadState, ex: arbiter::compare::Exception) {
+    let Some(s) = session() else { return };
+    let f = &s.shadow.functions()[ctx.func as usize];
+    if let Some(r) = t.ring_pending.take() {
+        *t.pending.borrow_mut() = Some(r.widen(&f.sig));
+    }
     let Some(p) = t.pending.borrow_mut().take() else {
         return;
     };
-    let Some(s) = session() else { return };
-    let f = &s.shadow.functions()[ctx.func as usize];
     let primary = arbiter::compare::Outcome {
         ret: arbiter::value::Value::None,
         outputs: vec![arbiter::value::Value::None; f.sig.params.len()],
@@ -1197,10 +1240,7 @@ pub fn after_throw(ctx: &'static FnCtx, t: &ThreadState, ex: arbiter::compare::E
         tid: tid(t),
         caller: p.caller,
         new_fn: &ctx.new_fn,
-        // SAFETY: a ring function's inputs are bits: no pointer is read.
-        inputs: p
-            .inputs
-            .unwrap_or_else(|| unsafe { capture_inputs(&f.sig, &p.raw) }),
+        inputs: p.inputs,
         primary,
         errno_before: p.errno_before,
         deleting: ctx.deleting,
