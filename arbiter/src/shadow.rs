@@ -820,15 +820,18 @@ impl Shadow {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let mut emptied_retired = false;
         for b in live.iter() {
-            while from < self.taken.len() {
-                // SAFETY: the consumer side, under `pop_lock`.
-                let Some(c) = (unsafe { b.ring.pop() }) else {
-                    break;
-                };
-                inflight.funcs.push(c.func);
-                self.taken[from].store(Box::into_raw(self.invocation_of(c)), Ordering::Relaxed);
-                from += 1;
+            let room = self.taken.len() - from;
+            if room == 0 {
+                break;
             }
+            // SAFETY: the consumer side, under `pop_lock`.
+            unsafe {
+                b.ring.pop_batch(room, |c| {
+                    inflight.funcs.push(c.func);
+                    self.taken[from].store(Box::into_raw(self.invocation_of(c)), Ordering::Relaxed);
+                    from += 1;
+                })
+            };
             emptied_retired |= b.retired.load(Ordering::Acquire) && !b.ring.has_waiting();
         }
         if emptied_retired {
