@@ -295,6 +295,9 @@ struct CallerCounts {
 struct CountBlock {
     calls: Box<[AtomicU64]>,
     skipped: Box<[AtomicU64]>,
+    /// Calls dropped because the ring was full (the queue's drops are
+    /// counted in the process totals).
+    dropped: Box<[AtomicU64]>,
     /// The thread's mirrored calls of scalar functions, on their way to the
     /// shadow ([`crate::ring`]).
     ring: Ring,
@@ -311,6 +314,8 @@ impl CountBlock {
                 .fetch_add(self.calls[i].load(Ordering::Relaxed), Ordering::Relaxed);
             c.skipped
                 .fetch_add(self.skipped[i].load(Ordering::Relaxed), Ordering::Relaxed);
+            c.dropped
+                .fetch_add(self.dropped[i].load(Ordering::Relaxed), Ordering::Relaxed);
         }
     }
 }
@@ -355,9 +360,8 @@ impl ThreadCounts {
             }
             return true;
         }
-        self.shadow.caller[call.func as usize]
-            .dropped
-            .fetch_add(1, Ordering::Relaxed);
+        // This thread's own counter: no locked instruction on a shared line.
+        bump(&self.block.dropped[call.func as usize]);
         false
     }
 }
@@ -750,6 +754,7 @@ impl Shadow {
         let block = Arc::new(CountBlock {
             calls: (0..n).map(|_| AtomicU64::new(0)).collect(),
             skipped: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            dropped: (0..n).map(|_| AtomicU64::new(0)).collect(),
             ring: Ring::new(self.settings.queue.min(RING_SLOTS)),
             retired: AtomicBool::new(false),
         });
@@ -1437,7 +1442,7 @@ impl Shadow {
                             .sum::<u64>()
                 };
                 c.skipped = sum(|b| &b.skipped, &self.caller[i].skipped);
-                c.dropped = self.caller[i].dropped.load(Ordering::SeqCst);
+                c.dropped = sum(|b| &b.dropped, &self.caller[i].dropped);
                 c.calls = sum(|b| &b.calls, &self.caller[i].calls);
                 let accounted = c.mirrored + c.skipped + c.dropped;
                 c.dropped += c.calls.saturating_sub(accounted);
