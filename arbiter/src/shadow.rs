@@ -298,6 +298,9 @@ struct CountBlock {
     /// Calls dropped because the ring was full (the queue's drops are
     /// counted in the process totals).
     dropped: Box<[AtomicU64]>,
+    /// Calls the wrapper's assembly fast path sampled out: each is a call
+    /// and a skip (one increment on the fast path instead of two).
+    sampled_out: Box<[AtomicU64]>,
     /// The thread's mirrored calls of scalar functions, on their way to the
     /// shadow ([`crate::ring`]).
     ring: Ring,
@@ -316,6 +319,9 @@ impl CountBlock {
                 .fetch_add(self.skipped[i].load(Ordering::Relaxed), Ordering::Relaxed);
             c.dropped
                 .fetch_add(self.dropped[i].load(Ordering::Relaxed), Ordering::Relaxed);
+            let so = self.sampled_out[i].load(Ordering::Relaxed);
+            c.calls.fetch_add(so, Ordering::Relaxed);
+            c.skipped.fetch_add(so, Ordering::Relaxed);
         }
     }
 }
@@ -755,6 +761,7 @@ impl Shadow {
             calls: (0..n).map(|_| AtomicU64::new(0)).collect(),
             skipped: (0..n).map(|_| AtomicU64::new(0)).collect(),
             dropped: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            sampled_out: (0..n).map(|_| AtomicU64::new(0)).collect(),
             ring: Ring::new(self.settings.queue.min(RING_SLOTS)),
             retired: AtomicBool::new(false),
         });
@@ -1441,9 +1448,16 @@ impl Shadow {
                             .map(|b| pick(b)[i].load(Ordering::SeqCst))
                             .sum::<u64>()
                 };
-                c.skipped = sum(|b| &b.skipped, &self.caller[i].skipped);
+                // A live thread's sampled-out calls are read once and
+                // counted as calls and skips alike (retired threads folded
+                // them into both).
+                let so: u64 = live
+                    .iter()
+                    .map(|b| b.sampled_out[i].load(Ordering::SeqCst))
+                    .sum();
+                c.skipped = sum(|b| &b.skipped, &self.caller[i].skipped) + so;
                 c.dropped = sum(|b| &b.dropped, &self.caller[i].dropped);
-                c.calls = sum(|b| &b.calls, &self.caller[i].calls);
+                c.calls = sum(|b| &b.calls, &self.caller[i].calls) + so;
                 let accounted = c.mirrored + c.skipped + c.dropped;
                 c.dropped += c.calls.saturating_sub(accounted);
                 c.calls = c.calls.max(accounted);
@@ -1707,12 +1721,13 @@ fn args_json(sig: &Signature, inputs: &Inputs) -> serde_json::Map<String, serde_
 }
 
 impl ThreadCounts {
-    /// Where this thread's `calls` and `skipped` counters live: two arrays
-    /// of one `AtomicU64` per boundary function, valid as long as this
-    /// handle. The shim's assembly fast path increments them (one `inc` of
-    /// an aligned word, only ever on the counting thread, as [`Self::call`]
-    /// and [`Self::skipped`] do); readers load them with relaxed loads.
-    pub fn raw_counters(&self) -> (*const AtomicU64, *const AtomicU64) {
-        (self.block.calls.as_ptr(), self.block.skipped.as_ptr())
+    /// Where this thread's sampled-out counters live: one `AtomicU64` per
+    /// boundary function, valid as long as this handle, each increment
+    /// counting a call and a skip. The shim's assembly fast path increments
+    /// them (one `inc` of an aligned word, only ever on the counting
+    /// thread, as [`Self::call`] does its own); readers load them with
+    /// relaxed loads.
+    pub fn sampled_out_counters(&self) -> *const AtomicU64 {
+        self.block.sampled_out.as_ptr()
     }
 }

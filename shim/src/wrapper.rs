@@ -13,8 +13,8 @@
 //! - the thread is busy (DDL's own thread, or a call nested in a mirrored
 //!   one on this thread): forward, not counted;
 //! - the function is sampled per call and this call is not drawn: count it
-//!   in `calls` and `skipped` (the thread's own counters, plain
-//!   increments), forward.
+//!   in `sampled_out` (the thread's own counter, one plain increment; the
+//!   summary counts each as a call and a skip), forward.
 //!
 //! Forwarding is a tail jump to the old function, which returns straight
 //! to the application: DDL is then off the call entirely. Everything else
@@ -77,6 +77,9 @@ struct FastCtx {
     /// 0: every call is mirrored (a call given a handle: its create call
     /// was sampled), or not known yet.
     per_call: AtomicU8,
+    /// `func * 8`: the byte offset of this function's counter in a
+    /// thread's `sampled_out` array.
+    counter_offset: u64,
 }
 
 /// A wrapper's context as the thunks see it: the [`FnCtx`] the rest of DDL
@@ -99,10 +102,9 @@ pub struct FastTls {
     /// decrements; 1, this call is drawn (slow path); 0, not armed (no
     /// counters yet, or the thread's state is gone): slow path.
     countdown: AtomicU64,
-    /// This thread's `calls[func]` counters (null until armed).
-    calls: AtomicPtr<AtomicU64>,
-    /// This thread's `skipped[func]` counters (null until armed).
-    skipped: AtomicPtr<AtomicU64>,
+    /// This thread's `sampled_out[func]` counters, each a call and a skip
+    /// (null until armed).
+    sampled_out: AtomicPtr<AtomicU64>,
     /// While a mirrored call runs the old function: its frame's address
     /// (0 otherwise). Lets a new call tell a call nested in it from a call
     /// made after it was abandoned by `longjmp` or an exception (see
@@ -194,19 +196,14 @@ std::arch::global_asm!(
     "cmp qword ptr fs:[r10 + {t_countdown}], 1",
     "jbe 5f", // 1: this call is drawn; 0: the thread is not armed
     "dec qword ptr fs:[r10 + {t_countdown}]",
-    // Sampled out: calls[func] += 1, skipped[func] += 1 (counters only
-    // this thread writes; the summary reads them with relaxed loads, like
-    // `arbiter::shadow::ThreadCounts`, whose own increments are a relaxed
-    // load and store: an aligned 8-byte `inc` is never seen torn).
-    "mov qword ptr [rsp - 8], rax",
-    "mov qword ptr [rsp - 16], rcx",
-    "mov eax, dword ptr [r11 + {ctx_func}]",
-    "mov rcx, qword ptr fs:[r10 + {t_calls}]",
-    "inc qword ptr [rcx + rax*8]",
-    "mov rcx, qword ptr fs:[r10 + {t_skipped}]",
-    "inc qword ptr [rcx + rax*8]",
-    "mov rcx, qword ptr [rsp - 16]",
-    "mov rax, qword ptr [rsp - 8]",
+    // Sampled out: sampled_out[func] += 1, a call and a skip (a counter
+    // only this thread writes; the summary reads it with relaxed loads,
+    // like `arbiter::shadow::ThreadCounts`, whose own increments are a
+    // relaxed load and store: an aligned 8-byte `inc` is never seen torn).
+    // r10 = &sampled_out[func]: no other register is touched.
+    "mov r10, qword ptr fs:[r10 + {t_sampled_out}]",
+    "add r10, qword ptr [r11 + {fast_counter_offset}]",
+    "inc qword ptr [r10]",
     // Forward: tail-jump to the old function (the application's return
     // address is still on top of the stack).
     "3:",
@@ -321,11 +318,10 @@ std::arch::global_asm!(
     post = sym ddl_wrapper_post,
     fast_active = const size_of::<FnCtx>() + offset_of!(FastCtx, active),
     fast_per_call = const size_of::<FnCtx>() + offset_of!(FastCtx, per_call),
+    fast_counter_offset = const size_of::<FnCtx>() + offset_of!(FastCtx, counter_offset),
     ctx_target = const offset_of!(FnCtx, target),
-    ctx_func = const offset_of!(FnCtx, func),
     t_countdown = const offset_of!(FastTls, countdown),
-    t_calls = const offset_of!(FastTls, calls),
-    t_skipped = const offset_of!(FastTls, skipped),
+    t_sampled_out = const offset_of!(FastTls, sampled_out),
     t_at = const offset_of!(FastTls, inflight_at),
     t_cookie = const offset_of!(FastTls, inflight_cookie),
     t_busy = const offset_of!(FastTls, busy),
@@ -418,8 +414,7 @@ impl Drop for ThreadState {
     fn drop(&mut self) {
         let f = fast();
         f.countdown.store(0, Ordering::Relaxed);
-        f.calls.store(std::ptr::null_mut(), Ordering::Relaxed);
-        f.skipped.store(std::ptr::null_mut(), Ordering::Relaxed);
+        f.sampled_out.store(std::ptr::null_mut(), Ordering::Relaxed);
     }
 }
 
@@ -489,10 +484,10 @@ pub fn decide(
     let mut counts = t.counts.borrow_mut();
     let counts = counts.get_or_insert_with(|| {
         let c = make_counts();
-        let (calls, skipped) = c.raw_counters();
-        f.calls.store(calls as *mut AtomicU64, Ordering::Relaxed);
-        f.skipped
-            .store(skipped as *mut AtomicU64, Ordering::Relaxed);
+        f.sampled_out.store(
+            c.sampled_out_counters() as *mut AtomicU64,
+            Ordering::Relaxed,
+        );
         c
     });
     t.arm.set(Some((active, per_call)));
@@ -783,11 +778,13 @@ pub fn make_thunks(ctxs: Vec<FnCtx>) -> std::io::Result<Vec<(&'static FnCtx, usi
     let ws: Vec<&'static Wrapped> = ctxs
         .into_iter()
         .map(|ctx| {
+            let counter_offset = ctx.func as u64 * 8;
             let w = Wrapped {
                 ctx,
                 fast: FastCtx {
                     active: AtomicPtr::new(std::ptr::null_mut()),
                     per_call: AtomicU8::new(0),
+                    counter_offset,
                 },
             };
             &*Box::leak(Box::new(w))
