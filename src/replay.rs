@@ -161,7 +161,7 @@ pub fn worker(args: WorkerArgs) -> u8 {
     let cb: Option<extern "C" fn(u64)> = if args.progress {
         let bar = indicatif::ProgressBar::new_spinner().with_style(
             indicatif::ProgressStyle::with_template(
-                "{spinner} replaying: {pos} records ({per_sec})",
+                "{spinner} replaying: {human_pos} records read, {elapsed}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );

@@ -555,3 +555,36 @@ fn replay_refuses_what_is_not_a_log() {
     assert_eq!(code, 3);
     assert!(stderr.contains("not a DDL capture log"), "{stderr}");
 }
+
+/// On a terminal (`script` gives the command one), `ddl replay` shows how
+/// many records it has read; the report file is the same as without it.
+#[test]
+fn replay_shows_progress_on_a_terminal() {
+    let fx = fixtures();
+    let tmp = TempDir::new("capture-progress");
+    let (live_report, log) = threads_log(&tmp);
+    let out = tmp.path().join("replay.jsonl");
+    let cmd = format!(
+        "{} replay {} --new {} --report {}",
+        ddl().display(),
+        log.display(),
+        fx.join("codec/new/libcodec.so.1").display(),
+        out.display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("DDL_LIB", libddl())
+        .env_remove("LD_PRELOAD")
+        .env_remove("DDL_CONFIG")
+        .output()
+        .expect("script (util-linux) runs");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("replaying: "),
+        "no progress line on the terminal:\n{text}"
+    );
+    assert!(text.contains("records read"), "{text}");
+    let r = replay_report(&out, &text);
+    assert_eq!(mirrored(&r), mirrored(&live_report));
+}
