@@ -244,7 +244,7 @@ struct WCall {
 
 #[derive(Serialize, Deserialize)]
 enum WEntry {
-    Call(WCall),
+    Call(Box<WCall>),
     Parted { class: u32, handle: u64, seq: u64 },
     End { records: u64 },
 }
@@ -303,13 +303,11 @@ pub fn structs_of<'a>(types: impl IntoIterator<Item = &'a Type>) -> Structs {
     fn walk(t: &Type, out: &mut Structs) {
         match t {
             Type::Pointer { pointee, .. } => walk(pointee, out),
-            Type::Struct(d) => {
-                if out.insert(d.name.clone(), d.clone()).is_none() {
-                    for f in &d.fields {
-                        walk(&f.ty, out);
-                        if let crate::types::Role::Buffer { elem, .. } = &f.role {
-                            walk(elem, out);
-                        }
+            Type::Struct(d) if out.insert(d.name.clone(), d.clone()).is_none() => {
+                for f in &d.fields {
+                    walk(&f.ty, out);
+                    if let crate::types::Role::Buffer { elem, .. } = &f.role {
+                        walk(elem, out);
                     }
                 }
             }
@@ -514,7 +512,7 @@ pub fn mask_outcome(o: &mut Outcome, masks: &[(Slot, Mask)]) {
 /// Encodes one entry as its payload.
 pub fn encode(e: &Entry) -> Vec<u8> {
     let w = match e {
-        Entry::Call(c) => WEntry::Call(WCall {
+        Entry::Call(c) => WEntry::Call(Box::new(WCall {
             seq: c.seq,
             func: c.func,
             symbol: c.symbol.clone(),
@@ -550,7 +548,7 @@ pub fn encode(e: &Entry) -> Vec<u8> {
             x87_cw: c.fp_env.x87_cw,
             masks: c.masks.clone(),
             inputs_cut: c.inputs_cut,
-        }),
+        })),
         Entry::Parted { class, handle, seq } => WEntry::Parted {
             class: *class,
             handle: *handle,

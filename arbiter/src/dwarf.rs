@@ -22,7 +22,19 @@ use object::{Object, ObjectSection};
 /// object file, or its DWARF is malformed.
 pub fn class_size(path: &Path, class: &str) -> Result<Option<usize>, String> {
     let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let file = object::File::parse(&*data).map_err(|e| format!("{}: {e}", path.display()))?;
+    with_dwarf(&data, |dwarf| find_class(dwarf, class))
+        .map_err(|e| format!("{}: {e}", path.display()))
+        .map(Option::flatten)
+}
+
+/// Runs `f` on the DWARF of the ELF file in `data`. `Ok(None)`: the file
+/// has no (uncompressed) `.debug_info`. The one place a build's DWARF is
+/// opened (class sizes here, prototypes and layouts in `abi::debug`).
+pub fn with_dwarf<T>(
+    data: &[u8],
+    f: impl FnOnce(&gimli::Dwarf<Reader<'_>>) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    let file = object::File::parse(data).map_err(|e| e.to_string())?;
     // Compressed sections (SHF_COMPRESSED) are not supported: no debug info.
     let plain = |s: &object::Section<'_, '_>| matches!(s.compressed_file_range(), Ok(r) if r.format == object::CompressionFormat::None);
     if !file
@@ -44,6 +56,11 @@ pub fn class_size(path: &Path, class: &str) -> Result<Option<usize>, String> {
     };
     let owned = gimli::DwarfSections::load(load).map_err(|e| e.to_string())?;
     let dwarf = owned.borrow(|s| EndianSlice::new(s, endian));
+    f(&dwarf).map(Some)
+}
+
+/// [`class_size`] on an opened DWARF.
+fn find_class(dwarf: &gimli::Dwarf<Reader<'_>>, class: &str) -> Result<Option<usize>, String> {
     let want: Vec<&str> = class.trim_start_matches("::").split("::").collect();
     let mut units = dwarf.units();
     while let Some(header) = units.next().map_err(|e| e.to_string())? {
@@ -51,14 +68,15 @@ pub fn class_size(path: &Path, class: &str) -> Result<Option<usize>, String> {
         let mut tree = unit.entries_tree(None).map_err(|e| e.to_string())?;
         let root = tree.root().map_err(|e| e.to_string())?;
         let mut path = Vec::new();
-        if let Some(size) = walk(&dwarf, &unit, root, &mut path, &want)? {
+        if let Some(size) = walk(dwarf, &unit, root, &mut path, &want)? {
             return Ok(Some(size));
         }
     }
     Ok(None)
 }
 
-type Reader<'a> = EndianSlice<'a, RunTimeEndian>;
+/// How DDL reads DWARF sections: borrowed bytes, the file's endianness.
+pub type Reader<'a> = EndianSlice<'a, RunTimeEndian>;
 
 /// Depth-first search under `node` for the class named `want`, `path`
 /// holding the names of the enclosing namespaces and classes.

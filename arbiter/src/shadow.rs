@@ -361,7 +361,8 @@ impl ThreadCounts {
         if unsafe { self.block.ring.push(call) } {
             // A sleeping shadow is woken once a batch has piled up (it
             // also wakes by itself every millisecond).
-            if call.seq % BATCH as u64 == 0 && self.shadow.sleeping.load(Ordering::Relaxed) {
+            if call.seq.is_multiple_of(BATCH as u64) && self.shadow.sleeping.load(Ordering::Relaxed)
+            {
                 self.shadow.wake();
             }
             return true;

@@ -63,8 +63,10 @@ struct Replay {
 static REPLAY: Mutex<Option<Replay>> = Mutex::new(None);
 /// The callers' names, by `Invocation::caller - 1`.
 static CALLERS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// How a call's outputs were stored reduced ([`arbiter::capture::Call::masks`]).
+type Masks = Vec<(Slot, Mask)>;
 /// Masks of the calls whose outputs the log stores reduced, by `seq`.
-static MASKS: RwLock<Option<HashMap<u64, Vec<(Slot, Mask)>>>> = RwLock::new(None);
+static MASKS: RwLock<Option<HashMap<u64, Masks>>> = RwLock::new(None);
 /// The slot of calls that cannot be replayed (`unmirrored`).
 static NO_SLOT: AtomicU64 = AtomicU64::new(0);
 

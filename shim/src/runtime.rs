@@ -117,10 +117,13 @@ impl Session {
 /// The symbol (and version) each wrapper's new-build slot was resolved for,
 /// by the slot's address ([`Invocation::new_fn`]): the capture log names
 /// the symbol a call went to.
-static SLOT_SYMBOLS: RwLock<Option<HashMap<usize, (String, Option<String>)>>> = RwLock::new(None);
+static SLOT_SYMBOLS: RwLock<Option<HashMap<usize, SymbolKey>>> = RwLock::new(None);
+
+/// A symbol and its symbol version.
+type SymbolKey = (String, Option<String>);
 
 /// The symbol a call whose `new_fn` is `slot` went to.
-pub(crate) fn symbol_of_slot(slot: usize) -> Option<(String, Option<String>)> {
+pub(crate) fn symbol_of_slot(slot: usize) -> Option<SymbolKey> {
     SLOT_SYMBOLS
         .read()
         .unwrap_or_else(|e| e.into_inner())

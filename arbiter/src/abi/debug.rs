@@ -13,13 +13,11 @@
 //! written back as C declarations (`const struct point *p`,
 //! `int (*cb)(int)`) and compared with typedefs and qualifiers set aside.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use gimli::{AttributeValue, EndianSlice, RunTimeEndian, UnitOffset};
-use object::{Object, ObjectSection};
+use gimli::{AttributeValue, UnitOffset};
 
-type R<'a> = EndianSlice<'a, RunTimeEndian>;
+type R<'a> = crate::dwarf::Reader<'a>;
 
 /// A C (or C++) type as DWARF describes it.
 #[derive(Clone, Debug, PartialEq)]
@@ -412,39 +410,25 @@ impl DebugFacts {
 /// prototypes are needed (`None`: every external function). `Ok(None)`:
 /// no (uncompressed) `.debug_info`.
 pub fn read(data: &[u8], wanted: Option<&HashSet<String>>) -> Result<Option<DebugFacts>, String> {
-    let file = object::File::parse(data).map_err(|e| e.to_string())?;
-    let plain = |s: &object::Section<'_, '_>| matches!(s.compressed_file_range(), Ok(r) if r.format == object::CompressionFormat::None);
-    if !file
-        .section_by_name(".debug_info")
-        .is_some_and(|s| plain(&s))
-    {
-        return Ok(None);
-    }
-    let endian = if file.is_little_endian() {
-        RunTimeEndian::Little
-    } else {
-        RunTimeEndian::Big
-    };
-    let load = |id: gimli::SectionId| -> Result<Cow<[u8]>, gimli::Error> {
-        Ok(match file.section_by_name(id.name()) {
-            Some(s) if plain(&s) => Cow::Borrowed(s.data().unwrap_or(&[])),
-            _ => Cow::Borrowed(&[][..]),
-        })
-    };
-    let owned = gimli::DwarfSections::load(load).map_err(|e| e.to_string())?;
-    let dwarf = owned.borrow(|s| EndianSlice::new(s, endian));
+    crate::dwarf::with_dwarf(data, |dwarf| facts_of(dwarf, wanted))
+}
+
+fn facts_of(
+    dwarf: &gimli::Dwarf<R<'_>>,
+    wanted: Option<&HashSet<String>>,
+) -> Result<DebugFacts, String> {
     let mut facts = DebugFacts::default();
     let mut units = dwarf.units();
     while let Some(header) = units.next().map_err(|e| e.to_string())? {
         let unit = dwarf.unit(header).map_err(|e| e.to_string())?;
-        let mut r = UnitReader::new(&dwarf, &unit)?;
+        let mut r = UnitReader::new(dwarf, &unit)?;
         r.scan()?;
         r.functions(wanted, &mut facts)?;
         for (k, v) in r.sizes {
             facts.sizes.entry(k).or_insert(v);
         }
     }
-    Ok(Some(facts))
+    Ok(facts)
 }
 
 /// What one entry is called and where it sits.
