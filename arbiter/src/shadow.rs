@@ -784,52 +784,78 @@ impl Shadow {
     }
 
     /// The invocation a ring's call stands for (what the general path
-    /// would have captured).
-    fn invocation_of(&self, c: ScalarCall) -> Box<Invocation> {
+    /// would have captured). Reuses `reuse` (a judged invocation of a scalar function: its
+    /// vectors hold no data, only capacity) when given: the shadow then
+    /// allocates nothing per ring call.
+    fn invocation_into(&self, c: ScalarCall, reuse: Option<Box<Invocation>>) -> Box<Invocation> {
         let f = &self.functions[c.func as usize];
-        let values = f
-            .sig
-            .params
-            .iter()
-            .zip(c.args)
-            .map(|(p, bits)| match p.ty {
-                Type::Scalar(s) => Value::scalar_from_bits(s, bits),
-                _ => Value::Opaque(bits),
-            })
-            .collect();
+        let values = f.sig.params.iter().zip(c.args).map(|(p, bits)| match p.ty {
+            Type::Scalar(s) => Value::scalar_from_bits(s, bits),
+            _ => Value::Opaque(bits),
+        });
         let ret = match f.sig.ret {
             Type::Scalar(s) => Value::scalar_from_bits(s, c.ret),
             _ => Value::None,
         };
-        Box::new(Invocation {
-            seq: c.seq,
-            func: c.func,
-            tid: c.tid,
-            caller: c.caller,
-            new_fn: c.new_fn,
-            inputs: Inputs {
-                values,
-                counts: Vec::new(),
-                deep: Vec::new(),
-                structs: Vec::new(),
-            },
-            primary: Outcome {
-                ret,
-                outputs: Vec::new(),
-                errno: f.wants_errno.then_some(c.errno_after),
-                exception: None,
-                outgoing: c.watched.then(Vec::new),
-            },
-            errno_before: c.errno_before,
-            deleting: false,
-            fp_env: c.fp_env,
-        })
+        let errno = f.wants_errno.then_some(c.errno_after);
+        let outgoing = c.watched.then(Vec::new);
+        match reuse {
+            Some(mut inv) => {
+                inv.seq = c.seq;
+                inv.func = c.func;
+                inv.tid = c.tid;
+                inv.caller = c.caller;
+                inv.new_fn = c.new_fn;
+                inv.inputs.values.clear();
+                inv.inputs.values.extend(values);
+                inv.inputs.counts.clear();
+                inv.inputs.deep.clear();
+                inv.inputs.structs.clear();
+                inv.primary.ret = ret;
+                inv.primary.outputs.clear();
+                inv.primary.errno = errno;
+                inv.primary.exception = None;
+                inv.primary.outgoing = outgoing;
+                inv.errno_before = c.errno_before;
+                inv.deleting = false;
+                inv.fp_env = c.fp_env;
+                inv
+            }
+            None => Box::new(Invocation {
+                seq: c.seq,
+                func: c.func,
+                tid: c.tid,
+                caller: c.caller,
+                new_fn: c.new_fn,
+                inputs: Inputs {
+                    values: values.collect(),
+                    counts: Vec::new(),
+                    deep: Vec::new(),
+                    structs: Vec::new(),
+                },
+                primary: Outcome {
+                    ret,
+                    outputs: Vec::new(),
+                    errno,
+                    exception: None,
+                    outgoing,
+                },
+                errno_before: c.errno_before,
+                deleting: false,
+                fp_env: c.fp_env,
+            }),
+        }
     }
 
     /// Moves calls from the callers' rings into the batch (`taken` from
     /// slot `from`), up to its end; forgets rings of ended threads once
     /// empty. Called with `pop_lock` held (the rings' one consumer).
-    fn take_from_rings(&self, inflight: &mut Inflight, mut from: usize) {
+    fn take_from_rings(
+        &self,
+        inflight: &mut Inflight,
+        mut from: usize,
+        pool: &mut Vec<Box<Invocation>>,
+    ) {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let mut emptied_retired = false;
         for b in live.iter() {
@@ -841,7 +867,8 @@ impl Shadow {
             unsafe {
                 b.ring.pop_batch(room, |c| {
                     inflight.funcs.push(c.func);
-                    self.taken[from].store(Box::into_raw(self.invocation_of(c)), Ordering::Relaxed);
+                    let inv = self.invocation_into(c, pool.pop());
+                    self.taken[from].store(Box::into_raw(inv), Ordering::Relaxed);
                     from += 1;
                 })
             };
@@ -1017,6 +1044,8 @@ impl Shadow {
         // the thread ends; the new build's objects live on in its namespace
         // (nothing of the application runs to release them).
         let mut table = HandleTable::new();
+        // Judged invocations of scalar functions, reused for ring calls.
+        let mut pool: Vec<Box<Invocation>> = Vec::with_capacity(BATCH);
         // SAFETY: gettid has no preconditions.
         self.runner_tid
             .store(unsafe { libc::gettid() }, Ordering::Release);
@@ -1044,7 +1073,7 @@ impl Shadow {
                         self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
                     }
                     if filled < self.taken.len() {
-                        self.take_from_rings(&mut inflight, filled);
+                        self.take_from_rings(&mut inflight, filled, &mut pool);
                     }
                 }
                 (inflight.counted, inflight.funcs.len())
@@ -1146,6 +1175,11 @@ impl Shadow {
                     if let Err(why) = (self.hooks.reload)(pc) {
                         self.stop(&why);
                     }
+                }
+                // A scalar function's invocation holds nothing but capacity:
+                // kept for the next ring call.
+                if self.facts[inv.func as usize].scalar && pool.len() < BATCH {
+                    pool.push(inv);
                 }
             }
             self.count_batch(end, None);
