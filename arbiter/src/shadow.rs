@@ -850,6 +850,8 @@ impl Shadow {
     /// Moves calls from the callers' rings into the batch (`taken` from
     /// slot `from`), up to its end; forgets rings of ended threads once
     /// empty. Called with `pop_lock` held (the rings' one consumer).
+    // The pool holds boxes on purpose: they go into `taken` as raw boxes.
+    #[allow(clippy::vec_box)]
     fn take_from_rings(
         &self,
         inflight: &mut Inflight,
@@ -1370,32 +1372,12 @@ impl Shadow {
                 };
             }
             Err(CallFailure::Timeout(fault)) => {
-                let mut extra = serde_json::Map::new();
-                extra.insert("timeout_ms".into(), self.settings.timeout_ms.into());
-                if let Some(at) = (self.hooks.caller_name)(fault.pc as u64) {
-                    extra.insert("at".into(), at.into());
-                }
-                return Judgement {
-                    verdict: Verdict::ShadowTimeout,
-                    shadow: None,
-                    diffs: Vec::new(),
-                    extra,
-                    poison: Some(fault.pc),
-                };
+                let key = ("timeout_ms", self.settings.timeout_ms.into());
+                return self.failure(Verdict::ShadowTimeout, key, fault.pc);
             }
             Err(CallFailure::Fault(fault)) => {
-                let mut extra = serde_json::Map::new();
-                extra.insert("fault".into(), fault.signal_name().into());
-                if let Some(at) = (self.hooks.caller_name)(fault.pc as u64) {
-                    extra.insert("at".into(), at.into());
-                }
-                return Judgement {
-                    verdict: Verdict::ShadowFault,
-                    shadow: None,
-                    diffs: Vec::new(),
-                    extra,
-                    poison: Some(fault.pc),
-                };
+                let key = ("fault", fault.signal_name().into());
+                return self.failure(Verdict::ShadowFault, key, fault.pc);
             }
             Err(_) => return Judgement::unmirrored(),
         };
@@ -1434,6 +1416,24 @@ impl Shadow {
         }
         let diffs = judge(&f.sig, &f.comparator, &inv.primary, &shadow);
         Judgement::of(diffs, shadow)
+    }
+
+    /// A call that faulted or timed out at `pc` in the new build: its
+    /// verdict, with `key` and where it happened (`at`) for the record; the
+    /// namespace is poisoned.
+    fn failure(&self, verdict: Verdict, key: (&str, serde_json::Value), pc: usize) -> Judgement {
+        let mut extra = serde_json::Map::new();
+        extra.insert(key.0.into(), key.1);
+        if let Some(at) = (self.hooks.caller_name)(pc as u64) {
+            extra.insert("at".into(), at.into());
+        }
+        Judgement {
+            verdict,
+            shadow: None,
+            diffs: Vec::new(),
+            extra,
+            poison: Some(pc),
+        }
     }
 
     /// The verdict record of a judged invocation.

@@ -406,6 +406,24 @@ pub struct ThreadState {
     arm: Cell<Option<(&'static AtomicBool, bool)>>,
 }
 
+impl ThreadState {
+    /// A thread's state before its first boundary call.
+    const fn new() -> ThreadState {
+        ThreadState {
+            entry_errno: Cell::new(0),
+            primary_errno: Cell::new(0),
+            rng: Cell::new(0),
+            tid: Cell::new(0),
+            pending: RefCell::new(None),
+            ring_pending: Cell::new(None),
+            inflight_ctx: Cell::new(0),
+            thrown: RefCell::new(None),
+            counts: RefCell::new(None),
+            arm: Cell::new(None),
+        }
+    }
+}
+
 impl Drop for ThreadState {
     /// The thread's state is going away (its thread-locals are destroyed):
     /// the fast path must not count into the counters about to be freed,
@@ -419,20 +437,7 @@ impl Drop for ThreadState {
 }
 
 thread_local! {
-    static STATE: ThreadState = const {
-        ThreadState {
-            entry_errno: Cell::new(0),
-            primary_errno: Cell::new(0),
-            rng: Cell::new(0),
-            tid: Cell::new(0),
-            pending: RefCell::new(None),
-            ring_pending: Cell::new(None),
-            inflight_ctx: Cell::new(0),
-            thrown: RefCell::new(None),
-            counts: RefCell::new(None),
-            arm: Cell::new(None),
-        }
-    };
+    static STATE: ThreadState = const { ThreadState::new() };
 }
 
 /// The current thread's state; `None` while the thread is being torn down
@@ -856,18 +861,7 @@ mod tests {
 
     /// A fresh thread's state (its FastTls is zero: not armed).
     fn fresh_state() -> ThreadState {
-        ThreadState {
-            entry_errno: Cell::new(0),
-            primary_errno: Cell::new(0),
-            rng: Cell::new(0),
-            tid: Cell::new(0),
-            pending: RefCell::new(None),
-            ring_pending: Cell::new(None),
-            inflight_ctx: Cell::new(0),
-            thrown: RefCell::new(None),
-            counts: RefCell::new(None),
-            arm: Cell::new(None),
-        }
+        ThreadState::new()
     }
 
     #[test]

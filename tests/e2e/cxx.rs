@@ -13,7 +13,7 @@ use crate::harness::*;
 
 /// Expected counts per declaration (cxx-fixtures/shapes.mk lists the
 /// differences): (declaration, calls, match, mismatch, shadow_fault).
-const SHAPES_APP: &[(&str, u64, u64, u64, u64)] = &[
+pub(crate) const SHAPES_APP: &[(&str, u64, u64, u64, u64)] = &[
     ("Rect::Rect(double w, double h)", 2, 2, 0, 0),
     ("Circle::Circle(double r)", 2, 2, 0, 0),
     ("make_shape", 3, 3, 0, 0),
