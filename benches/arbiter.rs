@@ -123,23 +123,23 @@ fn queue(c: &mut Criterion) {
 /// pop; one thread here, so this is the instruction cost without the
 /// cross-core transfer), and a capture-log record encoded and framed.
 fn ring_and_log(c: &mut Criterion) {
-    use arbiter::ring::{Ring, ScalarCall, MAX_ARGS};
+    use arbiter::ring::{FnTarget, Ring, ScalarCall, GPRS, XMMS};
     use arbiter::shadow::FpEnv;
     use std::sync::atomic::AtomicU64;
     static SLOT: AtomicU64 = AtomicU64::new(0);
+    static TARGET: FnTarget = FnTarget {
+        new_fn: &SLOT,
+        func: 0,
+    };
     let ring = Ring::new(1024);
     let call = ScalarCall {
         seq: 1,
         caller: 0x1234,
-        new_fn: &SLOT,
-        args: [3; MAX_ARGS],
+        target: &TARGET,
+        fp: ScalarCall::fp_word(FpEnv::current(), false),
         ret: 7,
-        func: 0,
-        tid: 1,
-        errno_before: 0,
-        errno_after: 0,
-        watched: false,
-        fp_env: FpEnv::current(),
+        gpr: [3; GPRS],
+        xmm: [0; XMMS],
     };
     c.bench_function("ring push+pop (scalar call)", |b| {
         b.iter(|| {

@@ -24,44 +24,112 @@ use crate::shadow::FpEnv;
 
 /// Most parameters a call in a ring can have (more go the general way).
 pub const MAX_ARGS: usize = 6;
+/// Integer argument registers a slot keeps (`rdi rsi rdx rcx r8 r9`).
+pub const GPRS: usize = 6;
+/// SSE argument registers a slot keeps (the low eightbyte of `xmm0..3`):
+/// a function with a floating-point parameter in `xmm4..7` goes the
+/// general way.
+pub const XMMS: usize = 4;
 
-/// One mirrored call of a scalar function, as the caller's path left it.
+/// Where an argument at `loc` is in a slot's registers (`0..6`:
+/// `gpr[i]`, `6..10`: `xmm[i - 6]`), or `None` when a slot does not keep
+/// it (not a single register of those).
+pub fn slot_reg(loc: &crate::marshal::Loc) -> Option<u8> {
+    use crate::marshal::{Loc, Reg};
+    match loc {
+        Loc::Regs(r) if r.len() == 1 => match r[0] {
+            Reg::Gpr(g) if (g as usize) < GPRS => Some(g as u8),
+            Reg::Sse(x) if (x as usize) < XMMS => Some(GPRS as u8 + x as u8),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The bits of the register `reg` ([`slot_reg`]) among `gpr` and `xmm`.
+#[inline]
+pub fn reg_bits(gpr: &[u64; GPRS], xmm: &[u64; XMMS], reg: u8) -> u64 {
+    match reg as usize {
+        g if g < GPRS => gpr[g],
+        x => xmm[x - GPRS],
+    }
+}
+
+/// What a slot says of the function called: one per wrapper (a function
+/// and symbol version), leaked by whoever makes it, so that a slot names
+/// it with one word.
+#[repr(C)]
+#[derive(Debug)]
+pub struct FnTarget {
+    /// The new build's function ([`crate::shadow::Invocation::new_fn`]).
+    pub new_fn: &'static AtomicU64,
+    /// Index of the function.
+    pub func: u32,
+}
+
+/// `ScalarCall::fp` bit: the old build's outgoing calls were watched (and
+/// there were none).
+pub const FP_WATCHED: u64 = 1 << 48;
+
+/// One mirrored call of a scalar function, as the caller's path left it:
+/// the argument registers as the application passed them (the shadow maps
+/// them to parameters with the function's layout), the return register,
+/// and what the shadow needs to make the same call. `#[repr(C)]`: the
+/// wrapper's assembly writes it field by field (offsets checked in
+/// `shim/src/wrapper.rs`).
+#[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ScalarCall {
     /// Sequence number of the call.
     pub seq: u64,
     /// Return address in the application.
     pub caller: u64,
-    /// The new build's function ([`crate::shadow::Invocation::new_fn`]).
-    pub new_fn: &'static AtomicU64,
-    /// Each parameter's bits, as the wrapper read them.
-    pub args: [u64; MAX_ARGS],
-    /// The primary's return value's bits (0 for `void`).
+    /// The function called.
+    pub target: &'static FnTarget,
+    /// The caller's floating-point control state: MXCSR in bits 0..32,
+    /// the x87 control word in bits 32..48, [`FP_WATCHED`].
+    pub fp: u64,
+    /// The primary's return register (`rax`, or `xmm0`'s low eightbyte
+    /// for a floating-point result; 0 for `void`).
     pub ret: u64,
-    /// Index of the function.
-    pub func: u32,
-    /// Calling thread.
-    pub tid: u32,
-    /// `errno` when the call was made.
-    pub errno_before: i32,
-    /// `errno` the primary left (meaningful when errno is compared).
-    pub errno_after: i32,
-    /// The old build's outgoing calls were watched (and there were none).
-    pub watched: bool,
-    /// The caller's floating-point control state.
-    pub fp_env: FpEnv,
+    /// `rdi rsi rdx rcx r8 r9` at the call.
+    pub gpr: [u64; GPRS],
+    /// The low eightbyte of `xmm0..3` at the call.
+    pub xmm: [u64; XMMS],
 }
 
-/// 128 bytes: two cache lines.
-#[repr(align(64))]
-struct Slot {
+impl ScalarCall {
+    /// The caller's floating-point control state.
+    pub fn fp_env(&self) -> FpEnv {
+        FpEnv {
+            mxcsr: self.fp as u32,
+            x87_cw: (self.fp >> 32) as u16,
+        }
+    }
+
+    /// [`ScalarCall::fp`] of an environment and the watched flag.
+    pub fn fp_word(env: FpEnv, watched: bool) -> u64 {
+        env.mxcsr as u64 | (env.x87_cw as u64) << 32 | if watched { FP_WATCHED } else { 0 }
+    }
+
+    /// Whether the old build's outgoing calls were watched.
+    pub fn watched(&self) -> bool {
+        self.fp & FP_WATCHED != 0
+    }
+}
+
+/// 128 bytes: two cache lines. `#[repr(C)]`: the wrapper's assembly
+/// writes slots (the call at offset 8).
+#[repr(C, align(64))]
+pub struct Slot {
     /// `position + 1` once the slot holds the call of that position.
     stamp: AtomicU64,
     call: UnsafeCell<MaybeUninit<ScalarCall>>,
 }
 
 /// The producer's side, on a line of its own.
-struct Producer {
+#[repr(C)]
+pub struct Producer {
     /// Next position to write.
     tail: Cell<u64>,
     /// The consumer's position when last read.
@@ -69,12 +137,46 @@ struct Producer {
 }
 
 /// A bounded single-producer single-consumer ring of [`ScalarCall`]s.
+/// `#[repr(C)]`: the wrapper's assembly pushes into it ([`RING_LAYOUT`]).
+#[repr(C)]
 pub struct Ring {
-    slots: Box<[Slot]>,
+    /// The first slot.
+    slots: *mut Slot,
+    /// Slots - 1 (a power of two - 1).
     mask: u64,
     producer: CachePadded<Producer>,
     /// Next position to read; stored by the consumer after each read.
     head: CachePadded<AtomicU64>,
+    /// Owns the slots (`slots` points into it).
+    _owner: Box<[Slot]>,
+}
+
+/// Byte offsets the wrapper's assembly uses to push into a [`Ring`]
+/// without calling Rust: (slots pointer, mask, producer's tail, producer's
+/// cached head, consumer's head, a slot's call).
+pub const RING_LAYOUT: RingLayout = RingLayout {
+    slots: std::mem::offset_of!(Ring, slots),
+    mask: std::mem::offset_of!(Ring, mask),
+    tail: std::mem::offset_of!(Ring, producer) + std::mem::offset_of!(Producer, tail),
+    cached_head: std::mem::offset_of!(Ring, producer) + std::mem::offset_of!(Producer, cached_head),
+    head: std::mem::offset_of!(Ring, head),
+    call: std::mem::offset_of!(Slot, call),
+};
+
+/// See [`RING_LAYOUT`].
+pub struct RingLayout {
+    /// `Ring::slots`.
+    pub slots: usize,
+    /// `Ring::mask`.
+    pub mask: usize,
+    /// The producer's next position.
+    pub tail: usize,
+    /// The producer's copy of the consumer's position.
+    pub cached_head: usize,
+    /// The consumer's position.
+    pub head: usize,
+    /// The call in a [`Slot`] (its stamp is at 0).
+    pub call: usize,
 }
 
 // SAFETY: the producer's cells are touched only by the one producing
@@ -89,15 +191,17 @@ impl Ring {
     /// A ring of `capacity` slots (rounded up to a power of two, at least 2).
     pub fn new(capacity: usize) -> Ring {
         let cap = capacity.clamp(2, 1 << 20).next_power_of_two();
+        let mut owner: Box<[Slot]> = (0..cap)
+            .map(|i| Slot {
+                // Position i is written when the stamp is i + 1: start
+                // one lap behind (no slot looks full).
+                stamp: AtomicU64::new((i as u64 + 1).wrapping_sub(cap as u64)),
+                call: UnsafeCell::new(MaybeUninit::uninit()),
+            })
+            .collect();
         Ring {
-            slots: (0..cap)
-                .map(|i| Slot {
-                    // Position i is written when the stamp is i + 1: start
-                    // one lap behind (no slot looks full).
-                    stamp: AtomicU64::new((i as u64 + 1).wrapping_sub(cap as u64)),
-                    call: UnsafeCell::new(MaybeUninit::uninit()),
-                })
-                .collect(),
+            slots: owner.as_mut_ptr(),
+            _owner: owner,
             mask: cap as u64 - 1,
             producer: CachePadded::new(Producer {
                 tail: Cell::new(0),
@@ -109,7 +213,15 @@ impl Ring {
 
     /// Slots in the ring.
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.mask as usize + 1
+    }
+
+    /// The slot of position `pos`.
+    #[inline]
+    fn slot(&self, pos: u64) -> &Slot {
+        // SAFETY: `pos & mask` is below the number of slots, which live as
+        // long as the ring (`_owner`).
+        unsafe { &*self.slots.add((pos & self.mask) as usize) }
     }
 
     /// Appends a call; `false` when the ring is full (the caller counts it
@@ -130,7 +242,7 @@ impl Ring {
                 return false;
             }
         }
-        let slot = &self.slots[(t & self.mask) as usize];
+        let slot = self.slot(t);
         // SAFETY: position t - capacity was read (head > t - capacity, read
         // with Acquire above or earlier): nobody reads this slot until its
         // stamp says t + 1.
@@ -158,7 +270,7 @@ impl Ring {
     #[inline]
     pub unsafe fn pop(&self) -> Option<ScalarCall> {
         let h = self.head.load(Ordering::Relaxed);
-        let slot = &self.slots[(h & self.mask) as usize];
+        let slot = self.slot(h);
         if slot.stamp.load(Ordering::Acquire) != h + 1 {
             return None;
         }
@@ -183,7 +295,7 @@ impl Ring {
         let start = self.head.load(Ordering::Relaxed);
         let mut h = start;
         while ((h - start) as usize) < max {
-            let slot = &self.slots[(h & self.mask) as usize];
+            let slot = self.slot(h);
             if slot.stamp.load(Ordering::Acquire) != h + 1 {
                 break;
             }
@@ -201,7 +313,7 @@ impl Ring {
     /// Whether a call is waiting (consumer's view).
     pub fn has_waiting(&self) -> bool {
         let h = self.head.load(Ordering::Relaxed);
-        self.slots[(h & self.mask) as usize]
+        self.slot(h)
             .stamp
             .load(Ordering::Acquire)
             == h + 1
@@ -213,29 +325,41 @@ mod tests {
     use super::*;
 
     static SLOT: AtomicU64 = AtomicU64::new(0);
+    static TARGET: FnTarget = FnTarget {
+        new_fn: &SLOT,
+        func: 0,
+    };
 
     fn call(seq: u64) -> ScalarCall {
         ScalarCall {
             seq,
             caller: 0,
-            new_fn: &SLOT,
-            args: [seq; MAX_ARGS],
+            target: &TARGET,
+            fp: 0,
             ret: seq * 2,
-            func: 0,
-            tid: 0,
-            errno_before: 0,
-            errno_after: 0,
-            watched: false,
-            fp_env: FpEnv {
-                mxcsr: 0,
-                x87_cw: 0,
-            },
+            gpr: [seq; GPRS],
+            xmm: [seq; XMMS],
         }
     }
 
     #[test]
     fn a_slot_is_two_cache_lines() {
         assert_eq!(std::mem::size_of::<Slot>(), 128);
+        assert_eq!(RING_LAYOUT.call, 8);
+    }
+
+    #[test]
+    fn fp_word_round_trips() {
+        let env = FpEnv {
+            mxcsr: 0x1f80,
+            x87_cw: 0x037f,
+        };
+        for watched in [false, true] {
+            let mut c = call(1);
+            c.fp = ScalarCall::fp_word(env, watched);
+            assert_eq!(c.fp_env(), env);
+            assert_eq!(c.watched(), watched);
+        }
     }
 
     #[test]
@@ -299,7 +423,7 @@ mod tests {
             // SAFETY: this thread is the only consumer.
             if let Some(c) = unsafe { r.pop() } {
                 assert_eq!(c.seq, next);
-                assert_eq!(c.args, [next; MAX_ARGS]);
+                assert_eq!((c.gpr, c.xmm), ([next; GPRS], [next; XMMS]));
                 next += 1;
             }
         }

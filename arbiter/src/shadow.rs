@@ -43,6 +43,22 @@ const IDLE_PARK: Duration = Duration::from_millis(1);
 /// added to the summary's (one `judged` lock per batch; a recorded verdict
 /// is counted and written at once).
 const BATCH: usize = 32;
+/// Every call takes the general path (captured values, the process-wide
+/// queue), rings and the wrapper's ring path never: set from
+/// `DDL_CALLER_PATH=general` (the tests run every fixture both ways and
+/// expect the same verdicts).
+static GENERAL_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Makes every mirrored call take the general path (`true`), or lets the
+/// calls of scalar functions take their thread's ring (`false`, the
+/// default). Set before the first call.
+pub fn use_general_path(on: bool) {
+    GENERAL_ONLY.store(on, Ordering::Relaxed);
+}
+
+/// A ring's producer wakes a sleeping shadow when its call's sequence
+/// number is a multiple of this (the wrapper's assembly tests the low bits).
+pub const WAKE_BATCH: u64 = BATCH as u64;
 /// Slots of each calling thread's ring of scalar invocations (at most
 /// `queue`): 1024 × 128 bytes.
 const RING_SLOTS: usize = 1024;
@@ -63,6 +79,33 @@ struct Facts {
     quick: bool,
     /// `errno` is compared.
     errno: bool,
+    /// A scalar function whose calls go through the callers' rings
+    /// ([`Shadow::takes_ring`]): at most [`MAX_ARGS`] parameters, each in
+    /// one of the registers a slot keeps, a result in `rax`/`xmm0` or none,
+    /// `errno` not compared.
+    ring: bool,
+    /// For a ring function: where each parameter is in a slot (`0..6`:
+    /// `gpr[i]`, `6..10`: `xmm[i - 6]`).
+    regs: [u8; MAX_ARGS],
+}
+
+/// Where each parameter of a scalar function is in a ring's slot
+/// ([`Facts::regs`]), or `None` when one is not in the registers a slot
+/// keeps (or the result is not in `rax`/`xmm0`).
+fn ring_regs(f: &BoundaryFn) -> Option<[u8; MAX_ARGS]> {
+    use crate::marshal::{Loc, Reg};
+    if f.sig.params.len() > MAX_ARGS {
+        return None;
+    }
+    let mut regs = [0u8; MAX_ARGS];
+    for (i, loc) in f.layout.args.iter().enumerate() {
+        regs[i] = crate::ring::slot_reg(loc)?;
+    }
+    match &f.layout.ret {
+        Loc::None => Some(regs),
+        Loc::Regs(r) if r.len() == 1 && matches!(r[0], Reg::Gpr(0) | Reg::Sse(0)) => Some(regs),
+        _ => None,
+    }
 }
 
 impl Facts {
@@ -81,10 +124,18 @@ impl Facts {
                     f.comparator.spec_for("ret", ret_float),
                     Spec::Exact | Spec::Ulps(_) | Spec::Ignore
                 ));
+        let errno = f.comparator.errno_spec().is_some();
+        let regs = if scalar && !errno && !f.wants_errno {
+            ring_regs(f)
+        } else {
+            None
+        };
         Facts {
             scalar,
             quick,
-            errno: f.comparator.errno_spec().is_some(),
+            errno,
+            ring: regs.is_some(),
+            regs: regs.unwrap_or_default(),
         }
     }
 }
@@ -307,6 +358,8 @@ struct CountBlock {
     /// The thread has ended with calls still in its ring: the consumer
     /// folds its counts in and forgets it once the ring is empty.
     retired: AtomicBool,
+    /// The thread's id (its ring's calls were made on it).
+    tid: u32,
 }
 
 impl CountBlock {
@@ -361,15 +414,27 @@ impl ThreadCounts {
         if unsafe { self.block.ring.push(call) } {
             // A sleeping shadow is woken once a batch has piled up (it
             // also wakes by itself every millisecond).
-            if call.seq.is_multiple_of(BATCH as u64) && self.shadow.sleeping.load(Ordering::Relaxed)
+            if call.seq.is_multiple_of(WAKE_BATCH) && self.shadow.sleeping.load(Ordering::Relaxed)
             {
                 self.shadow.wake();
             }
             return true;
         }
         // This thread's own counter: no locked instruction on a shared line.
-        bump(&self.block.dropped[call.func as usize]);
+        bump(&self.block.dropped[call.target.func as usize]);
         false
+    }
+
+    /// What the wrapper's assembly needs to count and push for this
+    /// thread without calling Rust: its `calls` and `dropped` counters
+    /// (arrays indexed by function) and its ring. They live as long as
+    /// this `ThreadCounts`.
+    pub fn raw_parts(&self) -> (*const AtomicU64, *const AtomicU64, *const Ring) {
+        (
+            self.block.calls.as_ptr(),
+            self.block.dropped.as_ptr(),
+            &self.block.ring,
+        )
     }
 }
 
@@ -765,6 +830,8 @@ impl Shadow {
             sampled_out: (0..n).map(|_| AtomicU64::new(0)).collect(),
             ring: Ring::new(self.settings.queue.min(RING_SLOTS)),
             retired: AtomicBool::new(false),
+            // SAFETY: gettid has no preconditions.
+            tid: unsafe { libc::gettid() } as u32,
         });
         self.live.lock().unwrap().push(Arc::clone(&block));
         ThreadCounts {
@@ -775,37 +842,63 @@ impl Shadow {
     }
 
     /// Whether mirrored calls of `func` go through the caller's ring
-    /// ([`ThreadCounts::submit_scalar`]): a scalar function of at most
-    /// [`MAX_ARGS`] parameters.
+    /// ([`ThreadCounts::submit_scalar`]): a scalar function whose
+    /// arguments are all in the registers a slot keeps, its result in
+    /// `rax`/`xmm0` (or none), `errno` not compared ([`Facts::ring`]).
     #[inline]
     pub fn takes_ring(&self, func: u32) -> bool {
-        self.facts[func as usize].scalar
-            && self.functions[func as usize].sig.params.len() <= MAX_ARGS
+        self.facts[func as usize].ring && !GENERAL_ONLY.load(Ordering::Relaxed)
+    }
+
+    /// What the wrapper's assembly needs to take a sequence number, see
+    /// whether mirroring stopped and whether the shadow sleeps: the
+    /// process-wide `seq` counter (the next number is one more than what
+    /// `fetch_add(1)` returns), the `stopped` flag and the `sleeping`
+    /// flag. They live as long as the shadow.
+    pub fn raw_flags(&self) -> (*const AtomicU64, *const AtomicBool, *const AtomicBool) {
+        (&*self.seq, &self.stopped, &*self.sleeping)
+    }
+
+    /// Wakes the shadow thread if it sleeps (the assembly's push does it
+    /// once a batch has piled up).
+    pub fn wake_if_sleeping(&self) {
+        if self.sleeping.load(Ordering::Relaxed) {
+            self.wake();
+        }
     }
 
     /// The invocation a ring's call stands for (what the general path
     /// would have captured). Reuses `reuse` (a judged invocation of a scalar function: its
     /// vectors hold no data, only capacity) when given: the shadow then
     /// allocates nothing per ring call.
-    fn invocation_into(&self, c: ScalarCall, reuse: Option<Box<Invocation>>) -> Box<Invocation> {
-        let f = &self.functions[c.func as usize];
-        let values = f.sig.params.iter().zip(c.args).map(|(p, bits)| match p.ty {
-            Type::Scalar(s) => Value::scalar_from_bits(s, bits),
-            _ => Value::Opaque(bits),
+    fn invocation_into(
+        &self,
+        c: ScalarCall,
+        tid: u32,
+        reuse: Option<Box<Invocation>>,
+    ) -> Box<Invocation> {
+        let func = c.target.func;
+        let f = &self.functions[func as usize];
+        let regs = self.facts[func as usize].regs;
+        let values = f.sig.params.iter().zip(regs).map(|(p, r)| {
+            let bits = crate::ring::reg_bits(&c.gpr, &c.xmm, r);
+            match p.ty {
+                Type::Scalar(s) => Value::scalar_from_bits(s, bits),
+                _ => Value::Opaque(bits),
+            }
         });
         let ret = match f.sig.ret {
             Type::Scalar(s) => Value::scalar_from_bits(s, c.ret),
             _ => Value::None,
         };
-        let errno = f.wants_errno.then_some(c.errno_after);
-        let outgoing = c.watched.then(Vec::new);
+        let outgoing = c.watched().then(Vec::new);
         match reuse {
             Some(mut inv) => {
                 inv.seq = c.seq;
-                inv.func = c.func;
-                inv.tid = c.tid;
+                inv.func = func;
+                inv.tid = tid;
                 inv.caller = c.caller;
-                inv.new_fn = c.new_fn;
+                inv.new_fn = c.target.new_fn;
                 inv.inputs.values.clear();
                 inv.inputs.values.extend(values);
                 inv.inputs.counts.clear();
@@ -813,20 +906,20 @@ impl Shadow {
                 inv.inputs.structs.clear();
                 inv.primary.ret = ret;
                 inv.primary.outputs.clear();
-                inv.primary.errno = errno;
+                inv.primary.errno = None;
                 inv.primary.exception = None;
                 inv.primary.outgoing = outgoing;
-                inv.errno_before = c.errno_before;
+                inv.errno_before = 0;
                 inv.deleting = false;
-                inv.fp_env = c.fp_env;
+                inv.fp_env = c.fp_env();
                 inv
             }
             None => Box::new(Invocation {
                 seq: c.seq,
-                func: c.func,
-                tid: c.tid,
+                func,
+                tid,
                 caller: c.caller,
-                new_fn: c.new_fn,
+                new_fn: c.target.new_fn,
                 inputs: Inputs {
                     values: values.collect(),
                     counts: Vec::new(),
@@ -836,13 +929,13 @@ impl Shadow {
                 primary: Outcome {
                     ret,
                     outputs: Vec::new(),
-                    errno,
+                    errno: None,
                     exception: None,
                     outgoing,
                 },
-                errno_before: c.errno_before,
+                errno_before: 0,
                 deleting: false,
-                fp_env: c.fp_env,
+                fp_env: c.fp_env(),
             }),
         }
     }
@@ -868,8 +961,8 @@ impl Shadow {
             // SAFETY: the consumer side, under `pop_lock`.
             unsafe {
                 b.ring.pop_batch(room, |c| {
-                    inflight.funcs.push(c.func);
-                    let inv = self.invocation_into(c, pool.pop());
+                    inflight.funcs.push(c.target.func);
+                    let inv = self.invocation_into(c, b.tid, pool.pop());
                     self.taken[from].store(Box::into_raw(inv), Ordering::Relaxed);
                     from += 1;
                 })
@@ -1542,7 +1635,7 @@ impl Shadow {
         for b in self.live.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             // SAFETY: the consumer side, under `pop_lock`.
             while let Some(c) = unsafe { b.ring.pop() } {
-                self.caller[c.func as usize]
+                self.caller[c.target.func as usize]
                     .dropped
                     .fetch_add(1, Ordering::Relaxed);
             }

@@ -114,6 +114,12 @@ pub fn patched() -> bool {
     PATCHED.load(Ordering::Acquire)
 }
 
+/// The flag [`patched`] reads, for the wrapper's assembly ring path
+/// (which records it in each slot).
+pub fn patched_flag() -> &'static AtomicBool {
+    &PATCHED
+}
+
 /// Observed calls not recorded because the thread's list was full
 /// ([`MAX_PENDING`]).
 pub fn observed_dropped() -> u64 {
@@ -160,6 +166,7 @@ fn commit(function: &str, target: &Target, cap: &Capture) {
         hash: cap.hash,
         head: cap.kept[..cap.kept_len].to_vec(),
     };
+    crate::wrapper::note_observed();
     let _ = OBSERVED.try_with(|c| {
         let mut v = c.borrow_mut();
         if v.len() < MAX_PENDING {

@@ -18,7 +18,7 @@ use arbiter::invoke::Invoker;
 use arbiter::marshal::{
     capture_inputs, capture_outputs, raw_arg, raw_ret, Frame, Inputs, Layout, Raw,
 };
-use arbiter::ring::{ScalarCall, MAX_ARGS};
+use arbiter::ring::{ScalarCall, GPRS, XMMS};
 use arbiter::shadow::{BoundaryFn, CxxFn, FpEnv, Invocation, Shadow, ShadowHooks, ShadowSettings};
 
 use crate::elf::{self, LoadedObject, ObjectInfo};
@@ -169,6 +169,11 @@ pub fn boot() {
     // too, and expect the same verdicts as with the specialised ones.
     if std::env::var_os("DDL_SHADOW_CALLS").is_some_and(|v| v == "libffi") {
         arbiter::invoke::use_generic_calls(true);
+    }
+    // And with every call on the caller's general path (no ring, no
+    // assembly ring path).
+    if std::env::var_os("DDL_CALLER_PATH").is_some_and(|v| v == "general") {
+        arbiter::shadow::use_general_path(true);
     }
     let config = match Config::load(Path::new(&path)) {
         Ok(c) => c,
@@ -816,6 +821,7 @@ fn ensure_wrappers(
             copy_bytes: f.layout.stack_bytes as u64,
             func: sym.func,
             deleting: sym.deleting,
+            cxx: name.starts_with("_Z"),
         });
         fresh.push(((name, ver), target));
     }
@@ -1067,26 +1073,33 @@ pub struct Pending {
 }
 
 /// A mirrored call of a function that takes the ring, between the pre and
-/// the post hook: its argument bits ([`Shadow::takes_ring`]).
+/// the post hook (the arguments stay in the entry's frame), or one the
+/// ring path handed over ([`ring_call_pending`]).
 #[derive(Clone, Copy)]
 pub struct RingPending {
     seq: u64,
     caller: u64,
     errno_before: i32,
     fp_env: FpEnv,
-    args: [u64; MAX_ARGS],
+    gpr: [u64; GPRS],
+    xmm: [u64; XMMS],
 }
 
 impl RingPending {
     /// The general path's `Pending` for the same call (when it cannot take
     /// the ring after all: outgoing calls, an exception).
-    fn widen(self, sig: &arbiter::types::Signature) -> Pending {
-        let raw: SmallVec<[Raw; 8]> = self.args[..sig.params.len()]
+    fn widen(self, f: &arbiter::shadow::BoundaryFn) -> Pending {
+        let raw: SmallVec<[Raw; 8]> = f
+            .layout
+            .args
             .iter()
-            .map(|b| Raw::Bits(*b))
+            .map(|loc| {
+                let reg = arbiter::ring::slot_reg(loc).unwrap_or(0);
+                Raw::Bits(arbiter::ring::reg_bits(&self.gpr, &self.xmm, reg))
+            })
             .collect();
         // SAFETY: a ring function's inputs are bits: no pointer is read.
-        let inputs = unsafe { capture_inputs(sig, &raw) };
+        let inputs = unsafe { capture_inputs(&f.sig, &raw) };
         Pending {
             seq: self.seq,
             errno_before: self.errno_before,
@@ -1095,6 +1108,48 @@ impl RingPending {
             caller: self.caller,
             fp_env: self.fp_env,
         }
+    }
+}
+
+/// The argument registers a ring slot keeps, from an entry's frame.
+fn frame_regs(frame: &Frame) -> ([u64; GPRS], [u64; XMMS]) {
+    let gpr: [u64; GPRS] = frame.gpr;
+    let xmm: [u64; XMMS] = std::array::from_fn(|i| frame.xmm[i][0]);
+    (gpr, xmm)
+}
+
+/// The ring path's call (in `frame`, with the FP control word `fp`) goes
+/// the general way (its old build made outgoing calls): it becomes this
+/// thread's pending ring call, which `after_call` widens.
+pub fn ring_call_pending(t: &ThreadState, frame: &Frame, fp: u64) {
+    let Some(s) = session() else { return };
+    let (gpr, xmm) = frame_regs(frame);
+    t.ring_pending.set(Some(RingPending {
+        seq: s.shadow.next_seq(),
+        caller: frame.ret_addr,
+        errno_before: 0,
+        fp_env: FpEnv {
+            mxcsr: fp as u32,
+            x87_cw: (fp >> 32) as u16,
+        },
+        gpr,
+        xmm,
+    }));
+}
+
+/// The name of boundary function `func` as the report keys it.
+pub fn function_name(func: u32) -> String {
+    session()
+        .and_then(|s| s.shadow.functions().get(func as usize))
+        .map(|f| f.name.clone())
+        .unwrap_or_default()
+}
+
+/// Wakes the shadow thread if it sleeps (the ring path, once a batch has
+/// piled up).
+pub fn wake_shadow() {
+    if let Some(s) = session() {
+        s.shadow.wake_if_sleeping();
     }
 }
 
@@ -1129,18 +1184,27 @@ pub fn before_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) -> bool {
     let seq = s.shadow.next_seq();
     let f = &s.shadow.functions()[ctx.func as usize];
     if s.shadow.takes_ring(ctx.func) {
-        let mut args = [0u64; MAX_ARGS];
-        for (i, a) in args.iter_mut().enumerate().take(f.sig.params.len()) {
-            // SAFETY: the frame was filled by the entry for a call of this function.
-            *a = unsafe { raw_arg(frame, &f.layout, &f.sig, i) }.bits();
+        if s.threshold == u64::MAX && f.per_call_sampling {
+            // Every call is mirrored: the wrapper's later calls take the
+            // assembly ring path (C functions only: `FnCtx::cxx`).
+            crate::wrapper::arm_ring(
+                t,
+                crate::wrapper::RingArm {
+                    ret_sse: matches!(f.sig.ret, arbiter::types::Type::Scalar(sc) if sc.is_float()),
+                    flags: s.shadow.raw_flags(),
+                    watched: crate::observe::patched_flag(),
+                },
+            );
         }
         crate::observe::discard_observed();
+        let (gpr, xmm) = frame_regs(frame);
         t.ring_pending.set(Some(RingPending {
             seq,
             caller: frame.ret_addr,
             errno_before: t.entry_errno.get(),
             fp_env: FpEnv::current(),
-            args,
+            gpr,
+            xmm,
         }));
         return true;
     }
@@ -1177,20 +1241,16 @@ pub fn after_call(ctx: &'static FnCtx, frame: &Frame, t: &ThreadState) {
                 c.submit_scalar(ScalarCall {
                     seq: r.seq,
                     caller: r.caller,
-                    new_fn: &ctx.new_fn,
-                    args: r.args,
+                    target: crate::wrapper::ring_target(ctx),
+                    fp: ScalarCall::fp_word(r.fp_env, outgoing.is_some()),
                     ret: ret.bits(),
-                    func: ctx.func,
-                    tid: tid(t),
-                    errno_before: r.errno_before,
-                    errno_after: t.primary_errno.get(),
-                    watched: outgoing.is_some(),
-                    fp_env: r.fp_env,
+                    gpr: r.gpr,
+                    xmm: r.xmm,
                 });
             }
             return;
         }
-        *t.pending.borrow_mut() = Some(r.widen(&f.sig));
+        *t.pending.borrow_mut() = Some(r.widen(f));
     }
     let Some(p) = t.pending.borrow_mut().take() else {
         return;
@@ -1225,7 +1285,7 @@ pub fn after_throw(ctx: &'static FnCtx, t: &ThreadState, ex: arbiter::compare::E
     let Some(s) = session() else { return };
     let f = &s.shadow.functions()[ctx.func as usize];
     if let Some(r) = t.ring_pending.take() {
-        *t.pending.borrow_mut() = Some(r.widen(&f.sig));
+        *t.pending.borrow_mut() = Some(r.widen(f));
     }
     let Some(p) = t.pending.borrow_mut().take() else {
         return;

@@ -17,10 +17,28 @@
 //!   summary counts each as a call and a skip), forward.
 //!
 //! Forwarding is a tail jump to the old function, which returns straight
-//! to the application: DDL is then off the call entirely. Everything else
-//! (the first calls of a wrapper or a thread, a drawn call, a function
-//! every call of which is mirrored, a busy thread whose mirrored call may
-//! have been abandoned) takes the **slow path**: the entry saves every
+//! to the application: DDL is then off the call entirely.
+//!
+//! A drawn call of a wrapper armed for it takes the **ring path**, also
+//! without calling Rust: a scalar C function whose calls go through the
+//! callers' rings (`Shadow::takes_ring`: its arguments in `rdi..r9` and
+//! the low eightbyte of `xmm0..3`, its result in `rax`/`xmm0`) when every
+//! call is mirrored (sampling 1). The entry counts the call in the
+//! thread's `calls[func]`, saves the argument registers and the FP control
+//! state in a frame, marks the thread busy and the frame in flight (as the
+//! slow path does), calls the old function, takes a sequence number and
+//! writes one 128-byte slot of the thread's ring field by field
+//! (`arbiter::ring::Ring::push`'s protocol: the stamp last), then returns
+//! the result. A full ring counts the call in `dropped[func]`. When the
+//! old build made outgoing calls during the call (`observe`), the call is
+//! handed to the general path instead (`ddl_ring_outgoing`), which carries
+//! them. The thread stays busy until the slot is published, so that a
+//! signal handler's boundary call never pushes into the ring under it.
+//!
+//! Everything else (the first calls of a wrapper or a thread, a drawn call
+//! of a function not armed for the ring path, a function every call of
+//! which is mirrored, a busy thread whose mirrored call may have been
+//! abandoned) takes the **slow path**: the entry saves every
 //! argument register into a [`Frame`] and asks `ddl_wrapper_pre`, which may
 //! still forward, or mirror: copy the stack arguments down, call the old
 //! function, save its return registers, call `ddl_wrapper_post` to capture
@@ -47,8 +65,11 @@ use std::mem::{offset_of, size_of};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
 use arbiter::marshal::Frame;
+use arbiter::ring::{FnTarget, ScalarCall, FP_WATCHED, RING_LAYOUT};
 
 /// Per-wrapper context: one per (boundary function, symbol version).
+/// Made only by [`make_thunks`]'s callers and handed to it: every `FnCtx`
+/// DDL uses is the first field of a leaked [`Wrapped`].
 #[repr(C)]
 pub struct FnCtx {
     /// Address of the old build's function this wrapper forwards to.
@@ -62,6 +83,9 @@ pub struct FnCtx {
     /// A C++ deleting destructor (D0): the shadow frees no storage of DDL's
     /// with the new build's `operator delete`.
     pub deleting: bool,
+    /// A C++ symbol (it may throw): never takes the assembly ring path,
+    /// whose calls an exception would leave unaccounted.
+    pub cxx: bool,
 }
 
 /// What the fast path knows of a wrapper, right after its [`FnCtx`] (the
@@ -77,9 +101,42 @@ struct FastCtx {
     /// 0: every call is mirrored (a call given a handle: its create call
     /// was sampled), or not known yet.
     per_call: AtomicU8,
+    /// 1: a drawn call takes the **ring path** (see the module's comment):
+    /// a scalar C function whose calls go through the callers' rings
+    /// (`Shadow::takes_ring`), every call mirrored (sampling 1, so a
+    /// thread's countdown stays at 1). The pointers below are set.
+    ring: AtomicU8,
+    /// 1: the result is in `xmm0` (a floating-point return), else `rax`.
+    ret_sse: AtomicU8,
     /// `func * 8`: the byte offset of this function's counter in a
-    /// thread's `sampled_out` array.
+    /// thread's `sampled_out`, `calls` and `dropped` arrays.
     counter_offset: u64,
+    /// The shadow's `seq` counter (ring path).
+    seq: AtomicPtr<AtomicU64>,
+    /// The shadow's `stopped` flag: a drawn call is then skipped (by the
+    /// slow path).
+    stopped: AtomicPtr<AtomicBool>,
+    /// The shadow's `sleeping` flag: the ring path wakes it once a batch
+    /// has piled up.
+    sleeping: AtomicPtr<AtomicBool>,
+    /// Whether the old build's outgoing calls are watched
+    /// (`observe::patched`), for the slot's [`FP_WATCHED`] bit.
+    watched: AtomicPtr<AtomicBool>,
+    /// What the ring path's slots name (the function and its new build's
+    /// address, in the [`FnCtx`] before this).
+    target: FnTarget,
+}
+
+/// What [`decide`]'s caller arms a wrapper's ring path with.
+#[derive(Clone, Copy)]
+pub struct RingArm {
+    /// The result is in `xmm0`.
+    pub ret_sse: bool,
+    /// The shadow's `seq`, `stopped` and `sleeping`
+    /// (`Shadow::raw_flags`).
+    pub flags: (*const AtomicU64, *const AtomicBool, *const AtomicBool),
+    /// `observe::patched`'s flag.
+    pub watched: &'static AtomicBool,
 }
 
 /// A wrapper's context as the thunks see it: the [`FnCtx`] the rest of DDL
@@ -99,8 +156,9 @@ struct Wrapped {
 pub struct FastTls {
     /// Calls of per-call-sampled functions left until the next drawn one,
     /// that one included: >= 2, the fast path skips this call and
-    /// decrements; 1, this call is drawn (slow path); 0, not armed (no
-    /// counters yet, or the thread's state is gone): slow path.
+    /// decrements; 1, this call is drawn (the ring path, or the slow
+    /// path); 0, not armed (no counters yet, or the thread's state is
+    /// gone): slow path.
     countdown: AtomicU64,
     /// This thread's `sampled_out[func]` counters, each a call and a skip
     /// (null until armed).
@@ -112,9 +170,19 @@ pub struct FastTls {
     inflight_at: AtomicU64,
     /// The cookie written in that frame (`Frame::_pad`).
     inflight_cookie: AtomicU64,
+    /// This thread's `calls[func]` counters (the ring path counts there).
+    calls: AtomicPtr<AtomicU64>,
+    /// This thread's `dropped[func]` counters (a full ring).
+    dropped: AtomicPtr<AtomicU64>,
+    /// This thread's ring of scalar calls (an `arbiter::ring::Ring`).
+    ring: AtomicPtr<std::ffi::c_void>,
     /// Set while this thread is inside DDL's own work or inside a mirrored
     /// boundary call: any boundary call made meanwhile is forwarded.
     busy: AtomicBool,
+    /// Set by `observe` when the old build makes an outgoing call during a
+    /// mirrored call: the ring path then hands the call to the general
+    /// path, which carries the calls.
+    observed: AtomicBool,
 }
 
 /// Bytes from the entry's `rsp` down to the slow path's [`Frame`]: `rbp`,
@@ -194,7 +262,8 @@ std::arch::global_asm!(
     "cmp byte ptr [r11 + {fast_per_call}], 0",
     "je 5f", // every call of this function is mirrored
     "cmp qword ptr fs:[r10 + {t_countdown}], 1",
-    "jbe 5f", // 1: this call is drawn; 0: the thread is not armed
+    "jb 5f", // 0: the thread is not armed
+    "je 8f", // 1: this call is drawn
     "dec qword ptr fs:[r10 + {t_countdown}]",
     // Sampled out: sampled_out[func] += 1, a call and a skip (a counter
     // only this thread writes; the summary reads it with relaxed loads,
@@ -312,10 +381,226 @@ std::arch::global_asm!(
     "leave",
     ".cfi_def_cfa rsp, 8",
     "ret",
+    // --- ring path: a drawn call of a wrapper armed for it (`FastCtx::ring`).
+    // r11 = the Wrapped, r10 = the FastTls offset; rax is free (no
+    // variadic function takes the ring) and borrowed through the red zone
+    // until mirroring is known not to have stopped.
+    ".cfi_restore rbp",
+    ".cfi_restore rbx",
+    "8:",
+    "cmp byte ptr [r11 + {fast_ring}], 0",
+    "je 5b",
+    "mov qword ptr [rsp - 8], rax",
+    "mov rax, qword ptr [r11 + {fast_stopped}]",
+    "cmp byte ptr [rax], 0",
+    "mov rax, qword ptr [rsp - 8]",
+    "jne 5b", // stopped: the slow path counts it skipped
+    // The slow path's frame: the arguments (as `Frame` holds them, the
+    // low eightbyte of xmm0..3: a ring function has no others), the FP
+    // control state at `xmm[4]`, the return address.
+    "push rbp",
+    ".cfi_def_cfa_offset 16",
+    ".cfi_offset rbp, -16",
+    "mov rbp, rsp",
+    ".cfi_def_cfa_register rbp",
+    "push r11",
+    "push rbx",
+    ".cfi_offset rbx, -32",
+    "sub rsp, 272",
+    "mov rbx, rsp",
+    "mov [rbx+0], rdi",
+    "mov [rbx+8], rsi",
+    "mov [rbx+16], rdx",
+    "mov [rbx+24], rcx",
+    "mov [rbx+32], r8",
+    "mov [rbx+40], r9",
+    "movq qword ptr [rbx+80], xmm0",
+    "movq qword ptr [rbx+96], xmm1",
+    "movq qword ptr [rbx+112], xmm2",
+    "movq qword ptr [rbx+128], xmm3",
+    "stmxcsr dword ptr [rbx+{fp_at}]",
+    "fnstcw word ptr [rbx+{fp_at}+4]",
+    "mov word ptr [rbx+{fp_at}+6], 0",
+    "mov rax, [rbp+8]",
+    "mov [rbx+64], rax",
+    "lea rax, [rbp+16]",
+    "mov [rbx+56], rax",
+    // calls[func] += 1 (the thread's own counter).
+    "mov rax, qword ptr fs:[r10 + {t_calls}]",
+    "add rax, qword ptr [r11 + {fast_counter_offset}]",
+    "inc qword ptr [rax]",
+    // Busy first (a signal handler's boundary call from here on is
+    // forwarded: DDL's own work until the frame is in flight, then nested
+    // in it), then in flight as the slow path marks it: the frame and its
+    // cookie.
+    "mov byte ptr fs:[r10 + {t_busy}], 1",
+    "mov byte ptr fs:[r10 + {t_observed}], 0",
+    "mov rax, rbx",
+    "rol rax, 17",
+    "xor rax, r11",
+    "mov [rbx+{frame_pad}], rax",
+    "mov qword ptr fs:[r10 + {t_cookie}], rax",
+    "mov qword ptr fs:[r10 + {t_at}], rbx",
+    // The arguments are still in their registers.
+    "call qword ptr [r11 + {ctx_target}]",
+    // Where the old function returns to in a ring-path call (`app_caller`).
+    ".globl ddl_wrapper_ring_ret",
+    ".hidden ddl_wrapper_ring_ret",
+    "ddl_wrapper_ring_ret:",
+    // From here on only rcx, rsi, rdi, r8-r11 are used: rax, rdx, xmm0
+    // and xmm1 (the result) are left alone.
+    "mov r11, [rbp-8]",
+    "mov r10, qword ptr [rip + ddl_fast_tls@GOTTPOFF]",
+    "cmp byte ptr fs:[r10 + {t_observed}], 0",
+    "jne 10f", // the old build made outgoing calls: the general path
+    // No longer in flight, still busy until the slot is published: a
+    // signal handler's boundary call meanwhile is forwarded (it must not
+    // push into the ring under this push).
+    "mov qword ptr fs:[r10 + {t_at}], 0",
+    // Push (arbiter::ring::Ring::push, field by field): rdi = the ring,
+    // rsi = its tail.
+    "mov rdi, qword ptr fs:[r10 + {t_ring}]",
+    "mov rsi, qword ptr [rdi + {r_tail}]",
+    "mov rcx, rsi",
+    "sub rcx, qword ptr [rdi + {r_cached}]",
+    "cmp rcx, qword ptr [rdi + {r_mask}]",
+    "ja 11f", // full as last seen: read the consumer's position
+    "12:",
+    "mov rcx, rsi",
+    "and rcx, qword ptr [rdi + {r_mask}]",
+    "shl rcx, 7",
+    "add rcx, qword ptr [rdi + {r_slots}]",
+    // rcx = the slot; r9 = the call's sequence number.
+    "mov r8, qword ptr [r11 + {fast_seq}]",
+    "mov r9d, 1",
+    "lock xadd qword ptr [r8], r9",
+    "inc r9",
+    "mov [rcx + {s_seq}], r9",
+    "mov r8, [rbx+64]",
+    "mov [rcx + {s_caller}], r8",
+    "lea r8, [r11 + {fast_target}]",
+    "mov [rcx + {s_target}], r8",
+    "mov r8, qword ptr [r11 + {fast_watched}]",
+    "movzx r8d, byte ptr [r8]",
+    "shl r8, {watched_shift}",
+    "or r8, [rbx+{fp_at}]",
+    "mov [rcx + {s_fp}], r8",
+    "mov r8, rax",
+    "cmp byte ptr [r11 + {fast_ret_sse}], 0",
+    "je 13f",
+    "movq r8, xmm0",
+    "13:",
+    "mov [rcx + {s_ret}], r8",
+    "mov r8, [rbx+0]",
+    "mov [rcx + {s_gpr}], r8",
+    "mov r8, [rbx+8]",
+    "mov [rcx + {s_gpr} + 8], r8",
+    "mov r8, [rbx+16]",
+    "mov [rcx + {s_gpr} + 16], r8",
+    "mov r8, [rbx+24]",
+    "mov [rcx + {s_gpr} + 24], r8",
+    "mov r8, [rbx+32]",
+    "mov [rcx + {s_gpr} + 32], r8",
+    "mov r8, [rbx+40]",
+    "mov [rcx + {s_gpr} + 40], r8",
+    "mov r8, [rbx+80]",
+    "mov [rcx + {s_xmm}], r8",
+    "mov r8, [rbx+96]",
+    "mov [rcx + {s_xmm} + 8], r8",
+    "mov r8, [rbx+112]",
+    "mov [rcx + {s_xmm} + 16], r8",
+    "mov r8, [rbx+128]",
+    "mov [rcx + {s_xmm} + 24], r8",
+    // Publish: the stamp last (a plain store is a release on x86-64).
+    "lea r8, [rsi + 1]",
+    "mov [rcx], r8",
+    "mov [rdi + {r_tail}], r8",
+    // A sleeping shadow is woken once a batch has piled up.
+    "test r9, {batch_mask}",
+    "jz 15f",
+    "16:",
+    "mov byte ptr fs:[r10 + {t_busy}], 0",
+    "mov rbx, [rbp-16]",
+    "leave",
+    ".cfi_def_cfa rsp, 8",
+    "ret",
+    ".cfi_def_cfa rbp, 16",
+    "15:",
+    "mov r8, qword ptr [r11 + {fast_sleeping}]",
+    "cmp byte ptr [r8], 0",
+    "je 16b",
+    "mov [rbx+208], rax",
+    "mov [rbx+216], rdx",
+    "movdqu [rbx+224], xmm0",
+    "movdqu [rbx+240], xmm1",
+    "mov rdi, r11",
+    "call {ring_wake}",
+    "jmp 17f",
+    // The ring looked full: read the consumer's position (Acquire: a
+    // plain load on x86-64).
+    "11:",
+    "mov rcx, qword ptr [rdi + {r_head}]",
+    "mov qword ptr [rdi + {r_cached}], rcx",
+    "mov r8, rsi",
+    "sub r8, rcx",
+    "cmp r8, qword ptr [rdi + {r_mask}]",
+    "jbe 12b",
+    // Full: dropped (the thread's own counter); never wait. A sleeping
+    // shadow is woken (no sequence number is taken, so the test above
+    // would not).
+    "mov rcx, qword ptr fs:[r10 + {t_dropped}]",
+    "add rcx, qword ptr [r11 + {fast_counter_offset}]",
+    "inc qword ptr [rcx]",
+    "jmp 15b",
+    // Outgoing calls were observed: the general path takes the call
+    // (and ends it as `ddl_wrapper_post` does: busy, in flight).
+    "10:",
+    "mov [rbx+208], rax",
+    "mov [rbx+216], rdx",
+    "movdqu [rbx+224], xmm0",
+    "movdqu [rbx+240], xmm1",
+    "mov rdi, r11",
+    "mov rsi, rbx",
+    "call {ring_outgoing}",
+    "17:",
+    "mov r10, qword ptr [rip + ddl_fast_tls@GOTTPOFF]",
+    "mov rax, [rbx+208]",
+    "mov rdx, [rbx+216]",
+    "movdqu xmm0, [rbx+224]",
+    "movdqu xmm1, [rbx+240]",
+    "jmp 16b",
     ".cfi_endproc",
     ".size ddl_wrapper_entry, .-ddl_wrapper_entry",
     pre = sym ddl_wrapper_pre,
     post = sym ddl_wrapper_post,
+    ring_wake = sym ddl_ring_wake,
+    ring_outgoing = sym ddl_ring_outgoing,
+    fast_ring = const size_of::<FnCtx>() + offset_of!(FastCtx, ring),
+    fast_ret_sse = const size_of::<FnCtx>() + offset_of!(FastCtx, ret_sse),
+    fast_seq = const size_of::<FnCtx>() + offset_of!(FastCtx, seq),
+    fast_stopped = const size_of::<FnCtx>() + offset_of!(FastCtx, stopped),
+    fast_sleeping = const size_of::<FnCtx>() + offset_of!(FastCtx, sleeping),
+    fast_watched = const size_of::<FnCtx>() + offset_of!(FastCtx, watched),
+    fast_target = const size_of::<FnCtx>() + offset_of!(FastCtx, target),
+    t_calls = const offset_of!(FastTls, calls),
+    t_dropped = const offset_of!(FastTls, dropped),
+    t_ring = const offset_of!(FastTls, ring),
+    t_observed = const offset_of!(FastTls, observed),
+    r_tail = const RING_LAYOUT.tail,
+    r_cached = const RING_LAYOUT.cached_head,
+    r_mask = const RING_LAYOUT.mask,
+    r_slots = const RING_LAYOUT.slots,
+    r_head = const RING_LAYOUT.head,
+    s_seq = const RING_LAYOUT.call + offset_of!(ScalarCall, seq),
+    s_caller = const RING_LAYOUT.call + offset_of!(ScalarCall, caller),
+    s_target = const RING_LAYOUT.call + offset_of!(ScalarCall, target),
+    s_fp = const RING_LAYOUT.call + offset_of!(ScalarCall, fp),
+    s_ret = const RING_LAYOUT.call + offset_of!(ScalarCall, ret),
+    s_gpr = const RING_LAYOUT.call + offset_of!(ScalarCall, gpr),
+    s_xmm = const RING_LAYOUT.call + offset_of!(ScalarCall, xmm),
+    fp_at = const FP_AT,
+    watched_shift = const FP_WATCHED.trailing_zeros(),
+    batch_mask = const arbiter::shadow::WAKE_BATCH - 1,
     fast_active = const size_of::<FnCtx>() + offset_of!(FastCtx, active),
     fast_per_call = const size_of::<FnCtx>() + offset_of!(FastCtx, per_call),
     fast_counter_offset = const size_of::<FnCtx>() + offset_of!(FastCtx, counter_offset),
@@ -332,14 +617,31 @@ std::arch::global_asm!(
 extern "C" {
     fn ddl_wrapper_entry();
     fn ddl_wrapper_ret();
+    fn ddl_wrapper_ring_ret();
     fn ddl_fast_tls_addr() -> *const FastTls;
 }
+
+/// Where the ring path keeps the caller's FP control state in its frame
+/// (MXCSR, then the x87 control word): `Frame::xmm[4]`, unused by a ring
+/// function (its floating-point arguments are in xmm0..3).
+const FP_AT: usize = offset_of!(Frame, xmm) + 4 * 16;
 
 // The layout the assembly relies on.
 const _: () = {
     assert!(offset_of!(Wrapped, fast) == size_of::<FnCtx>());
     assert!(size_of::<FastTls>() <= 64);
+    assert!(size_of::<arbiter::ring::Slot>() == 128);
+    assert!(arbiter::ring::GPRS == 6 && arbiter::ring::XMMS == 4);
+    assert!(arbiter::shadow::WAKE_BATCH.is_power_of_two());
 };
+
+/// What a ring call's slot names for the wrapper `ctx` (the slow path
+/// writes slots too).
+pub fn ring_target(ctx: &'static FnCtx) -> &'static FnTarget {
+    // SAFETY: every FnCtx is the first field of a leaked `Wrapped`
+    // (`make_thunks`, `#[repr(C)]`).
+    unsafe { &(*(ctx as *const FnCtx as *const Wrapped)).fast.target }
+}
 
 /// The current thread's [`FastTls`].
 ///
@@ -358,7 +660,9 @@ fn fast() -> &'static FastTls {
 /// takes the return address as the caller, and without DDL that is the
 /// application's call site, whose RUNPATH and namespace apply).
 pub fn app_caller(ret: usize) -> usize {
-    if ret != ddl_wrapper_ret as *const () as usize {
+    if ret != ddl_wrapper_ret as *const () as usize
+        && ret != ddl_wrapper_ring_ret as *const () as usize
+    {
         return ret;
     }
     match fast().inflight_at.load(Ordering::Relaxed) as usize {
@@ -404,6 +708,9 @@ pub struct ThreadState {
     /// Set by [`decide`] for the pre hook: arm the current wrapper's fast
     /// path with (the session's `active` flag, sampled per call).
     arm: Cell<Option<(&'static AtomicBool, bool)>>,
+    /// Set by the pre hook's caller with it: arm the wrapper's ring path
+    /// too ([`arm_ring`]).
+    arm_ring: Cell<Option<RingArm>>,
 }
 
 impl ThreadState {
@@ -420,6 +727,7 @@ impl ThreadState {
             thrown: RefCell::new(None),
             counts: RefCell::new(None),
             arm: Cell::new(None),
+            arm_ring: Cell::new(None),
         }
     }
 }
@@ -433,6 +741,9 @@ impl Drop for ThreadState {
         let f = fast();
         f.countdown.store(0, Ordering::Relaxed);
         f.sampled_out.store(std::ptr::null_mut(), Ordering::Relaxed);
+        f.calls.store(std::ptr::null_mut(), Ordering::Relaxed);
+        f.dropped.store(std::ptr::null_mut(), Ordering::Relaxed);
+        f.ring.store(std::ptr::null_mut(), Ordering::Relaxed);
     }
 }
 
@@ -489,6 +800,10 @@ pub fn decide(
     let mut counts = t.counts.borrow_mut();
     let counts = counts.get_or_insert_with(|| {
         let c = make_counts();
+        let (calls, dropped, ring) = c.raw_parts();
+        f.calls.store(calls as *mut AtomicU64, Ordering::Relaxed);
+        f.dropped.store(dropped as *mut AtomicU64, Ordering::Relaxed);
+        f.ring.store(ring as *mut std::ffi::c_void, Ordering::Relaxed);
         f.sampled_out.store(
             c.sampled_out_counters() as *mut AtomicU64,
             Ordering::Relaxed,
@@ -502,6 +817,13 @@ pub fn decide(
         counts.skipped(func);
     }
     mirror
+}
+
+/// Asks the pre hook to arm the current wrapper's ring path along with its
+/// fast path (called by `runtime::before_call` after [`decide`], for a
+/// scalar C function whose every call is mirrored).
+pub fn arm_ring(t: &ThreadState, arm: RingArm) {
+    t.arm_ring.set(Some(arm));
 }
 
 /// Is this call of a per-call-sampled function drawn? Advances the
@@ -595,6 +917,7 @@ unsafe extern "C" fn ddl_wrapper_pre(w: *const Wrapped, frame: *mut Frame) -> u6
         drop(t.pending.borrow_mut().take());
         t.ring_pending.set(None);
         f.inflight_at.store(0, Ordering::Relaxed);
+        crate::observe::discard_observed();
     }
     // Nothing may unwind into the assembly entry.
     let decision = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -606,8 +929,25 @@ unsafe extern "C" fn ddl_wrapper_pre(w: *const Wrapped, frame: *mut Frame) -> u6
     // Arm the wrapper's fast path once the sampling decision was reached
     // (`decide`): `per_call` first, then `active`, which the assembly
     // checks first.
+    let ring = t.arm_ring.take();
     if let Some((active, per_call)) = t.arm.take() {
         if w.fast.active.load(Ordering::Relaxed).is_null() {
+            if let Some(r) = ring.filter(|_| !ctx.cxx) {
+                let (seq, stopped, sleeping) = r.flags;
+                w.fast.seq.store(seq as *mut AtomicU64, Ordering::Relaxed);
+                w.fast.stopped.store(stopped as *mut AtomicBool, Ordering::Relaxed);
+                w.fast.sleeping.store(sleeping as *mut AtomicBool, Ordering::Relaxed);
+                w.fast.watched.store(
+                    r.watched as *const AtomicBool as *mut AtomicBool,
+                    Ordering::Relaxed,
+                );
+                w.fast.ret_sse.store(r.ret_sse as u8, Ordering::Relaxed);
+                w.fast.ring.store(1, Ordering::Relaxed);
+                crate::runtime::log_info(&format!(
+                    "{}: calls take the ring path",
+                    crate::runtime::function_name(ctx.func)
+                ));
+            }
             w.fast.per_call.store(per_call as u8, Ordering::Relaxed);
             w.fast.active.store(
                 active as *const AtomicBool as *mut AtomicBool,
@@ -723,6 +1063,40 @@ unsafe extern "C" fn ddl_wrapper_post(ctx: *const FnCtx, frame: *mut Frame) {
     *libc::__errno_location() = errno;
 }
 
+/// The ring path found the shadow asleep with a batch piled up.
+///
+/// # Safety
+/// Only the assembly entry calls it.
+unsafe extern "C" fn ddl_ring_wake(_w: *const Wrapped) {
+    let errno = *libc::__errno_location();
+    let _ = std::panic::catch_unwind(crate::runtime::wake_shadow);
+    *libc::__errno_location() = errno;
+}
+
+/// The ring path's call made outgoing calls in the old build (`observe`):
+/// they go with the call, which the general path takes from here (the
+/// same end as [`ddl_wrapper_post`]). `frame` holds what the ring path
+/// saved: the argument registers, the FP control state at [`FP_AT`], the
+/// return registers.
+///
+/// # Safety
+/// Only the assembly entry calls it, with `w` from a thunk and `frame` on
+/// its own stack.
+unsafe extern "C" fn ddl_ring_outgoing(w: *const Wrapped, frame: *mut Frame) {
+    if let Some(t) = state() {
+        let fp = std::ptr::read_unaligned((frame as *const u8).add(FP_AT) as *const u64);
+        crate::runtime::ring_call_pending(t, &*frame, fp);
+    }
+    ddl_wrapper_post(&(*w).ctx, frame);
+}
+
+/// The old build made an outgoing call on this thread while a mirrored
+/// call is in flight (`observe` records it): the ring path then hands the
+/// call to the general path.
+pub fn note_observed() {
+    fast().observed.store(true, Ordering::Relaxed);
+}
+
 /// Size of one thunk.
 const THUNK: usize = 32;
 
@@ -783,16 +1157,32 @@ pub fn make_thunks(ctxs: Vec<FnCtx>) -> std::io::Result<Vec<(&'static FnCtx, usi
     let ws: Vec<&'static Wrapped> = ctxs
         .into_iter()
         .map(|ctx| {
+            static UNSET: AtomicU64 = AtomicU64::new(0);
             let counter_offset = ctx.func as u64 * 8;
+            let func = ctx.func;
             let w = Wrapped {
                 ctx,
                 fast: FastCtx {
                     active: AtomicPtr::new(std::ptr::null_mut()),
                     per_call: AtomicU8::new(0),
+                    ring: AtomicU8::new(0),
+                    ret_sse: AtomicU8::new(0),
                     counter_offset,
+                    seq: AtomicPtr::new(std::ptr::null_mut()),
+                    stopped: AtomicPtr::new(std::ptr::null_mut()),
+                    sleeping: AtomicPtr::new(std::ptr::null_mut()),
+                    watched: AtomicPtr::new(std::ptr::null_mut()),
+                    target: FnTarget {
+                        new_fn: &UNSET,
+                        func,
+                    },
                 },
             };
-            &*Box::leak(Box::new(w))
+            let w: &'static mut Wrapped = Box::leak(Box::new(w));
+            // SAFETY: the context is leaked (never freed, never moved):
+            // the slot's target names its `new_fn` for the process's life.
+            w.fast.target.new_fn = unsafe { &*(&w.ctx.new_fn as *const AtomicU64) };
+            &*w
         })
         .collect();
     let len = (ws.len() * THUNK).div_ceil(4096).max(1) * 4096;

@@ -1,9 +1,19 @@
-//! The shadow calls the new build two ways: the specialised register call
-//! (arbiter/csrc/regcall.c) for signatures whose arguments and return value
-//! all live in registers, and libffi for everything else. Every fixture runs
-//! both ways (`DDL_SHADOW_CALLS=libffi` forces libffi) and must reach the
-//! same verdicts: the same counts per function and the same records
-//! (function, verdict, differing paths, both outcomes).
+//! Calls take specialised paths where their signature allows, and general
+//! ones otherwise:
+//!
+//! - the caller's side: a scalar C function's mirrored call is written by
+//!   the wrapper's assembly straight into the thread's ring (the ring path,
+//!   `shim/src/wrapper.rs`); everything else is captured as values and
+//!   queued (the general path, forced by `DDL_CALLER_PATH=general`);
+//! - the shadow calls the new build with the specialised register call
+//!   (arbiter/csrc/regcall.c) for signatures whose arguments and return
+//!   value all live in registers, and with libffi otherwise (forced by
+//!   `DDL_SHADOW_CALLS=libffi`).
+//!
+//! Every fixture runs three ways (specialised; libffi shadow calls; both
+//! general) and must reach the same verdicts: the same counts per function
+//! and the same records (function, verdict, differing paths, both
+//! outcomes).
 
 use serde_json::{json, Value};
 
@@ -58,28 +68,33 @@ fn verdicts(report: &Report) -> Vec<Value> {
 
 fn both_ways(name: &str, app: App, config: Value) {
     let mut reports = Vec::new();
-    for generic in [false, true] {
-        let tmp = TempDir::new(&format!("paths-{name}-{generic}"));
-        let app = if generic {
-            app.clone().env("DDL_SHADOW_CALLS", "libffi")
-        } else {
-            app.clone()
+    for way in ["specialised", "libffi", "general"] {
+        let tmp = TempDir::new(&format!("paths-{name}-{way}"));
+        let app = match way {
+            "libffi" => app.clone().env("DDL_SHADOW_CALLS", "libffi"),
+            "general" => app
+                .clone()
+                .env("DDL_SHADOW_CALLS", "libffi")
+                .env("DDL_CALLER_PATH", "general"),
+            _ => app.clone(),
         };
         let (_, _, report) = run_both(&tmp, &app, config.clone());
         assert_invariants(&report);
-        reports.push(report);
+        reports.push((way, report));
     }
-    let (a, b) = (&reports[0], &reports[1]);
-    assert_eq!(
-        a.counts(),
-        b.counts(),
-        "{name}: counts differ between the specialised and the libffi calls"
-    );
-    assert_eq!(
-        verdicts(a),
-        verdicts(b),
-        "{name}: records differ between the specialised and the libffi calls"
-    );
+    let (_, a) = &reports[0];
+    for (way, b) in &reports[1..] {
+        assert_eq!(
+            a.counts(),
+            b.counts(),
+            "{name}: counts differ between the specialised paths and the {way} ones"
+        );
+        assert_eq!(
+            verdicts(a),
+            verdicts(b),
+            "{name}: records differ between the specialised paths and the {way} ones"
+        );
+    }
 }
 
 #[test]
@@ -150,4 +165,40 @@ fn faults_both_ways() {
         app = app.arg(c.to_string());
     }
     both_ways("faults", app, config);
+}
+
+/// The specialised caller's path is really taken: with `DDL_LOG=info`,
+/// libddl names each wrapper it arms for the ring path (at its first call;
+/// the later ones take it). Every scalar C function calc-app calls takes it
+/// (its parameters all in registers a slot keeps); the two that take or
+/// return a string do not (`calc_both_ways` compares the verdicts).
+#[test]
+fn scalar_c_functions_take_the_ring_path() {
+    let fx = fixtures();
+    let tmp = TempDir::new("paths-ring-armed");
+    let app = App::new(fx.join("calc/apps/calc-app-pie-now")).env("DDL_LOG", "info");
+    let (_, ddl, report) = run_both(&tmp, &app, crate::apps::calc_config(fx, None));
+    assert_invariants(&report);
+    let mut armed: Vec<&str> = ddl
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("ddl: ")?.strip_suffix(": calls take the ring path"))
+        .collect();
+    armed.sort_unstable();
+    let mut want: Vec<&str> = crate::expect::CALC_APP
+        .iter()
+        .map(|w| w.function)
+        .filter(|f| !["calc_hash", "calc_name"].contains(f))
+        .collect();
+    want.sort_unstable();
+    assert_eq!(armed, want, "stderr:\n{}", ddl.stderr);
+    // With the caller's general path forced, none does.
+    let tmp = TempDir::new("paths-ring-general");
+    let app = app.env("DDL_CALLER_PATH", "general");
+    let (_, ddl, _) = run_both(&tmp, &app, crate::apps::calc_config(fx, None));
+    assert!(
+        !ddl.stderr.contains("ring path"),
+        "stderr:\n{}",
+        ddl.stderr
+    );
 }
