@@ -523,6 +523,10 @@ pub struct Shadow {
     /// Per function: [`Facts`].
     facts: Box<[Facts]>,
     sleeping: CachePadded<AtomicBool>,
+    /// A caller has woken the sleeping shadow since it last went to sleep:
+    /// the other callers that find it still asleep do not wake it again
+    /// (a full ring finds it asleep on every call until it runs).
+    woken: CachePadded<AtomicBool>,
     /// Invocations judged so far (the at-exit drain watches it progress).
     judged_total: CachePadded<AtomicU64>,
     /// The shadow thread's current call: a number of its own (never 0,
@@ -613,6 +617,7 @@ impl Shadow {
             pending: (0..n).map(|_| Pending::default()).collect(),
             facts: functions.iter().map(Facts::of).collect(),
             sleeping: CachePadded::new(AtomicBool::new(false)),
+            woken: CachePadded::new(AtomicBool::new(false)),
             judged_total: CachePadded::new(AtomicU64::new(0)),
             call_started: CachePadded::new(AtomicU64::new(0)),
             call_number: CachePadded::new(AtomicU64::new(0)),
@@ -862,7 +867,7 @@ impl Shadow {
     /// Wakes the shadow thread if it sleeps (the assembly's push does it
     /// once a batch has piled up).
     pub fn wake_if_sleeping(&self) {
-        if self.sleeping.load(Ordering::Relaxed) {
+        if self.sleeping.load(Ordering::Relaxed) && !self.woken.swap(true, Ordering::AcqRel) {
             self.wake();
         }
     }
@@ -1190,6 +1195,7 @@ impl Shadow {
                 if self.judged.lock().unwrap().closed {
                     return;
                 }
+                self.woken.store(false, Ordering::SeqCst);
                 self.sleeping.store(true, Ordering::SeqCst);
                 if self.queue.is_empty() && !self.rings_waiting() {
                     std::thread::park_timeout(IDLE_PARK);
