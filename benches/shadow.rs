@@ -7,6 +7,10 @@
 //! `finish` has seen every one judged and counted. The report's last
 //! summary is checked once: every invocation a `match`.
 //!
+//! A second round feeds the shadow the way the wrapper's ring path does: N
+//! calls pushed into this thread's ring (`ThreadCounts::submit_scalar`,
+//! retried while the ring is full), timed until every one is judged.
+//!
 //!     cargo bench --bench shadow
 
 use std::sync::atomic::AtomicU64;
@@ -110,6 +114,59 @@ fn round(functions: &Arc<Vec<BoundaryFn>>, report: Option<std::path::PathBuf>) -
     t0.elapsed()
 }
 
+/// What the ring's slots name: `add`, function 0.
+static TARGET: arbiter::ring::FnTarget = arbiter::ring::FnTarget {
+    new_fn: &NEW_FN,
+    func: 0,
+};
+
+/// One round through a ring: a fresh shadow, started, `n` calls pushed by
+/// this thread into its own ring (waiting while it is full), the time
+/// until every one is judged and counted.
+fn ring_round(functions: &Arc<Vec<BoundaryFn>>, report: Option<std::path::PathBuf>) -> Duration {
+    use arbiter::ring::{ScalarCall, GPRS, XMMS};
+    let settings = ShadowSettings {
+        queue: N,
+        queue_bytes: usize::MAX / 2,
+        timeout_ms: 60_000,
+        summary_every_s: 3600,
+    };
+    let hooks = ShadowHooks {
+        thread_init: no_init,
+        caller_name: no_name,
+        reload: no_reload,
+        take_outgoing: no_outgoing,
+    };
+    let shadow = Shadow::new(Arc::clone(functions), settings, report, 8, hooks);
+    let counts = shadow.thread_counts();
+    let fp = ScalarCall::fp_word(FpEnv::current(), false);
+    let t0 = Instant::now();
+    shadow.start().expect("the shadow thread");
+    for i in 0..N as u64 {
+        let (a, b) = (i as i32, 7i32);
+        let mut gpr = [0u64; GPRS];
+        gpr[0] = a as u32 as u64;
+        gpr[1] = b as u32 as u64;
+        let call = ScalarCall {
+            seq: i + 1,
+            caller: 0,
+            target: &TARGET,
+            fp,
+            ret: add(a, b) as u32 as u64,
+            gpr,
+            xmm: [0; XMMS],
+        };
+        counts.call(0);
+        while !counts.submit_scalar(call) {
+            std::hint::spin_loop();
+        }
+    }
+    shadow.finish();
+    let t = t0.elapsed();
+    drop(counts);
+    t
+}
+
 fn shadow_throughput(c: &mut Criterion) {
     NEW_FN.store(
         add as *const () as usize as u64,
@@ -135,11 +192,28 @@ fn shadow_throughput(c: &mut Criterion) {
         t.as_secs_f64() * 1e3,
         N as f64 / t.as_secs_f64() / 1e6
     );
+    let path = std::env::temp_dir().join(format!("ddl-bench-ring-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let t = ring_round(&functions, Some(path.clone()));
+    let text = std::fs::read_to_string(&path).expect("the report");
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        text.lines().last().is_some_and(|l| l.contains(&want)),
+        "ring: expected {want} in the last summary: {text}"
+    );
+    eprintln!(
+        "shadow through a ring: {N} calls in {:.1} ms: {:.2} M/s",
+        t.as_secs_f64() * 1e3,
+        N as f64 / t.as_secs_f64() / 1e6
+    );
     let mut g = c.benchmark_group("shadow");
     g.sample_size(10);
     g.throughput(Throughput::Elements(N as u64));
     g.bench_function("int add(int, int): queue to judged", |b| {
         b.iter_custom(|iters| (0..iters).map(|_| round(&functions, None)).sum())
+    });
+    g.bench_function("int add(int, int): ring to judged", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| ring_round(&functions, None)).sum())
     });
     g.finish();
 }

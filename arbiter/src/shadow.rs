@@ -1227,7 +1227,10 @@ impl Shadow {
                 }
                 self.inflight_call
                     .store(&*inv as *const Invocation as usize, Ordering::Relaxed);
-                let number = self.call_number.fetch_add(1, Ordering::Relaxed) + 1;
+                // Only the running shadow thread writes the number (a given-up
+                // one never calls again): a load and a store, no locked add.
+                let number = self.call_number.load(Ordering::Relaxed) + 1;
+                self.call_number.store(number, Ordering::Relaxed);
                 self.call_started.store(number, Ordering::Release);
                 let jm = self.judge_one(&inv, &mut table);
                 if self.call_started.swap(0, Ordering::AcqRel) == 0 {
