@@ -61,7 +61,9 @@ fn boundary() -> Arc<Vec<BoundaryFn>> {
     }])
 }
 
-/// `n` invocations of `add`, captured as the shim captures them.
+/// `n` invocations of `add`, captured as the shim captures them (boxed,
+/// as `Shadow::submit` takes them).
+#[allow(clippy::vec_box)]
 fn invocations(functions: &[BoundaryFn], n: usize) -> Vec<Box<Invocation>> {
     let sig = &functions[0].sig;
     (0..n)
@@ -124,6 +126,7 @@ static TARGET: arbiter::ring::FnTarget = arbiter::ring::FnTarget {
 /// this thread into its own ring (waiting while it is full), the time
 /// until every one is judged and counted.
 fn ring_round(functions: &Arc<Vec<BoundaryFn>>, report: Option<std::path::PathBuf>) -> Duration {
+    let printed = report.is_some();
     use arbiter::ring::{ScalarCall, GPRS, XMMS};
     let settings = ShadowSettings {
         queue: N,
@@ -161,10 +164,37 @@ fn ring_round(functions: &Arc<Vec<BoundaryFn>>, report: Option<std::path::PathBu
             std::hint::spin_loop();
         }
     }
+    // The shadow thread's own CPU time per call (robust against the other
+    // core being busy), once every call is judged: printed with the first
+    // round.
+    if printed {
+        while shadow.judged_so_far() < N as u64 {
+            std::thread::yield_now();
+        }
+        if let Some(ns) = thread_cpu_ns("ddl-shadow") {
+            eprintln!(
+                "shadow through a ring: {:.0} ns of the shadow thread's CPU per call",
+                ns as f64 / N as f64
+            );
+        }
+    }
     shadow.finish();
     let t = t0.elapsed();
     drop(counts);
     t
+}
+
+/// CPU time of this process's thread named `name`, in ns
+/// (`/proc/self/task/*/schedstat`).
+fn thread_cpu_ns(name: &str) -> Option<u64> {
+    for e in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() == name {
+            let stat = std::fs::read_to_string(e.path().join("schedstat")).ok()?;
+            return stat.split_whitespace().next()?.parse().ok();
+        }
+    }
+    None
 }
 
 fn shadow_throughput(c: &mut Criterion) {

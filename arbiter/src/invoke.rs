@@ -91,6 +91,18 @@ enum Ext {
     Zero(u32),
 }
 
+impl Ext {
+    /// `b` widened to the whole 64-bit slot.
+    #[inline]
+    fn widen(&self, b: u64) -> u64 {
+        match *self {
+            Ext::Sign(n) => (((b << (64 - n)) as i64) >> (64 - n)) as u64,
+            Ext::Zero(n) => b & (u64::MAX >> (64 - n)),
+            Ext::None => b,
+        }
+    }
+}
+
 extern "C" {
     /// The specialised call (csrc/regcall.c), with `ffi_call`'s signature.
     fn ddl_reg_call(
@@ -216,28 +228,7 @@ impl Invoker {
         guard: Option<GuardFn>,
         timeout_ms: u32,
     ) -> Result<Raw, CallFailure> {
-        // SAFETY: libffi's `ffi_call` differs from `FfiCallFn` only in the
-        // pointee type of its first parameter (`ffi_cif` against `void`).
-        let generic: FfiCallFn = unsafe {
-            std::mem::transmute::<
-                unsafe extern "C" fn(
-                    *mut libffi::raw::ffi_cif,
-                    Option<unsafe extern "C" fn()>,
-                    *mut libc::c_void,
-                    *mut *mut libc::c_void,
-                ),
-                FfiCallFn,
-            >(libffi::raw::ffi_call)
-        };
-        // The specialised call where the signature fits registers only:
-        // `ddl_reg_call` has `ffi_call`'s signature, its `cif` is a RegSig.
-        let (ffi_call, cif): (FfiCallFn, *mut libc::c_void) = match &self.reg {
-            Some(r) if !GENERIC_ONLY.load(Ordering::Relaxed) => (
-                ddl_reg_call as FfiCallFn,
-                &**r as *const RegSig as *mut libc::c_void,
-            ),
-            _ => (generic, self.cif.as_raw_ptr() as *mut libc::c_void),
-        };
+        let (ffi_call, cif) = self.call_fn();
         // SAFETY: forwarded contract, as in `call`.
         let (outcome, ret) = unsafe {
             self.with_slots(args, |rvalue, avalue| {
@@ -250,6 +241,77 @@ impl Invoker {
             })
         };
         outcome.map(|()| ret)
+    }
+
+    /// [`Invoker::call_sandboxed`] for a scalar signature (every argument
+    /// a scalar by value, the result one or `void`), its arguments given
+    /// as their bits: nothing is allocated or converted (the shadow's calls
+    /// from a ring's slots). The result's bits, `None` for `void`.
+    ///
+    /// # Safety
+    /// As [`Invoker::call_sandboxed`]; `bits` holds one value per
+    /// parameter (at most 8).
+    pub unsafe fn call_sandboxed_bits(
+        &self,
+        func: *const libc::c_void,
+        bits: &[u64],
+        guard: Option<GuardFn>,
+        timeout_ms: u32,
+    ) -> Result<Option<u64>, CallFailure> {
+        assert!(bits.len() <= 8 && bits.len() == self.ext.len() && self.ret_size <= 8);
+        let mut slots = [0u64; 8];
+        for (i, (b, e)) in bits.iter().zip(&self.ext).enumerate() {
+            slots[i] = e.widen(*b);
+        }
+        let mut ptrs = [std::ptr::null_mut::<libc::c_void>(); 8];
+        for (p, s) in ptrs.iter_mut().zip(slots.iter_mut()) {
+            *p = s as *mut u64 as *mut libc::c_void;
+        }
+        // At least one ffi_arg, and room for libffi's widening.
+        let mut ret = [0u64; 2];
+        let (ffi_call, cif) = self.call_fn();
+        let mut c = DdlCall::new(
+            ffi_call,
+            cif,
+            Some(fn_of(func)),
+            ret.as_mut_ptr() as *mut libc::c_void,
+            ptrs.as_mut_ptr(),
+            guard,
+        );
+        // SAFETY: `c` describes a call of `func` through this cif with
+        // valid argument and return storage (the caller's contract).
+        unsafe { sandbox::call(&mut c, timeout_ms) }?;
+        Ok((self.ret_size != 0).then_some(ret[0]))
+    }
+
+    /// The function a sandboxed call goes through and its description: the
+    /// specialised register call where the signature fits registers only
+    /// (`ddl_reg_call` has `ffi_call`'s signature, its `cif` is a
+    /// `RegSig`), else libffi's `ffi_call`.
+    fn call_fn(&self) -> (FfiCallFn, *mut libc::c_void) {
+        match &self.reg {
+            Some(r) if !GENERIC_ONLY.load(Ordering::Relaxed) => (
+                ddl_reg_call as FfiCallFn,
+                &**r as *const RegSig as *mut libc::c_void,
+            ),
+            _ => {
+                // SAFETY: libffi's `ffi_call` differs from `FfiCallFn` only
+                // in the pointee type of its first parameter (`ffi_cif`
+                // against `void`).
+                let generic: FfiCallFn = unsafe {
+                    std::mem::transmute::<
+                        unsafe extern "C" fn(
+                            *mut libffi::raw::ffi_cif,
+                            Option<unsafe extern "C" fn()>,
+                            *mut libc::c_void,
+                            *mut *mut libc::c_void,
+                        ),
+                        FfiCallFn,
+                    >(libffi::raw::ffi_call)
+                };
+                (generic, self.cif.as_raw_ptr() as *mut libc::c_void)
+            }
+        }
     }
 
     /// Lays out `args` the way libffi reads them, runs `call(rvalue,
@@ -270,10 +332,8 @@ impl Invoker {
         // little endian, so the low bytes are the value).
         let mut slots: SmallVec<[u64; 8]> = SmallVec::with_capacity(args.len());
         for (a, e) in args.iter().zip(&self.ext) {
-            slots.push(match (a, e) {
-                (Raw::Bits(b), Ext::Sign(n)) => (((*b << (64 - n)) as i64) >> (64 - n)) as u64,
-                (Raw::Bits(b), Ext::Zero(n)) => *b & (u64::MAX >> (64 - n)),
-                (Raw::Bits(b), Ext::None) => *b,
+            slots.push(match a {
+                Raw::Bits(b) => e.widen(*b),
                 _ => 0,
             });
         }

@@ -38,8 +38,8 @@ pub fn slot_reg(loc: &crate::marshal::Loc) -> Option<u8> {
     use crate::marshal::{Loc, Reg};
     match loc {
         Loc::Regs(r) if r.len() == 1 => match r[0] {
-            Reg::Gpr(g) if (g as usize) < GPRS => Some(g as u8),
-            Reg::Sse(x) if (x as usize) < XMMS => Some(GPRS as u8 + x as u8),
+            Reg::Gpr(g) if (g as usize) < GPRS => Some(g),
+            Reg::Sse(x) if (x as usize) < XMMS => Some(GPRS as u8 + x),
             _ => None,
         },
         _ => None,
@@ -313,10 +313,7 @@ impl Ring {
     /// Whether a call is waiting (consumer's view).
     pub fn has_waiting(&self) -> bool {
         let h = self.head.load(Ordering::Relaxed);
-        self.slot(h)
-            .stamp
-            .load(Ordering::Acquire)
-            == h + 1
+        self.slot(h).stamp.load(Ordering::Acquire) == h + 1
     }
 }
 

@@ -140,6 +140,52 @@ impl Facts {
     }
 }
 
+/// `taken[i]`'s mark for a ring's call (in `ring_taken[i]`): never a
+/// box's address (no allocation is at the type's alignment).
+const RING_CALL: *mut Invocation = std::ptr::dangling_mut::<Invocation>();
+/// Set in `inflight_call` when the call in flight is a ring's
+/// (`inflight_call` is then the address of its `ring_taken` slot).
+const RING_INFLIGHT: usize = 1;
+
+/// One ring call of the batch, with its thread's id.
+type RingSlot = std::cell::UnsafeCell<std::mem::MaybeUninit<(ScalarCall, u32)>>;
+
+/// The batch's ring calls ([`Shadow::taken`]'s companion).
+struct RingTaken(Box<[RingSlot]>);
+
+impl std::ops::Deref for RingTaken {
+    type Target = [RingSlot];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+// SAFETY: slot i is written only under `pop_lock` while the batch is being
+// filled, and read only by the thread that holds the batch (handed over
+// under `pop_lock`, as `taken`'s boxes are), or by the watchdog for the
+// call it claimed, which that thread no longer touches.
+unsafe impl Sync for RingTaken {}
+
+/// What [`Shadow::judge_ring`] made of a ring's call.
+enum RingVerdict {
+    /// A match (its outcome not built).
+    Match,
+    /// Not mirrored (no new build).
+    Unmirrored,
+    /// To be judged on its invocation: what the call gave, and its
+    /// arguments (boxed: the rare case).
+    Judge(Box<(NewCall, SmallVec<[Raw; MAX_ARGS]>)>),
+}
+
+/// What the new build's call gave ([`Shadow::invoke_new`]).
+struct NewCall {
+    ret: Result<Raw, CallFailure>,
+    /// The calls to the outside world it made (intercepted).
+    outgoing: Option<Vec<crate::compare::Outgoing>>,
+    /// Its `errno` after the call, when compared.
+    errno: Option<i32>,
+}
+
 /// Whether two scalar values have the same type and the same bits.
 fn same_bits(a: &Value, b: &Value) -> bool {
     match (a, b) {
@@ -414,8 +460,7 @@ impl ThreadCounts {
         if unsafe { self.block.ring.push(call) } {
             // A sleeping shadow is woken once a batch has piled up (it
             // also wakes by itself every millisecond).
-            if call.seq.is_multiple_of(WAKE_BATCH) && self.shadow.sleeping.load(Ordering::Relaxed)
-            {
+            if call.seq.is_multiple_of(WAKE_BATCH) && self.shadow.sleeping.load(Ordering::Relaxed) {
                 self.shadow.wake();
             }
             return true;
@@ -518,6 +563,9 @@ pub struct Shadow {
     /// the shadow thread takes slot `i` before it calls `i`; a watchdog
     /// that gives that thread up leaves the rest to the fresh one.
     taken: Box<[AtomicPtr<Invocation>]>,
+    /// A ring's call in the batch: `taken[i]` is [`RING_CALL`] and the call
+    /// (with its thread's id) is `ring_taken[i]`, under the same rules.
+    ring_taken: RingTaken,
     /// Per function: verdicts judged but not yet counted ([`Pending`]).
     pending: Box<[Pending]>,
     /// Per function: [`Facts`].
@@ -614,6 +662,11 @@ impl Shadow {
             taken: (0..BATCH)
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
                 .collect(),
+            ring_taken: RingTaken(
+                (0..BATCH)
+                    .map(|_| std::cell::UnsafeCell::new(std::mem::MaybeUninit::uninit()))
+                    .collect(),
+            ),
             pending: (0..n).map(|_| Pending::default()).collect(),
             facts: functions.iter().map(Facts::of).collect(),
             sleeping: CachePadded::new(AtomicBool::new(false)),
@@ -781,9 +834,20 @@ impl Shadow {
         unsafe { libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) };
         // Stored before the claimed call's number (read after the claim).
         let at = self.inflight_call.load(Ordering::Acquire);
-        // SAFETY: the invocation of the call just claimed: its thread never
-        // frees it once it lost the claim (it leaks it).
-        let inv = unsafe { &*(at as *const Invocation) };
+        let built;
+        let inv = if at & RING_INFLIGHT != 0 {
+            // SAFETY: the `ring_taken` slot of the ring's call just claimed:
+            // written before the call and not written again before the
+            // fresh shadow thread (started below) fills a new batch.
+            let (c, tid) =
+                unsafe { (*(*((at & !RING_INFLIGHT) as *const RingSlot)).get()).assume_init() };
+            built = self.invocation_into(c, tid, None);
+            &*built
+        } else {
+            // SAFETY: the invocation of the call just claimed: its thread
+            // never frees it once it lost the claim (it leaks it).
+            unsafe { &*(at as *const Invocation) }
+        };
         let func = inv.func;
         {
             let mut inflight = self.pop_lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -945,17 +1009,11 @@ impl Shadow {
         }
     }
 
-    /// Moves calls from the callers' rings into the batch (`taken` from
-    /// slot `from`), up to its end; forgets rings of ended threads once
-    /// empty. Called with `pop_lock` held (the rings' one consumer).
-    // The pool holds boxes on purpose: they go into `taken` as raw boxes.
-    #[allow(clippy::vec_box)]
-    fn take_from_rings(
-        &self,
-        inflight: &mut Inflight,
-        mut from: usize,
-        pool: &mut Vec<Box<Invocation>>,
-    ) {
+    /// Moves calls from the callers' rings into the batch (`ring_taken`
+    /// from slot `from`, marked [`RING_CALL`] in `taken`), up to its end;
+    /// forgets rings of ended threads once empty. Called with `pop_lock`
+    /// held (the rings' one consumer).
+    fn take_from_rings(&self, inflight: &mut Inflight, mut from: usize) {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let mut emptied_retired = false;
         for b in live.iter() {
@@ -967,8 +1025,10 @@ impl Shadow {
             unsafe {
                 b.ring.pop_batch(room, |c| {
                     inflight.funcs.push(c.target.func);
-                    let inv = self.invocation_into(c, b.tid, pool.pop());
-                    self.taken[from].store(Box::into_raw(inv), Ordering::Relaxed);
+                    // SAFETY: the batch's slots are written under
+                    // `pop_lock` only while no thread judges them.
+                    (*self.ring_taken[from].get()).write((c, b.tid));
+                    self.taken[from].store(RING_CALL, Ordering::Relaxed);
                     from += 1;
                 })
             };
@@ -1173,7 +1233,7 @@ impl Shadow {
                         self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
                     }
                     if filled < self.taken.len() {
-                        self.take_from_rings(&mut inflight, filled, &mut pool);
+                        self.take_from_rings(&mut inflight, filled);
                     }
                 }
                 (inflight.counted, inflight.funcs.len())
@@ -1211,9 +1271,6 @@ impl Shadow {
                 if p.is_null() {
                     continue; // never: the slots past `counted` are full
                 }
-                // SAFETY: put there by `Box::into_raw` (above, by this or a
-                // given-up shadow thread, under `pop_lock`), taken once.
-                let inv = unsafe { Box::from_raw(p) };
                 // The clock is read every 64 invocations, not each one:
                 // a periodic summary is at most 64 invocations late.
                 judged_since_check += 1;
@@ -1222,72 +1279,226 @@ impl Shadow {
                     self.count_batch(i, None);
                     self.write_summary(false);
                 }
-                if self.capturing.load(Ordering::Relaxed) {
-                    self.captured(CaptureEvent::Call(&inv));
-                }
-                self.inflight_call
-                    .store(&*inv as *const Invocation as usize, Ordering::Relaxed);
-                // Only the running shadow thread writes the number (a given-up
-                // one never calls again): a load and a store, no locked add.
-                let number = self.call_number.load(Ordering::Relaxed) + 1;
-                self.call_number.store(number, Ordering::Relaxed);
-                self.call_started.store(number, Ordering::Release);
-                let jm = self.judge_one(&inv, &mut table);
-                if self.call_started.swap(0, Ordering::AcqRel) == 0 {
-                    // The watchdog gave this thread up and counted the
-                    // call (it may still be reading the invocation:
-                    // leaked): a fresh shadow has the queue and the rest
-                    // of the batch now.
-                    std::mem::forget(inv);
-                    return;
-                }
+                let capturing = self.capturing.load(Ordering::Relaxed);
+                let (inv, jm, seq, func) = if p == RING_CALL {
+                    // SAFETY: written with the tag by `take_from_rings` under
+                    // `pop_lock`; only the thread holding the batch reads it.
+                    let (c, tid) = unsafe { (*self.ring_taken[i].get()).assume_init() };
+                    let func = c.target.func;
+                    let facts = self.facts[func as usize];
+                    if !facts.quick || capturing {
+                        // Judged as the general path's invocation it stands for.
+                        (
+                            Some(self.invocation_into(c, tid, pool.pop())),
+                            None,
+                            c.seq,
+                            func,
+                        )
+                    } else {
+                        // The ring's fast path: the call made from the slot's
+                        // registers, a match counted without building an
+                        // invocation (the watchdog builds one from the slot if
+                        // it gives the call up).
+                        self.inflight_call.store(
+                            self.ring_taken[i].get() as usize | RING_INFLIGHT,
+                            Ordering::Relaxed,
+                        );
+                        let Some(fast) = self.claimed(|| self.judge_ring(&c, facts)) else {
+                            return;
+                        };
+                        match fast {
+                            RingVerdict::Match | RingVerdict::Unmirrored => {
+                                let p = &self.pending[func as usize];
+                                bump(if matches!(fast, RingVerdict::Match) {
+                                    &p.matched
+                                } else {
+                                    &p.unmirrored
+                                });
+                                if crate::sandbox::new_build_threads() != 0 {
+                                    let mut poison = None;
+                                    self.thread_faults(c.seq, &mut poison);
+                                    self.poisoned(i, poison, &mut table);
+                                }
+                                continue;
+                            }
+                            RingVerdict::Judge(judge) => {
+                                let (r, raw) = *judge;
+                                let inv = self.invocation_into(c, tid, pool.pop());
+                                let f = &self.functions[func as usize];
+                                let jm = self.judge_new(f, facts, &inv, &raw, &[], &mut table, r);
+                                (Some(inv), Some(jm), c.seq, func)
+                            }
+                        }
+                    }
+                } else {
+                    // SAFETY: put there by `Box::into_raw` (above, by this or a
+                    // given-up shadow thread, under `pop_lock`), taken once.
+                    let inv = unsafe { Box::from_raw(p) };
+                    let (seq, func) = (inv.seq, inv.func);
+                    (Some(inv), None, seq, func)
+                };
+                let (inv, jm) = match (inv, jm) {
+                    (inv, Some(jm)) => (inv, jm),
+                    (None, None) => continue, // never: no judgement without an invocation
+                    (Some(inv), None) => {
+                        if capturing {
+                            self.captured(CaptureEvent::Call(&inv));
+                        }
+                        self.inflight_call
+                            .store(&*inv as *const Invocation as usize, Ordering::Relaxed);
+                        let Some(jm) = self.claimed(|| self.judge_one(&inv, &mut table)) else {
+                            // The watchdog gave this thread up and counted the
+                            // call (it may still be reading the invocation:
+                            // leaked): a fresh shadow has the queue and the rest
+                            // of the batch now.
+                            std::mem::forget(inv);
+                            return;
+                        };
+                        (Some(inv), jm)
+                    }
+                };
                 let mut poison = jm.poison;
-                match jm.verdict {
-                    Verdict::Match => bump(&self.pending[inv.func as usize].matched),
-                    Verdict::Unmirrored => bump(&self.pending[inv.func as usize].unmirrored),
-                    _ => self.count_batch(i + 1, Some((&inv, jm))),
+                match (jm.verdict, &inv) {
+                    (Verdict::Match, _) => bump(&self.pending[func as usize].matched),
+                    (Verdict::Unmirrored, _) => bump(&self.pending[func as usize].unmirrored),
+                    (_, Some(inv)) => self.count_batch(i + 1, Some((inv, jm))),
+                    (_, None) => bump(&self.pending[func as usize].unmirrored), // never
                 }
-                // Faults of threads the new build started (contained:
-                // `sandbox::take_thread_faults`): an event line each; one
-                // of the namespace being called poisons it. None can be
-                // recorded before the new build starts a thread.
                 if crate::sandbox::new_build_threads() != 0 {
-                    for tf in crate::sandbox::take_thread_faults() {
-                        let pc = tf.fault.pc;
-                        let at = (self.hooks.caller_name)(pc as u64)
-                            .unwrap_or_else(|| format!("{pc:#x}"));
-                        let mut j = self.judged.lock().unwrap_or_else(|e| e.into_inner());
-                        if let Some(r) = (!j.closed).then(|| j.writer()).flatten() {
-                            r.event(
-                                inv.seq,
-                                self.pid,
-                                "shadow_thread_fault",
-                                &format!("{} at {at}", tf.what()),
-                            );
-                        }
-                        if tf.current && poison.is_none() {
-                            poison = Some(pc);
-                        }
-                    }
+                    self.thread_faults(seq, &mut poison);
                 }
-                if let Some(pc) = poison {
-                    // Never call the poisoned namespace again; the
-                    // shadow's objects lived there (calls on their
-                    // handles are `unmirrored` from now on).
-                    self.count_batch(i + 1, None);
-                    table.clear();
-                    if let Err(why) = (self.hooks.reload)(pc) {
-                        self.stop(&why);
-                    }
-                }
+                self.poisoned(i, poison, &mut table);
                 // A scalar function's invocation holds nothing but capacity:
                 // kept for the next ring call.
-                if self.facts[inv.func as usize].scalar && pool.len() < BATCH {
-                    pool.push(inv);
+                if let Some(inv) = inv {
+                    if self.facts[inv.func as usize].scalar && pool.len() < BATCH {
+                        pool.push(inv);
+                    }
                 }
             }
             self.count_batch(end, None);
         }
+    }
+
+    /// Faults of threads the new build started (contained:
+    /// `sandbox::take_thread_faults`), after the call `seq`: an event line
+    /// each; one of the namespace being called poisons it (`poison`).
+    fn thread_faults(&self, seq: u64, poison: &mut Option<usize>) {
+        for tf in crate::sandbox::take_thread_faults() {
+            let pc = tf.fault.pc;
+            let at = (self.hooks.caller_name)(pc as u64).unwrap_or_else(|| format!("{pc:#x}"));
+            let mut j = self.judged.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(r) = (!j.closed).then(|| j.writer()).flatten() {
+                r.event(
+                    seq,
+                    self.pid,
+                    "shadow_thread_fault",
+                    &format!("{} at {at}", tf.what()),
+                );
+            }
+            if tf.current && poison.is_none() {
+                *poison = Some(pc);
+            }
+        }
+    }
+
+    /// After the batch's call `i`: a namespace poisoned at `poison` is
+    /// never called again (the batch up to `i` counted first); the
+    /// shadow's objects lived there (calls on their handles are
+    /// `unmirrored` from now on).
+    fn poisoned(&self, i: usize, poison: Option<usize>, table: &mut HandleTable) {
+        if let Some(pc) = poison {
+            self.count_batch(i + 1, None);
+            table.clear();
+            if let Err(why) = (self.hooks.reload)(pc) {
+                self.stop(&why);
+            }
+        }
+    }
+
+    /// Runs `call` as the call in flight the watchdog watches: numbered in
+    /// `call_started` while it runs. `None` when the watchdog gave this
+    /// thread up meanwhile (it counted the call; a fresh shadow thread has
+    /// the rest of the batch and this one must stop).
+    fn claimed<T>(&self, call: impl FnOnce() -> T) -> Option<T> {
+        // Only the running shadow thread writes the number (a given-up
+        // one never calls again): a load and a store, no locked add.
+        let number = self.call_number.load(Ordering::Relaxed) + 1;
+        self.call_number.store(number, Ordering::Relaxed);
+        self.call_started.store(number, Ordering::Release);
+        let out = call();
+        (self.call_started.swap(0, Ordering::AcqRel) != 0).then_some(out)
+    }
+
+    /// A ring's call of a function with a quick comparison, made straight
+    /// from its slot: the arguments are the slot's registers mapped by
+    /// [`Facts::regs`], passed as bits ([`Invoker::call_sandboxed_bits`]).
+    /// A `match` or an `unmirrored` needs no invocation; anything else
+    /// comes back with what the call gave, for [`Shadow::judge_new`] on
+    /// the invocation the slot stands for.
+    fn judge_ring(&self, c: &ScalarCall, facts: Facts) -> RingVerdict {
+        let f = &self.functions[c.target.func as usize];
+        let new_fn = c.target.new_fn.load(Ordering::Acquire) as usize;
+        if new_fn == 0 || self.is_stopped() {
+            return RingVerdict::Unmirrored;
+        }
+        let n = f.sig.params.len();
+        let mut bits = [0u64; MAX_ARGS];
+        for (b, &r) in bits.iter_mut().zip(&facts.regs[..n]) {
+            *b = crate::ring::reg_bits(&c.gpr, &c.xmm, r);
+        }
+        // The caller's floating-point state, loaded only when it differs
+        // from the shadow thread's (and put back after).
+        let (own_fp, fp) = (FpEnv::current(), c.fp_env());
+        if own_fp != fp {
+            fp.set();
+        }
+        let guard = f.cxx.guard.load(Ordering::Relaxed);
+        // SAFETY: `new_fn` is the new build's definition of this scalar
+        // function (its signature's invoker), given the primary's argument
+        // bits; a guard is the exception guard of its namespace.
+        let ret = unsafe {
+            let guard: Option<crate::sandbox::GuardFn> =
+                (guard != 0).then(|| std::mem::transmute(guard));
+            f.invoker.call_sandboxed_bits(
+                new_fn as *const libc::c_void,
+                &bits[..n],
+                guard,
+                self.settings.timeout_ms.min(u32::MAX as u64) as u32,
+            )
+        };
+        if own_fp != fp {
+            own_fp.set();
+        }
+        let outgoing = (self.hooks.take_outgoing)();
+        let quick = match &ret {
+            Ok(r) => {
+                f.comparator.func.all == Some(Spec::Ignore)
+                    || ((!c.watched() || outgoing.is_empty())
+                        && match (&f.sig.ret, r) {
+                            (Type::Void, _) => true,
+                            (Type::Scalar(s), Some(b)) => same_bits(
+                                &Value::scalar_from_bits(*s, *b),
+                                &Value::scalar_from_bits(*s, c.ret),
+                            ),
+                            _ => false,
+                        })
+            }
+            Err(_) => false,
+        };
+        if quick {
+            return RingVerdict::Match;
+        }
+        let raw = bits[..n].iter().map(|b| Raw::Bits(*b)).collect();
+        let ret = ret.map(|r| r.map_or(Raw::None, Raw::Bits));
+        RingVerdict::Judge(Box::new((
+            NewCall {
+                ret,
+                outgoing: Some(outgoing),
+                errno: None,
+            },
+            raw,
+        )))
     }
 
     /// Runs one invocation on the new build and judges it. Nothing is
@@ -1393,26 +1604,40 @@ impl Shadow {
         deep: &[Option<Vec<crate::marshal::FieldPtr>>],
         table: &mut HandleTable,
     ) -> Judgement {
+        let r = self.invoke_new(f, inv.errno_before, inv.fp_env, target, raw);
+        self.judge_new(f, facts, inv, raw, deep, table, r)
+    }
+
+    /// Calls the new build's `target` with `raw` in the sandbox, with the
+    /// caller's `errno` (when compared) and FP control state.
+    fn invoke_new(
+        &self,
+        f: &BoundaryFn,
+        errno_before: i32,
+        fp_env: FpEnv,
+        target: usize,
+        raw: &[Raw],
+    ) -> NewCall {
         let loc = self.new_errno.load(Ordering::Acquire);
         if f.wants_errno && loc != 0 {
             // SAFETY: the new namespace's own `__errno_location`, on this thread.
             let loc: unsafe extern "C" fn() -> *mut libc::c_int =
                 unsafe { std::mem::transmute(loc) };
-            unsafe { *loc() = inv.errno_before };
+            unsafe { *loc() = errno_before };
         }
         // The caller's floating-point state, loaded only when it differs
         // from the shadow thread's (and put back after).
         let own_fp = FpEnv::current();
-        let switch_fp = own_fp != inv.fp_env;
+        let switch_fp = own_fp != fp_env;
         if switch_fp {
-            inv.fp_env.set();
+            fp_env.set();
         }
         let guard = f.cxx.guard.load(Ordering::Relaxed);
         // SAFETY: `target` is the new build's definition of this boundary
         // function, resolved by name (and version) from its namespace; the
-        // arguments point only into `m`, sized by the same counts as the
-        // primary's buffers. A guard is the exception guard loaded into the
-        // new build's namespace.
+        // arguments point only into DDL's own buffers, sized by the same
+        // counts as the primary's. A guard is the exception guard loaded
+        // into the new build's namespace.
         let ret = unsafe {
             let guard: Option<crate::sandbox::GuardFn> =
                 (guard != 0).then(|| std::mem::transmute(guard));
@@ -1427,6 +1652,40 @@ impl Shadow {
             own_fp.set();
         }
         let outgoing = Some((self.hooks.take_outgoing)());
+        let errno = if ret.is_ok() && f.wants_errno && loc != 0 {
+            // SAFETY: the new namespace's own `__errno_location`, called on
+            // the thread that made the call.
+            let loc: unsafe extern "C" fn() -> *mut libc::c_int =
+                unsafe { std::mem::transmute(loc) };
+            // SAFETY: as above: a valid errno location of this thread.
+            Some(unsafe { *loc() })
+        } else {
+            None
+        };
+        NewCall {
+            ret,
+            outgoing,
+            errno,
+        }
+    }
+
+    /// Judges what the new build's call ([`Shadow::invoke_new`]) gave.
+    #[allow(clippy::too_many_arguments)]
+    fn judge_new(
+        &self,
+        f: &BoundaryFn,
+        facts: Facts,
+        inv: &Invocation,
+        raw: &[Raw],
+        deep: &[Option<Vec<crate::marshal::FieldPtr>>],
+        table: &mut HandleTable,
+        r: NewCall,
+    ) -> Judgement {
+        let NewCall {
+            ret,
+            outgoing,
+            errno,
+        } = r;
         let ret = match ret {
             Ok(r) => r,
             Err(CallFailure::Exception { ty, what }) => {
@@ -1482,16 +1741,6 @@ impl Shadow {
                 return self.failure(Verdict::ShadowFault, key, fault.pc);
             }
             Err(_) => return Judgement::unmirrored(),
-        };
-        let errno = if f.wants_errno && loc != 0 {
-            // SAFETY: the new namespace's own `__errno_location`, called on
-            // the thread that made the call.
-            let loc: unsafe extern "C" fn() -> *mut libc::c_int =
-                unsafe { std::mem::transmute(loc) };
-            // SAFETY: as above: a valid errno location of this thread.
-            Some(unsafe { *loc() })
-        } else {
-            None
         };
         if facts.quick && quick_match(f, facts, inv, &ret, errno, outgoing.as_deref()) {
             return Judgement::quick_match();

@@ -802,8 +802,10 @@ pub fn decide(
         let c = make_counts();
         let (calls, dropped, ring) = c.raw_parts();
         f.calls.store(calls as *mut AtomicU64, Ordering::Relaxed);
-        f.dropped.store(dropped as *mut AtomicU64, Ordering::Relaxed);
-        f.ring.store(ring as *mut std::ffi::c_void, Ordering::Relaxed);
+        f.dropped
+            .store(dropped as *mut AtomicU64, Ordering::Relaxed);
+        f.ring
+            .store(ring as *mut std::ffi::c_void, Ordering::Relaxed);
         f.sampled_out.store(
             c.sampled_out_counters() as *mut AtomicU64,
             Ordering::Relaxed,
@@ -935,8 +937,12 @@ unsafe extern "C" fn ddl_wrapper_pre(w: *const Wrapped, frame: *mut Frame) -> u6
             if let Some(r) = ring.filter(|_| !ctx.cxx) {
                 let (seq, stopped, sleeping) = r.flags;
                 w.fast.seq.store(seq as *mut AtomicU64, Ordering::Relaxed);
-                w.fast.stopped.store(stopped as *mut AtomicBool, Ordering::Relaxed);
-                w.fast.sleeping.store(sleeping as *mut AtomicBool, Ordering::Relaxed);
+                w.fast
+                    .stopped
+                    .store(stopped as *mut AtomicBool, Ordering::Relaxed);
+                w.fast
+                    .sleeping
+                    .store(sleeping as *mut AtomicBool, Ordering::Relaxed);
                 w.fast.watched.store(
                     r.watched as *const AtomicBool as *mut AtomicBool,
                     Ordering::Relaxed,

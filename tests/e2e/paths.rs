@@ -182,7 +182,10 @@ fn scalar_c_functions_take_the_ring_path() {
     let mut armed: Vec<&str> = ddl
         .stderr
         .lines()
-        .filter_map(|l| l.strip_prefix("ddl: ")?.strip_suffix(": calls take the ring path"))
+        .filter_map(|l| {
+            l.strip_prefix("ddl: ")?
+                .strip_suffix(": calls take the ring path")
+        })
         .collect();
     armed.sort_unstable();
     let mut want: Vec<&str> = crate::expect::CALC_APP
@@ -196,9 +199,5 @@ fn scalar_c_functions_take_the_ring_path() {
     let tmp = TempDir::new("paths-ring-general");
     let app = app.env("DDL_CALLER_PATH", "general");
     let (_, ddl, _) = run_both(&tmp, &app, crate::apps::calc_config(fx, None));
-    assert!(
-        !ddl.stderr.contains("ring path"),
-        "stderr:\n{}",
-        ddl.stderr
-    );
+    assert!(!ddl.stderr.contains("ring path"), "stderr:\n{}", ddl.stderr);
 }
