@@ -282,7 +282,7 @@ impl Ring {
         Some(call)
     }
 
-    /// Takes up to `max` calls, oldest first, handing each to `take`, and
+    /// Takes up to `max` calls, oldest first, lending each to `take`, and
     /// publishes the new position once for all of them (a store per call
     /// kept the position's line moving between the cores while the
     /// producer, finding the ring full, kept reading it). Returns how many.
@@ -291,7 +291,7 @@ impl Ring {
     ///
     /// As [`Ring::pop`]: one consumer at a time.
     #[inline]
-    pub unsafe fn pop_batch(&self, max: usize, mut take: impl FnMut(ScalarCall)) -> usize {
+    pub unsafe fn pop_batch(&self, max: usize, mut take: impl FnMut(&ScalarCall)) -> usize {
         let start = self.head.load(Ordering::Relaxed);
         let mut h = start;
         while ((h - start) as usize) < max {
@@ -301,7 +301,7 @@ impl Ring {
             }
             // SAFETY: as in `pop`: the stamp says position h is written,
             // and the producer does not reuse the slot before `head` passes h.
-            take(unsafe { (*slot.call.get()).assume_init_read() });
+            take(unsafe { (*slot.call.get()).assume_init_ref() });
             h += 1;
         }
         if h != start {

@@ -1027,7 +1027,7 @@ impl Shadow {
                     inflight.funcs.push(c.target.func);
                     // SAFETY: the batch's slots are written under
                     // `pop_lock` only while no thread judges them.
-                    (*self.ring_taken[from].get()).write((c, b.tid));
+                    (*self.ring_taken[from].get()).write((*c, b.tid));
                     self.taken[from].store(RING_CALL, Ordering::Relaxed);
                     from += 1;
                 })
@@ -1283,13 +1283,14 @@ impl Shadow {
                 let (inv, jm, seq, func) = if p == RING_CALL {
                     // SAFETY: written with the tag by `take_from_rings` under
                     // `pop_lock`; only the thread holding the batch reads it.
-                    let (c, tid) = unsafe { (*self.ring_taken[i].get()).assume_init() };
+                    let (c, tid) = unsafe { (*self.ring_taken[i].get()).assume_init_ref() };
+                    let (c, tid) = (c, *tid);
                     let func = c.target.func;
                     let facts = self.facts[func as usize];
                     if !facts.quick || capturing {
                         // Judged as the general path's invocation it stands for.
                         (
-                            Some(self.invocation_into(c, tid, pool.pop())),
+                            Some(self.invocation_into(*c, tid, pool.pop())),
                             None,
                             c.seq,
                             func,
@@ -1303,7 +1304,7 @@ impl Shadow {
                             self.ring_taken[i].get() as usize | RING_INFLIGHT,
                             Ordering::Relaxed,
                         );
-                        let Some(fast) = self.claimed(|| self.judge_ring(&c, facts)) else {
+                        let Some(fast) = self.claimed(|| self.judge_ring(c, facts)) else {
                             return;
                         };
                         match fast {
@@ -1323,7 +1324,7 @@ impl Shadow {
                             }
                             RingVerdict::Judge(judge) => {
                                 let (r, raw) = *judge;
-                                let inv = self.invocation_into(c, tid, pool.pop());
+                                let inv = self.invocation_into(*c, tid, pool.pop());
                                 let f = &self.functions[func as usize];
                                 let jm = self.judge_new(f, facts, &inv, &raw, &[], &mut table, r);
                                 (Some(inv), Some(jm), c.seq, func)

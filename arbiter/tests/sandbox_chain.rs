@@ -81,10 +81,15 @@ void do_abort(void) { abort(); }
 fn build() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandbox-chain-test");
     std::fs::create_dir_all(&dir).unwrap();
-    let src = dir.join("libapp.c");
+    // One source and output per process and per call: the test binary
+    // runs itself as a child too, and its tests run on parallel threads
+    // (a shared file was rewritten under another test's dlopen).
+    static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tag = format!("{}-{n}", std::process::id());
+    let src = dir.join(format!("libapp-{tag}.c"));
     std::fs::write(&src, APP_C).unwrap();
-    // One output per process: the test binary runs itself as a child too.
-    let out = dir.join(format!("libapp-{}.so", std::process::id()));
+    let out = dir.join(format!("libapp-{tag}.so"));
     let st = Command::new("gcc")
         .args(["-O1", "-g", "-fPIC", "-shared", "-o"])
         .arg(&out)
@@ -113,7 +118,8 @@ impl App {
         // SAFETY: as above, in a new namespace as DDL loads a new build.
         let new_ns = unsafe { libc::dlmopen(libc::LM_ID_NEWLM, c.as_ptr(), libc::RTLD_NOW) };
         assert!(!new_ns.is_null());
-        let _ = std::fs::remove_file(&path); // mapped; the file is no longer needed
+        let _ = std::fs::remove_file(&path); // mapped; the files are no longer needed
+        let _ = std::fs::remove_file(path.with_extension("c"));
         App { handle, new_ns }
     }
     fn sym(&self, name: &str) -> usize {
