@@ -104,6 +104,14 @@ static SESSION: AtomicPtr<Session> = AtomicPtr::new(std::ptr::null_mut());
 
 impl Session {
     /// The config.
+    /// Mirroring stops for now (at exit, in a forked child, the old build
+    /// gone): the session is inactive and every wrapper disarmed, so that
+    /// calls are forwarded uncounted.
+    fn deactivate(&self) {
+        self.active.store(false, Ordering::Release);
+        crate::wrapper::disarm_all();
+    }
+
     pub(crate) fn config(&self) -> &Config {
         &self.config
     }
@@ -377,7 +385,7 @@ fn own_link_map() -> usize {
 /// (the parent's report stays the parent's).
 extern "C" fn after_fork_child() {
     if let Some(s) = session() {
-        s.active.store(false, Ordering::Release);
+        s.deactivate();
     }
 }
 
@@ -532,7 +540,7 @@ fn objects_changed_locked(s: &Session, st: &mut State, objs: &[LoadedObject]) {
             if let Err(e) = activate(s, st, o) {
                 st.failed = true;
                 s.failed.store(true, Ordering::Release);
-                s.active.store(false, Ordering::Release);
+                s.deactivate();
                 fail_open(&e);
                 return;
             }
@@ -542,12 +550,12 @@ fn objects_changed_locked(s: &Session, st: &mut State, objs: &[LoadedObject]) {
                 "{} was unloaded: its wrappers stand down",
                 prev.obj.name
             ));
-            s.active.store(false, Ordering::Release);
+            s.deactivate();
             st.old = None;
         }
         (Some(prev), Some(o)) if prev.obj.lmap != o.lmap || prev.obj.base != o.base => {
             // Unloaded and loaded again between two looks: start over.
-            s.active.store(false, Ordering::Release);
+            s.deactivate();
             st.old = None;
             if let Err(e) = activate(s, st, o) {
                 st.failed = true;
@@ -1029,7 +1037,7 @@ pub extern "C" fn at_exit() {
         return;
     }
     let _guard = Busy::enter();
-    s.active.store(false, Ordering::Release);
+    s.deactivate();
     // Not the state lock: `exit` may be called from a constructor running
     // inside a `dlopen`, while another thread holds the state lock and waits
     // for ld.so's lock in a `dlsym`.

@@ -8,8 +8,10 @@
 //! without saving a register or calling Rust, for the calls that will not
 //! be mirrored:
 //!
-//! - the session is inactive (the old build gone, after the at-exit drain,
-//!   in a forked child): forward, not counted;
+//! - the wrapper is not armed (its first calls), or every call of its
+//!   function is mirrored, or the session is inactive (the old build gone,
+//!   after the at-exit drain, in a forked child: [`disarm_all`]): the slow
+//!   path, which forwards an inactive session's calls uncounted;
 //! - the thread is busy (DDL's own thread, or a call nested in a mirrored
 //!   one on this thread): forward, not counted;
 //! - the function is sampled per call and this call is not drawn: count it
@@ -94,13 +96,12 @@ pub struct FnCtx {
 /// ([`decide`]): until then every call of it takes the slow path.
 #[repr(C)]
 struct FastCtx {
-    /// The session's `active` flag (it lives as long as the process), or
-    /// null while the wrapper is not armed.
-    active: AtomicPtr<AtomicBool>,
-    /// 1: the function is sampled per call (the fast path may skip it);
-    /// 0: every call is mirrored (a call given a handle: its create call
-    /// was sampled), or not known yet.
-    per_call: AtomicU8,
+    /// [`MODE_PER_CALL`]: armed, the function sampled per call (the fast
+    /// path may skip a call); [`MODE_EVERY_CALL`]: armed, every call is
+    /// mirrored (a call given a handle: its create call was sampled): the
+    /// slow path; 0: not armed, or the session is not active
+    /// ([`disarm_all`]): the slow path, which forwards.
+    mode: AtomicU8,
     /// 1: a drawn call takes the **ring path** (see the module's comment):
     /// a scalar C function whose calls go through the callers' rings
     /// (`Shadow::takes_ring`), every call mirrored (sampling 1, so a
@@ -126,6 +127,11 @@ struct FastCtx {
     /// address, in the [`FnCtx`] before this).
     target: FnTarget,
 }
+
+/// [`FastCtx::mode`]: the function is sampled per call.
+const MODE_PER_CALL: u8 = 1;
+/// [`FastCtx::mode`]: every call of the function is mirrored.
+const MODE_EVERY_CALL: u8 = 2;
 
 /// What [`decide`]'s caller arms a wrapper's ring path with.
 #[derive(Clone, Copy)]
@@ -249,18 +255,14 @@ std::arch::global_asm!(
     // a leaf until it jumps away; a signal frame never touches the red
     // zone).
     //
-    // The session active? (null: this wrapper is not armed yet.)
-    "mov r10, qword ptr [r11 + {fast_active}]",
-    "test r10, r10",
-    "jz 5f",
-    "cmp byte ptr [r10], 0",
-    "je 3f", // inactive: forward, not counted
+    // Armed and sampled per call? (Not armed, the session not active, or
+    // every call mirrored: the slow path.)
+    "cmp byte ptr [r11 + {fast_mode}], {mode_per_call}",
+    "jne 5f",
     // r10 = this thread's FastTls, as an offset from the thread pointer.
     "mov r10, qword ptr [rip + ddl_fast_tls@GOTTPOFF]",
     "cmp byte ptr fs:[r10 + {t_busy}], 0",
     "jne 4f", // busy thread
-    "cmp byte ptr [r11 + {fast_per_call}], 0",
-    "je 5f", // every call of this function is mirrored
     "cmp qword ptr fs:[r10 + {t_countdown}], 1",
     "jb 5f", // 0: the thread is not armed
     "je 8f", // 1: this call is drawn
@@ -601,8 +603,8 @@ std::arch::global_asm!(
     fp_at = const FP_AT,
     watched_shift = const FP_WATCHED.trailing_zeros(),
     batch_mask = const arbiter::shadow::WAKE_BATCH - 1,
-    fast_active = const size_of::<FnCtx>() + offset_of!(FastCtx, active),
-    fast_per_call = const size_of::<FnCtx>() + offset_of!(FastCtx, per_call),
+    fast_mode = const size_of::<FnCtx>() + offset_of!(FastCtx, mode),
+    mode_per_call = const MODE_PER_CALL,
     fast_counter_offset = const size_of::<FnCtx>() + offset_of!(FastCtx, counter_offset),
     ctx_target = const offset_of!(FnCtx, target),
     t_countdown = const offset_of!(FastTls, countdown),
@@ -929,11 +931,11 @@ unsafe extern "C" fn ddl_wrapper_pre(w: *const Wrapped, frame: *mut Frame) -> u6
         _ => FORWARD,
     };
     // Arm the wrapper's fast path once the sampling decision was reached
-    // (`decide`): `per_call` first, then `active`, which the assembly
-    // checks first.
+    // (`decide`), while the session is active: the ring path's fields
+    // first, then `mode`, which the assembly checks first.
     let ring = t.arm_ring.take();
     if let Some((active, per_call)) = t.arm.take() {
-        if w.fast.active.load(Ordering::Relaxed).is_null() {
+        if w.fast.mode.load(Ordering::Relaxed) == 0 && active.load(Ordering::Acquire) {
             if let Some(r) = ring.filter(|_| !ctx.cxx) {
                 let (seq, stopped, sleeping) = r.flags;
                 w.fast.seq.store(seq as *mut AtomicU64, Ordering::Relaxed);
@@ -954,11 +956,12 @@ unsafe extern "C" fn ddl_wrapper_pre(w: *const Wrapped, frame: *mut Frame) -> u6
                     crate::runtime::function_name(ctx.func)
                 ));
             }
-            w.fast.per_call.store(per_call as u8, Ordering::Relaxed);
-            w.fast.active.store(
-                active as *const AtomicBool as *mut AtomicBool,
-                Ordering::Release,
-            );
+            let mode = if per_call {
+                MODE_PER_CALL
+            } else {
+                MODE_EVERY_CALL
+            };
+            w.fast.mode.store(mode, Ordering::Release);
         }
     }
     if decision == FORWARD {
@@ -1128,6 +1131,29 @@ fn register_region(start: usize, len: usize) -> bool {
     false
 }
 
+/// The session stopped being active (at exit, in a forked child, the old
+/// build gone): every wrapper's fast and ring paths are disarmed, so that
+/// their calls take the slow path, which forwards them uncounted. A later
+/// activation arms them again, call by call.
+pub fn disarm_all() {
+    for (s, l) in &REGIONS {
+        let start = s.load(Ordering::Acquire) as usize;
+        if start == 0 {
+            return;
+        }
+        let len = l.load(Ordering::Relaxed) as usize;
+        for thunk in (start..start + len).step_by(THUNK) {
+            if let Some((ctx, _)) = wrapper_at(thunk) {
+                // SAFETY: every FnCtx is the first field of a leaked
+                // `Wrapped` (`make_thunks`, `#[repr(C)]`).
+                let w = unsafe { &*(ctx as *const FnCtx as *const Wrapped) };
+                w.fast.mode.store(0, Ordering::Release);
+                w.fast.ring.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// If `addr` is a wrapper (or inside one), the context of that wrapper and
 /// the wrapper's own address.
 pub fn wrapper_at(addr: usize) -> Option<(&'static FnCtx, usize)> {
@@ -1169,8 +1195,7 @@ pub fn make_thunks(ctxs: Vec<FnCtx>) -> std::io::Result<Vec<(&'static FnCtx, usi
             let w = Wrapped {
                 ctx,
                 fast: FastCtx {
-                    active: AtomicPtr::new(std::ptr::null_mut()),
-                    per_call: AtomicU8::new(0),
+                    mode: AtomicU8::new(0),
                     ring: AtomicU8::new(0),
                     ret_sse: AtomicU8::new(0),
                     counter_offset,
