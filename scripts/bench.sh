@@ -357,16 +357,38 @@ else
   echo "== numpy on BLAS: python3-numpy, libblas3 or libopenblas0-pthread missing: left out"
 fi
 
+# --- the shadow alone (criterion's benches/shadow.rs, one round each) -----------
+# N calls pushed into a ring by one thread, judged by the shadow on the other
+# core: the shadow's throughput and its thread's CPU time per call.
+shadow_raw=$out/shadow.tsv
+: > "$shadow_raw"
+if [ "${BENCH_SKIP_CARGO:-0}" != 1 ]; then
+  cargo bench --bench shadow --no-run >/dev/null 2>&1 || die "cargo bench --bench shadow --no-run failed"
+fi
+shadow_bin=$(ls -t "$root"/target/release/deps/shadow-* 2>/dev/null | grep -v '\.d$' | head -1 || true)
+if [ -n "$shadow_bin" ]; then
+  echo "== the shadow alone: $ROUNDS rounds of benches/shadow.rs (ring to judged)"
+  for r in $(seq 1 "$ROUNDS"); do
+    o=$("$shadow_bin" --bench --test 2>&1) || die "benches/shadow.rs failed: $(tail -5 <<<"$o")"
+    rate=$(sed -n 's/^shadow through a ring: .* calls in .* ms: \([0-9.]*\) M\/s$/\1/p' <<<"$o")
+    cpu=$(sed -n "s/^shadow through a ring: \([0-9]*\) ns of the shadow thread's CPU per call$/\1/p" <<<"$o")
+    [ -n "$rate" ] && [ -n "$cpu" ] || die "benches/shadow.rs printed no ring figures: $o"
+    printf '%s\t%s\n' "$rate" "$cpu" >> "$shadow_raw"
+  done
+else
+  echo "== the shadow alone: benches/shadow.rs not built: left out"
+fi
+
 # --- tables -------------------------------------------------------------------
 total_s=$(($(date +%s) - start_s))
 machine+="; load average at start $load_start, at end $(cut -d' ' -f1-3 /proc/loadavg). libddl.so $libddl_info"
 echo
-"$PY" - "$raw" "$numpy_raw" "$machine" "$ROUNDS" "$total_s" "$out/latest.md" <<'PY'
+"$PY" - "$raw" "$numpy_raw" "$machine" "$ROUNDS" "$total_s" "$out/latest.md" "$shadow_raw" <<'PY'
 import statistics as st
 import sys
 from collections import defaultdict
 
-raw, numpy_raw, machine, rounds, total_s, md_path = sys.argv[1:7]
+raw, numpy_raw, machine, rounds, total_s, md_path, shadow_raw = sys.argv[1:8]
 rows = [l.rstrip("\n").split("\t") for l in open(raw) if l.strip()]
 runs = defaultdict(list)
 for tag, path, kind, threads, rnd, n, ns, cpu, wall, csum, calls, mirrored, match, dropped, skipped in rows:
@@ -524,6 +546,13 @@ if ("main", "add", 1) in shadow_rate:
     rate, dropped = shadow_rate[("main", "add", 1)]
     note = "queue overflowed (drops): the shadow's capacity" if dropped > 0 else "no drops: a lower bound, the app was slower"
     p(f"| shadow throughput (add, 1 thread) | >= 10 M/s | {rate / 1e6:.2f} M/s ({note}) | {'yes' if rate >= 1e7 else 'no'} |")
+alone = [l.split("\t") for l in open(shadow_raw) if l.strip()]
+if alone:
+    rate_m = st.median(float(a[0]) for a in alone)
+    cpu_ns = st.median(float(a[1]) for a in alone)
+    p(f"| shadow throughput, alone (benches/shadow.rs: ring to judged, {len(alone)} rounds) | >= 10 M/s on one core "
+      f"| {cpu_ns:.0f} ns of the shadow thread's CPU per call = {1e3 / cpu_ns:.2f} M/s on one core "
+      f"({rate_m:.2f} M/s wall) | {'yes' if cpu_ns <= 100 else 'no'} |")
 for path, td in thread_delta.items():
     if 1 in td and 8 in td:
         g = ", ".join(f"{t}: {td[t]:+.1f}" for t in sorted(td))
