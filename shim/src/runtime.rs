@@ -52,6 +52,9 @@ struct State {
     wrappers: HashMap<(String, Option<String>), Wrapper>,
     /// Objects already parsed, by `link_map` address, load address and name.
     objects: HashMap<(usize, usize, String), ObjectInfo>,
+    /// Whether each object seen matches the config's `old` ([`is_old`]),
+    /// by the same key: asked once per object, not at every rescan.
+    old_match: HashMap<(usize, usize, String), bool>,
     shadow_started: bool,
     /// The main program's mapped range.
     main_span: (usize, usize),
@@ -277,6 +280,7 @@ pub fn boot() {
             new: None,
             wrappers: HashMap::new(),
             objects: HashMap::new(),
+            old_match: HashMap::new(),
             shadow_started: false,
             main_span: (0, 0),
             failed: false,
@@ -441,20 +445,23 @@ pub fn objects_changed() {
             return; // the holder looks again
         };
         RESCAN.store(false, Ordering::SeqCst);
-        let pins = pin_objects(s);
+        let pins = pin_objects(s, &mut st);
         objects_changed_locked(s, &mut st, &pins.0);
         drop(st);
+        let pinned = !pins.1.is_empty();
         for h in pins.1 {
             real_dlclose(h);
         }
         // Closing a pin unloads the object when the application's dlclose
         // came meanwhile, and that unload passed no hook: look again.
-        let now: std::collections::HashSet<usize> = elf::base_namespace_objects()
-            .iter()
-            .map(|o| o.lmap)
-            .collect();
-        if pins.0.iter().any(|o| !now.contains(&o.lmap)) {
-            RESCAN.store(true, Ordering::SeqCst);
+        if pinned {
+            let now: std::collections::HashSet<usize> = elf::base_namespace_objects()
+                .iter()
+                .map(|o| o.lmap)
+                .collect();
+            if pins.0.iter().any(|o| !now.contains(&o.lmap)) {
+                RESCAN.store(true, Ordering::SeqCst);
+            }
         }
         // DDL's own failed lookups must not show in the caller's dlerror().
         // SAFETY: dlerror has no preconditions.
@@ -485,20 +492,37 @@ fn lock_briefly(m: &Mutex<State>) -> Option<std::sync::MutexGuard<'_, State>> {
     }
 }
 
-/// The base namespace's objects, each held open (`RTLD_NOLOAD`) so that no
-/// other thread's `dlclose` unmaps it while its slots are read and written;
-/// objects already on their way out are left out. Returns the objects and
-/// the handles to close afterwards.
-fn pin_objects(s: &Session) -> (Vec<LoadedObject>, Vec<*mut c_void>) {
-    let mut objs = Vec::new();
+/// The base namespace's objects, those DDL is going to read or write held
+/// open (`RTLD_NOLOAD`) so that no other thread's `dlclose` unmaps them
+/// meanwhile; objects already on their way out are left out. Returns the
+/// objects and the handles to close afterwards.
+///
+/// Objects nothing is done with are listed without being held: all of them
+/// while no object matches `old` (only names are compared), and, once it
+/// is there, those already read that hold no boundary slot.
+fn pin_objects(s: &Session, st: &mut State) -> (Vec<LoadedObject>, Vec<*mut c_void>) {
+    let walked = elf::base_namespace_objects();
+    let mut old_here = false;
+    for o in &walked {
+        old_here |= matches_old(s, st, o);
+    }
+    let mut objs = Vec::with_capacity(walked.len());
     let mut handles = Vec::new();
-    for o in elf::base_namespace_objects() {
+    for o in walked {
         if o.is_main()
             || o.lmap == s.own_lmap
             || o.name.contains("linux-vdso")
             || o.name.contains("/ld-linux")
         {
             objs.push(o); // never unloaded
+            continue;
+        }
+        let key = (o.lmap, o.base, o.name.clone());
+        let idle = !old_here
+            || (st.objects.get(&key).is_some_and(|i| i.slots.is_empty())
+                && st.old_match.get(&key) == Some(&false));
+        if idle {
+            objs.push(o); // not read nor written
             continue;
         }
         let Ok(c) = CString::new(o.name.as_bytes()) else {
@@ -517,11 +541,20 @@ fn pin_objects(s: &Session) -> (Vec<LoadedObject>, Vec<*mut c_void>) {
     (objs, handles)
 }
 
+/// [`is_old`] for `o`, asked once per object (by `link_map`, load address
+/// and name).
+fn matches_old(s: &Session, st: &mut State, o: &LoadedObject) -> bool {
+    let key = (o.lmap, o.base, o.name.clone());
+    *st.old_match
+        .entry(key)
+        .or_insert_with(|| is_old(&s.config.old, o))
+}
+
 fn objects_changed_locked(s: &Session, st: &mut State, objs: &[LoadedObject]) {
     if st.failed {
         return;
     }
-    let found = objs.iter().find(|o| is_old(&s.config.old, o)).cloned();
+    let found = objs.iter().find(|o| matches_old(s, st, o)).cloned();
     match (&st.old, found) {
         (None, Some(o)) => {
             if let Err(e) = activate(s, st, o) {
@@ -558,6 +591,7 @@ fn objects_changed_locked(s: &Session, st: &mut State, objs: &[LoadedObject]) {
         .map(|o| (o.lmap, o.base, o.name.clone()))
         .collect();
     st.objects.retain(|k, _| live.contains(k));
+    st.old_match.retain(|k, _| live.contains(k));
     let Some(old_lmap) = st.old.as_ref().map(|o| o.obj.lmap) else {
         return;
     };
@@ -856,7 +890,11 @@ fn rebind_object(
         }
         st.objects.insert(key.clone(), info);
     }
-    let mut info = st.objects[&key].clone();
+    let cached = &st.objects[&key];
+    if cached.slots.is_empty() {
+        return Ok(());
+    }
+    let mut info = cached.clone();
     if addresses_only {
         info.slots
             .retain(|sl| sl.r_type != goblin::elf::reloc::R_X86_64_JUMP_SLOT);
