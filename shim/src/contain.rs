@@ -106,7 +106,7 @@ use std::sync::{Mutex, OnceLock};
 
 use arbiter::sandbox;
 
-use crate::elf::{object_info, LinkMap, LoadedObject};
+use crate::elf::{object_info, LinkMap, LoadedObject, NameFilter};
 use crate::interpose::{real_dlsym, real_dlvsym};
 use crate::rebind::{read_slot, write_slot};
 
@@ -2137,7 +2137,9 @@ pub unsafe fn patch_namespace(
             report.skipped.push(format!("{label}: {why}"));
             continue;
         }
-        let info = match object_info(&o.obj, &|n| wanted.contains_key(n)) {
+        let is_wanted = |n: &str| wanted.contains_key(n);
+        let names = NameFilter::new(wanted.keys().map(String::as_str), &is_wanted);
+        let info = match object_info(&o.obj, &names) {
             Ok(i) => i,
             Err(e) => {
                 report.skipped.push(format!("{label}: {e}"));

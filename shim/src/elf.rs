@@ -298,9 +298,62 @@ fn file_program_headers(
     Ok(phdrs)
 }
 
+/// The symbol names rebinding looks for: `wanted` decides, after a quick
+/// test (the names' lengths and last bytes) that turns most other names
+/// away without hashing them or checking their UTF-8.
+pub struct NameFilter<'a> {
+    /// Bit `len % 64` for every name's length.
+    lens: u64,
+    /// Bit `b` for every name's last byte `b`.
+    last: [u64; 4],
+    wanted: &'a dyn Fn(&str) -> bool,
+}
+
+impl<'a> NameFilter<'a> {
+    /// A filter that admits exactly the names `wanted` accepts, all of
+    /// which must be among `names`.
+    pub fn new<'n>(
+        names: impl IntoIterator<Item = &'n str>,
+        wanted: &'a dyn Fn(&str) -> bool,
+    ) -> Self {
+        let mut f = NameFilter {
+            lens: 0,
+            last: [0; 4],
+            wanted,
+        };
+        for n in names {
+            f.lens |= 1 << (n.len() % 64);
+            if let Some(&b) = n.as_bytes().last() {
+                f.last[b as usize / 64] |= 1 << (b % 64);
+            }
+        }
+        f
+    }
+
+    /// Every name (the tests' reference reading).
+    #[cfg(test)]
+    pub fn all(wanted: &'a dyn Fn(&str) -> bool) -> Self {
+        NameFilter {
+            lens: u64::MAX,
+            last: [u64::MAX; 4],
+            wanted,
+        }
+    }
+
+    /// Is `name` one of the names looked for?
+    pub fn admits(&self, name: &[u8]) -> bool {
+        let Some(&b) = name.last() else {
+            return false;
+        };
+        self.lens & (1 << (name.len() % 64)) != 0
+            && self.last[b as usize / 64] & (1 << (b % 64)) != 0
+            && std::str::from_utf8(name).is_ok_and(|n| (self.wanted)(n))
+    }
+}
+
 /// Reads `obj`'s relocations from memory (its dynamic section, as ld.so
 /// relocated it, and the tables it points at) and returns the slots that
-/// refer to names for which `wanted` is true, plus its RELRO, executable
+/// refer to names `names` admits, plus its RELRO, executable
 /// ranges and span (from its program headers: ld.so's copy, as
 /// `dl_iterate_phdr` gives it, for the base namespace; the head of its file
 /// for another namespace's object). Nothing else is read from the file, and
@@ -308,10 +361,7 @@ fn file_program_headers(
 ///
 /// `obj` must stay loaded meanwhile (held open, or ld.so's never-unloaded
 /// objects): `obj.lmap` is read as a live `link_map`. Not for the vdso.
-pub fn object_info(
-    obj: &LoadedObject,
-    wanted: &dyn Fn(&str) -> bool,
-) -> Result<ObjectInfo, String> {
+pub fn object_info(obj: &LoadedObject, names: &NameFilter) -> Result<ObjectInfo, String> {
     if obj.lmap == 0 {
         return Err(format!("{}: no link_map", obj.name));
     }
@@ -343,7 +393,7 @@ pub fn object_info(
     info.span = (lo, hi);
     // SAFETY: the dynamic section and the tables it points at are mapped
     // for as long as the object is loaded.
-    unsafe { dynamic_slots(obj.base, l_ld, wanted, &mut info.slots) };
+    unsafe { dynamic_slots(obj.base, l_ld, names, &mut info.slots) };
     Ok(info)
 }
 
@@ -368,18 +418,13 @@ struct Vernaux {
 }
 
 /// The `JUMP_SLOT`, `GLOB_DAT` and `R_X86_64_64` relocations of the object
-/// loaded at `base` whose dynamic section is at `l_ld`, for names `wanted`
-/// accepts, appended to `out`.
+/// loaded at `base` whose dynamic section is at `l_ld`, for names `names`
+/// admits, appended to `out`.
 ///
 /// # Safety
 /// `l_ld` must be the dynamic section of an object loaded (and staying
 /// loaded) at `base` by ld.so (not the vdso).
-unsafe fn dynamic_slots(
-    base: usize,
-    l_ld: usize,
-    wanted: &dyn Fn(&str) -> bool,
-    out: &mut Vec<SymbolSlot>,
-) {
+unsafe fn dynamic_slots(base: usize, l_ld: usize, names: &NameFilter, out: &mut Vec<SymbolSlot>) {
     use goblin::elf::dynamic::dyn64::Dyn;
     use goblin::elf::dynamic::*;
     // ld.so relocates most of the dynamic section's pointers in place on
@@ -420,13 +465,11 @@ unsafe fn dynamic_slots(
     if symtab == 0 || strtab == 0 || relaent < 24 {
         return;
     }
-    let name_at = |off: usize| -> Option<&str> {
+    let name_at = |off: usize| -> Option<&[u8]> {
         if off >= strsz {
             return None;
         }
-        CStr::from_ptr((strtab + off) as *const libc::c_char)
-            .to_str()
-            .ok()
+        Some(CStr::from_ptr((strtab + off) as *const libc::c_char).to_bytes())
     };
     // Version indexes the object needs → their names.
     let mut versions: HashMap<u16, String> = HashMap::new();
@@ -438,7 +481,10 @@ unsafe fn dynamic_slots(
             for _ in 0..n.vn_cnt {
                 let a = &*(aux as *const Vernaux);
                 if let Some(name) = name_at(a.vna_name as usize) {
-                    versions.insert(a.vna_other & 0x7fff, name.to_string());
+                    versions.insert(
+                        a.vna_other & 0x7fff,
+                        String::from_utf8_lossy(name).into_owned(),
+                    );
                 }
                 if a.vna_next == 0 {
                     break;
@@ -469,17 +515,19 @@ unsafe fn dynamic_slots(
                 continue;
             }
             let sym = &*(symtab as *const libc::Elf64_Sym).add(r_sym);
-            let Some(name) = name_at(sym.st_name as usize) else {
-                continue;
-            };
-            if !wanted(name) {
-                continue;
-            }
             // A defined symbol in the object itself is not a reference to
             // another object (R_X86_64_64 to a local function, say).
             if sym.st_shndx != 0 && r_type == R_X86_64_64 {
                 continue;
             }
+            let Some(name) = name_at(sym.st_name as usize) else {
+                continue;
+            };
+            if !names.admits(name) {
+                continue;
+            }
+            // SAFETY: `admits` accepted it, which checked its UTF-8.
+            let name = std::str::from_utf8_unchecked(name);
             let version = if versym != 0 {
                 let v = *(versym as *const u16).add(r_sym) & 0x7fff;
                 versions.get(&v).cloned()
@@ -683,7 +731,8 @@ mod tests {
     /// binary, libc, libm, libgcc_s, ld.so…).
     #[test]
     fn memory_reading_matches_the_files() {
-        let all = |_: &str| true;
+        let yes = |_: &str| true;
+        let all = NameFilter::all(&yes);
         let mut checked = 0;
         let mut versioned = 0;
         for obj in base_namespace_objects() {
@@ -691,7 +740,7 @@ mod tests {
                 continue;
             }
             let mem = object_info(&obj, &all).expect("from memory");
-            let file = object_info_from_file(&obj, &all).expect("from the file");
+            let file = object_info_from_file(&obj, &yes).expect("from the file");
             assert_eq!(mem.slots, file.slots, "{}", obj.path.display());
             assert_eq!(mem.relro, file.relro, "{}", obj.path.display());
             assert_eq!(mem.exec, file.exec, "{}", obj.path.display());
@@ -724,7 +773,8 @@ mod tests {
             while !(*l).l_prev.is_null() {
                 l = (*l).l_prev;
             }
-            let all = |_: &str| true;
+            let yes = |_: &str| true;
+            let all = NameFilter::all(&yes);
             let mut checked = 0;
             while !l.is_null() {
                 let name = CStr::from_ptr((*l).l_name).to_string_lossy().into_owned();
@@ -739,7 +789,7 @@ mod tests {
                     continue;
                 }
                 let mem = object_info(&obj, &all).expect("from memory");
-                let file = object_info_from_file(&obj, &all).expect("from the file");
+                let file = object_info_from_file(&obj, &yes).expect("from the file");
                 assert_eq!(mem.slots, file.slots, "{}", obj.name);
                 assert_eq!(mem.relro, file.relro, "{}", obj.name);
                 assert_eq!(mem.span, file.span, "{}", obj.name);
@@ -758,7 +808,8 @@ mod tests {
             .into_iter()
             .find(|o| o.is_main())
             .expect("main program");
-        let info = object_info(&main, &|n| n == "malloc").expect("read");
+        let is_malloc = |n: &str| n == "malloc";
+        let info = object_info(&main, &NameFilter::new(["malloc"], &is_malloc)).expect("read");
         assert!(!info.slots.is_empty(), "the test binary references malloc");
         for s in &info.slots {
             assert_eq!(s.name, "malloc");

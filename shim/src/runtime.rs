@@ -883,7 +883,9 @@ fn rebind_object(
     let key = (obj.lmap, obj.base, obj.name.clone());
     if !st.objects.contains_key(&key) {
         let names = s.names.read().unwrap_or_else(|e| e.into_inner());
-        let info = elf::object_info(obj, &|n| names.contains_key(n))?;
+        let wanted = |n: &str| names.contains_key(n);
+        let filter = elf::NameFilter::new(names.keys().map(String::as_str), &wanted);
+        let info = elf::object_info(obj, &filter)?;
         drop(names);
         if obj.is_main() {
             st.main_span = info.span;
