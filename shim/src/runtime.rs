@@ -419,6 +419,13 @@ fn is_old(old: &str, obj: &LoadedObject) -> bool {
     if base == old {
         return true;
     }
+    // Only a symlink can have a canonical name of another file name (a
+    // symlinked folder keeps the last component): one lstat instead of
+    // resolving every component of every object's path.
+    let is_link = std::fs::symlink_metadata(&obj.path).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return false;
+    }
     std::fs::canonicalize(&obj.path)
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy() == old))
@@ -1442,5 +1449,40 @@ mod tests {
         // This test process itself is not secure: the real value says so.
         // SAFETY: getauxval is always safe to call.
         assert!(!stands_down_in(unsafe { libc::getauxval(libc::AT_SECURE) }));
+    }
+
+    /// `old` names an object by its file name, or by the file name its
+    /// path resolves to through symlinks (a symlinked folder, a symlinked
+    /// file, a chain of them).
+    #[test]
+    fn old_is_matched_by_file_name_or_through_symlinks() {
+        let dir = std::env::temp_dir().join(format!("ddl-is-old-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("real")).unwrap();
+        std::fs::write(dir.join("real/libreal.so.1.2"), b"").unwrap();
+        std::fs::write(dir.join("real/libplain.so.1"), b"").unwrap();
+        std::os::unix::fs::symlink("libreal.so.1.2", dir.join("real/libreal.so.1")).unwrap();
+        std::os::unix::fs::symlink("real/libreal.so.1", dir.join("libchain.so")).unwrap();
+        std::os::unix::fs::symlink("real", dir.join("linked")).unwrap();
+        let obj = |p: &str| {
+            let path = dir.join(p);
+            LoadedObject {
+                base: 0x1000,
+                name: path.to_string_lossy().into_owned(),
+                path,
+                lmap: 1,
+            }
+        };
+        assert!(is_old("libreal.so.1", &obj("real/libreal.so.1")));
+        assert!(is_old("libreal.so.1.2", &obj("real/libreal.so.1")));
+        assert!(is_old("libreal.so.1.2", &obj("libchain.so")));
+        assert!(is_old("libplain.so.1", &obj("linked/libplain.so.1")));
+        assert!(!is_old("libreal.so.1.2", &obj("real/libplain.so.1")));
+        assert!(!is_old("libreal.so.1.2", &obj("linked/libplain.so.1")));
+        assert!(!is_old("libplain.so", &obj("real/libplain.so.1")));
+        assert!(!is_old("libreal.so.1.2", &obj("real/missing.so")));
+        let by_path = dir.join("real/libreal.so.1.2");
+        assert!(is_old(by_path.to_str().unwrap(), &obj("linked/libreal.so.1")));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
