@@ -50,11 +50,9 @@ struct State {
     new: Option<NewBuild>,
     /// By (symbol, symbol version): one wrapper per old function.
     wrappers: HashMap<(String, Option<String>), Wrapper>,
-    /// Objects already parsed, by `link_map` address, load address and name.
-    objects: HashMap<(usize, usize, String), ObjectInfo>,
-    /// Whether each object seen matches the config's `old` ([`is_old`]),
-    /// by the same key: asked once per object, not at every rescan.
-    old_match: HashMap<(usize, usize, String), bool>,
+    /// The objects seen, by `link_map` address and load address (an entry
+    /// whose name differs is another object).
+    objects: HashMap<(usize, usize), Seen>,
     shadow_started: bool,
     /// The main program's mapped range.
     main_span: (usize, usize),
@@ -71,6 +69,35 @@ struct State {
 // SAFETY: the raw handles inside are opaque dynamic-linker tokens, used only
 // under the state lock.
 unsafe impl Send for State {}
+
+/// What a rescan knows of one loaded object.
+struct Seen {
+    /// Its name as ld.so recorded it.
+    name: String,
+    /// It matches the config's `old` ([`is_old`], asked once per object).
+    old: bool,
+    /// Its slots and ranges, once read.
+    info: Option<ObjectInfo>,
+}
+
+impl State {
+    /// The entry of `o`, made (and `old` asked) when `o` is new.
+    fn seen(&mut self, s: &Session, o: &LoadedObject) -> &mut Seen {
+        let of = |o: &LoadedObject| Seen {
+            name: o.name.clone(),
+            old: is_old(&s.config.old, o),
+            info: None,
+        };
+        let e = self
+            .objects
+            .entry((o.lmap, o.base))
+            .or_insert_with(|| of(o));
+        if e.name != o.name {
+            *e = of(o);
+        }
+        e
+    }
+}
 
 /// A boundary symbol of the old build.
 #[derive(Clone, Copy, Debug)]
@@ -280,7 +307,6 @@ pub fn boot() {
             new: None,
             wrappers: HashMap::new(),
             objects: HashMap::new(),
-            old_match: HashMap::new(),
             shadow_started: false,
             main_span: (0, 0),
             failed: false,
@@ -524,10 +550,10 @@ fn pin_objects(s: &Session, st: &mut State) -> (Vec<LoadedObject>, Vec<*mut c_vo
             objs.push(o); // never unloaded
             continue;
         }
-        let key = (o.lmap, o.base, o.name.clone());
-        let idle = !old_here
-            || (st.objects.get(&key).is_some_and(|i| i.slots.is_empty())
-                && st.old_match.get(&key) == Some(&false));
+        let idle = !old_here || {
+            let seen = st.seen(s, &o);
+            !seen.old && seen.info.as_ref().is_some_and(|i| i.slots.is_empty())
+        };
         if idle {
             objs.push(o); // not read nor written
             continue;
@@ -551,10 +577,7 @@ fn pin_objects(s: &Session, st: &mut State) -> (Vec<LoadedObject>, Vec<*mut c_vo
 /// [`is_old`] for `o`, asked once per object (by `link_map`, load address
 /// and name).
 fn matches_old(s: &Session, st: &mut State, o: &LoadedObject) -> bool {
-    let key = (o.lmap, o.base, o.name.clone());
-    *st.old_match
-        .entry(key)
-        .or_insert_with(|| is_old(&s.config.old, o))
+    st.seen(s, o).old
 }
 
 fn objects_changed_locked(s: &Session, st: &mut State, objs: &[LoadedObject]) {
@@ -593,12 +616,9 @@ fn objects_changed_locked(s: &Session, st: &mut State, objs: &[LoadedObject]) {
         }
         _ => {}
     }
-    let live: std::collections::HashSet<(usize, usize, String)> = objs
-        .iter()
-        .map(|o| (o.lmap, o.base, o.name.clone()))
-        .collect();
+    let live: std::collections::HashSet<(usize, usize)> =
+        objs.iter().map(|o| (o.lmap, o.base)).collect();
     st.objects.retain(|k, _| live.contains(k));
-    st.old_match.retain(|k, _| live.contains(k));
     let Some(old_lmap) = st.old.as_ref().map(|o| o.obj.lmap) else {
         return;
     };
@@ -658,6 +678,7 @@ fn patch_vtables(s: &Session, st: &mut State) -> Result<(), String> {
             let Some(info) = st
                 .objects
                 .values()
+                .filter_map(|o| o.info.as_ref())
                 .find(|i| at >= i.span.0 && at < i.span.1)
             else {
                 continue; // not an object we have read: its protection is unknown
@@ -749,7 +770,9 @@ fn activate(
         }
         if names.len() != before {
             // Objects parsed before looked for fewer names.
-            st.objects.clear();
+            for o in st.objects.values_mut() {
+                o.info = None;
+            }
         }
     }
     // Wrappers made for an earlier incarnation of the old build point at
@@ -887,8 +910,7 @@ fn rebind_object(
     obj: &LoadedObject,
     addresses_only: bool,
 ) -> Result<(), String> {
-    let key = (obj.lmap, obj.base, obj.name.clone());
-    if !st.objects.contains_key(&key) {
+    if st.seen(s, obj).info.is_none() {
         let names = s.names.read().unwrap_or_else(|e| e.into_inner());
         let wanted = |n: &str| names.contains_key(n);
         let filter = elf::NameFilter::new(names.keys().map(String::as_str), &wanted);
@@ -897,9 +919,11 @@ fn rebind_object(
         if obj.is_main() {
             st.main_span = info.span;
         }
-        st.objects.insert(key.clone(), info);
+        st.seen(s, obj).info = Some(info);
     }
-    let cached = &st.objects[&key];
+    let Some(cached) = st.seen(s, obj).info.as_ref() else {
+        return Ok(());
+    };
     if cached.slots.is_empty() {
         return Ok(());
     }
@@ -1482,7 +1506,10 @@ mod tests {
         assert!(!is_old("libplain.so", &obj("real/libplain.so.1")));
         assert!(!is_old("libreal.so.1.2", &obj("real/missing.so")));
         let by_path = dir.join("real/libreal.so.1.2");
-        assert!(is_old(by_path.to_str().unwrap(), &obj("linked/libreal.so.1")));
+        assert!(is_old(
+            by_path.to_str().unwrap(),
+            &obj("linked/libreal.so.1")
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
