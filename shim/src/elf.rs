@@ -110,6 +110,28 @@ pub fn base_namespace_objects() -> Vec<LoadedObject> {
     out
 }
 
+/// ld.so's counters of loads and unloads (`dl_phdr_info::dlpi_adds` and
+/// `dlpi_subs`, over every namespace): equal between two looks, no object
+/// was loaded or unloaded meanwhile. (`dlpi_subs` alone is no count of
+/// unloads with a `dlmopen` namespace loaded: glibc derives it from a sum
+/// that counts other namespaces' objects more than once. The pair still
+/// moves with every load, which counts in `dlpi_adds`, and every unload.)
+pub fn load_generation() -> (u64, u64) {
+    unsafe extern "C" fn first(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: `data` is the pair below; `info` is ld.so's, valid here.
+        unsafe { *(data as *mut (u64, u64)) = ((*info).dlpi_adds, (*info).dlpi_subs) };
+        1
+    }
+    let mut counters = (0u64, 0u64);
+    // SAFETY: the callback only copies two counters out.
+    unsafe { libc::dl_iterate_phdr(Some(first), &mut counters as *mut (u64, u64) as *mut _) };
+    counters
+}
+
 fn walk_chain(out: &mut Vec<LoadedObject>) {
     // SAFETY: `_r_debug` is ld.so's; its chain is only changed under ld.so's
     // write lock, which the caller holds.
@@ -797,6 +819,25 @@ mod tests {
             }
             assert!(checked >= 2, "only {checked} objects");
             libc::dlclose(h);
+        }
+    }
+
+    /// `load_generation` moves with a load and with an unload (of another
+    /// namespace's objects too), and stays put otherwise.
+    #[test]
+    fn load_generation_moves_with_loads_and_unloads() {
+        let before = load_generation();
+        assert_eq!(load_generation(), before);
+        // SAFETY: a plain dlmopen/dlclose of a system library in a
+        // namespace of its own.
+        unsafe {
+            let h = libc::dlmopen(libc::LM_ID_NEWLM, c"libm.so.6".as_ptr(), libc::RTLD_NOW);
+            assert!(!h.is_null());
+            let loaded = load_generation();
+            assert_ne!(loaded, before, "a load");
+            assert_eq!(load_generation(), loaded);
+            libc::dlclose(h);
+            assert_ne!(load_generation(), loaded, "an unload");
         }
     }
 

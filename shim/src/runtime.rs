@@ -481,13 +481,15 @@ pub fn objects_changed() {
         let pins = pin_objects(s, &mut st);
         objects_changed_locked(s, &mut st, &pins.0);
         drop(st);
+        let generation = elf::load_generation();
         let pinned = !pins.1.is_empty();
         for h in pins.1 {
             real_dlclose(h);
         }
         // Closing a pin unloads the object when the application's dlclose
-        // came meanwhile, and that unload passed no hook: look again.
-        if pinned {
+        // came meanwhile, and that unload passed no hook: look again (when
+        // ld.so loaded or unloaded anything at all).
+        if pinned && elf::load_generation() != generation {
             let now: std::collections::HashSet<usize> = elf::base_namespace_objects()
                 .iter()
                 .map(|o| o.lmap)
