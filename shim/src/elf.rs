@@ -1,9 +1,13 @@
 //! Loaded objects, their dynamic symbols and relocations.
 //!
-//! The base namespace's objects come from ld.so's `_r_debug.r_map` chain
-//! (`dl_iterate_phdr` would also list the new build's namespace, which DDL
-//! must never rebind). Each object's file is mapped read-only and parsed with
-//! goblin; the slots themselves live at `l_addr + r_offset` in memory.
+//! The base namespace's objects come from ld.so's `_r_debug.r_map` chain,
+//! walked under ld.so's write lock (inside a `dl_iterate_phdr` callback;
+//! glibc's `dl_iterate_phdr` itself lists only its caller's namespace).
+//! An object's slots are read in memory ([`object_info`]): its dynamic
+//! section, which ld.so relocated in place, points at its relocation
+//! tables, symbols, strings and version needs; its program headers are
+//! ld.so's copy (`dl_iterate_phdr`), or, for another namespace's object,
+//! the head of its file. The slots themselves live at `l_addr + r_offset`.
 
 use std::collections::HashMap;
 use std::ffi::CStr;
