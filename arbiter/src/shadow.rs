@@ -1878,7 +1878,9 @@ impl Shadow {
                 break;
             }
             self.wake();
-            std::thread::sleep(Duration::from_micros(200));
+            // Short: the application's exit waits for this look and no
+            // longer (the shadow's last call may end at any moment).
+            std::thread::sleep(Duration::from_micros(50));
         }
         let inflight = self.pop_lock.lock().unwrap();
         let mut j = self.judged.lock().unwrap();

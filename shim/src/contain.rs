@@ -106,7 +106,7 @@ use std::sync::{Mutex, OnceLock};
 
 use arbiter::sandbox;
 
-use crate::elf::{object_info, LinkMap, LoadedObject, Mapped};
+use crate::elf::{object_info, LinkMap, LoadedObject, NameFilter};
 use crate::interpose::{real_dlsym, real_dlvsym};
 use crate::rebind::{read_slot, write_slot};
 
@@ -1874,7 +1874,6 @@ fn is_replacement(addr: usize) -> bool {
 /// One object of the namespace's chain.
 struct NsObject {
     obj: LoadedObject,
-    l_ld: usize,
 }
 
 /// The namespace's chain from any of its `link_map`s, read under ld.so's
@@ -1910,7 +1909,6 @@ unsafe fn namespace_chain(lm: *mut LinkMap) -> Vec<NsObject> {
                     name,
                     lmap: l as usize,
                 },
-                l_ld: (*l).l_ld as usize,
             });
             l = (*l).l_next;
         }
@@ -1922,22 +1920,6 @@ unsafe fn namespace_chain(lm: *mut LinkMap) -> Vec<NsObject> {
     };
     libc::dl_iterate_phdr(Some(cb), &mut w as *mut Walk as *mut c_void);
     w.out
-}
-
-/// Is the file at `o.obj.path` the object mapped there? (Its dynamic
-/// section lands where ld.so says: a memfd-loaded object whose
-/// `/proc/self/fd/N` now names another file does not pass.)
-fn file_matches(o: &NsObject) -> bool {
-    let Ok(map) = Mapped::open(&o.obj.path) else {
-        return false;
-    };
-    let Ok(elf) = goblin::elf::Elf::parse(map.bytes()) else {
-        return false;
-    };
-    elf.program_headers
-        .iter()
-        .find(|ph| ph.p_type == goblin::elf::program_header::PT_DYNAMIC)
-        .is_some_and(|ph| o.obj.base.wrapping_add(ph.p_vaddr as usize) == o.l_ld)
 }
 
 fn skip_reason(name: &str) -> Option<&'static str> {
@@ -2004,7 +1986,7 @@ unsafe extern "C" fn trapped_write(
 /// name's, when it points outside the referring object. Idempotent: run it
 /// again after the namespace loaded more objects. Run it before the first
 /// call into the namespace and outside any sandboxed call (it reads the
-/// objects' files and takes ld.so's lock briefly).
+/// objects' relocations from memory and takes ld.so's lock briefly).
 ///
 /// # Safety
 /// `handle` must be a live `dlmopen` handle of a namespace other than the
@@ -2155,13 +2137,9 @@ pub unsafe fn patch_namespace(
             report.skipped.push(format!("{label}: {why}"));
             continue;
         }
-        if !file_matches(o) {
-            report.skipped.push(format!(
-                "{label}: the file does not match the object in memory"
-            ));
-            continue;
-        }
-        let info = match object_info(&o.obj, &|n| wanted.contains_key(n)) {
+        let is_wanted = |n: &str| wanted.contains_key(n);
+        let names = NameFilter::new(wanted.keys().map(String::as_str), &is_wanted);
+        let info = match object_info(&o.obj, &names) {
             Ok(i) => i,
             Err(e) => {
                 report.skipped.push(format!("{label}: {e}"));

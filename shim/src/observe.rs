@@ -894,7 +894,9 @@ pub(crate) fn patch_object(obj: &LoadedObject) -> Result<(usize, (usize, usize))
         .iter()
         .filter_map(|e| e.observer.map(|o| (e.name, o)))
         .collect();
-    let info = crate::elf::object_info(obj, &|n| table.contains_key(n))?;
+    let wanted = |n: &str| table.contains_key(n);
+    let names = crate::elf::NameFilter::new(table.keys().copied(), &wanted);
+    let info = crate::elf::object_info(obj, &names)?;
     let libc_h = {
         let h = real_dlopen(c"libc.so.6", libc::RTLD_LAZY | libc::RTLD_NOLOAD);
         if h.is_null() {

@@ -50,8 +50,9 @@ struct State {
     new: Option<NewBuild>,
     /// By (symbol, symbol version): one wrapper per old function.
     wrappers: HashMap<(String, Option<String>), Wrapper>,
-    /// Objects already parsed, by `link_map` address, load address and name.
-    objects: HashMap<(usize, usize, String), ObjectInfo>,
+    /// The objects seen, by `link_map` address and load address (an entry
+    /// whose name differs is another object).
+    objects: HashMap<(usize, usize), Seen>,
     shadow_started: bool,
     /// The main program's mapped range.
     main_span: (usize, usize),
@@ -68,6 +69,35 @@ struct State {
 // SAFETY: the raw handles inside are opaque dynamic-linker tokens, used only
 // under the state lock.
 unsafe impl Send for State {}
+
+/// What a rescan knows of one loaded object.
+struct Seen {
+    /// Its name as ld.so recorded it.
+    name: String,
+    /// It matches the config's `old` ([`is_old`], asked once per object).
+    old: bool,
+    /// Its slots and ranges, once read.
+    info: Option<ObjectInfo>,
+}
+
+impl State {
+    /// The entry of `o`, made (and `old` asked) when `o` is new.
+    fn seen(&mut self, s: &Session, o: &LoadedObject) -> &mut Seen {
+        let of = |o: &LoadedObject| Seen {
+            name: o.name.clone(),
+            old: is_old(&s.config.old, o),
+            info: None,
+        };
+        let e = self
+            .objects
+            .entry((o.lmap, o.base))
+            .or_insert_with(|| of(o));
+        if e.name != o.name {
+            *e = of(o);
+        }
+        e
+    }
+}
 
 /// A boundary symbol of the old build.
 #[derive(Clone, Copy, Debug)]
@@ -428,6 +458,13 @@ fn is_old(old: &str, obj: &LoadedObject) -> bool {
     if base == old {
         return true;
     }
+    // Only a symlink can have a canonical name of another file name (a
+    // symlinked folder keeps the last component): one lstat instead of
+    // resolving every component of every object's path.
+    let is_link = std::fs::symlink_metadata(&obj.path).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return false;
+    }
     std::fs::canonicalize(&obj.path)
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy() == old))
@@ -454,20 +491,25 @@ pub fn objects_changed() {
             return; // the holder looks again
         };
         RESCAN.store(false, Ordering::SeqCst);
-        let pins = pin_objects(s);
+        let pins = pin_objects(s, &mut st);
         objects_changed_locked(s, &mut st, &pins.0);
         drop(st);
+        let generation = elf::load_generation();
+        let pinned = !pins.1.is_empty();
         for h in pins.1 {
             real_dlclose(h);
         }
         // Closing a pin unloads the object when the application's dlclose
-        // came meanwhile, and that unload passed no hook: look again.
-        let now: std::collections::HashSet<usize> = elf::base_namespace_objects()
-            .iter()
-            .map(|o| o.lmap)
-            .collect();
-        if pins.0.iter().any(|o| !now.contains(&o.lmap)) {
-            RESCAN.store(true, Ordering::SeqCst);
+        // came meanwhile, and that unload passed no hook: look again (when
+        // ld.so loaded or unloaded anything at all).
+        if pinned && elf::load_generation() != generation {
+            let now: std::collections::HashSet<usize> = elf::base_namespace_objects()
+                .iter()
+                .map(|o| o.lmap)
+                .collect();
+            if pins.0.iter().any(|o| !now.contains(&o.lmap)) {
+                RESCAN.store(true, Ordering::SeqCst);
+            }
         }
         // DDL's own failed lookups must not show in the caller's dlerror().
         // SAFETY: dlerror has no preconditions.
@@ -498,20 +540,37 @@ fn lock_briefly(m: &Mutex<State>) -> Option<std::sync::MutexGuard<'_, State>> {
     }
 }
 
-/// The base namespace's objects, each held open (`RTLD_NOLOAD`) so that no
-/// other thread's `dlclose` unmaps it while its slots are read and written;
-/// objects already on their way out are left out. Returns the objects and
-/// the handles to close afterwards.
-fn pin_objects(s: &Session) -> (Vec<LoadedObject>, Vec<*mut c_void>) {
-    let mut objs = Vec::new();
+/// The base namespace's objects, those DDL is going to read or write held
+/// open (`RTLD_NOLOAD`) so that no other thread's `dlclose` unmaps them
+/// meanwhile; objects already on their way out are left out. Returns the
+/// objects and the handles to close afterwards.
+///
+/// Objects nothing is done with are listed without being held: all of them
+/// while no object matches `old` (only names are compared), and, once it
+/// is there, those already read that hold no boundary slot.
+fn pin_objects(s: &Session, st: &mut State) -> (Vec<LoadedObject>, Vec<*mut c_void>) {
+    let walked = elf::base_namespace_objects();
+    let mut old_here = false;
+    for o in &walked {
+        old_here |= matches_old(s, st, o);
+    }
+    let mut objs = Vec::with_capacity(walked.len());
     let mut handles = Vec::new();
-    for o in elf::base_namespace_objects() {
+    for o in walked {
         if o.is_main()
             || o.lmap == s.own_lmap
             || o.name.contains("linux-vdso")
             || o.name.contains("/ld-linux")
         {
             objs.push(o); // never unloaded
+            continue;
+        }
+        let idle = !old_here || {
+            let seen = st.seen(s, &o);
+            !seen.old && seen.info.as_ref().is_some_and(|i| i.slots.is_empty())
+        };
+        if idle {
+            objs.push(o); // not read nor written
             continue;
         }
         let Ok(c) = CString::new(o.name.as_bytes()) else {
@@ -530,11 +589,17 @@ fn pin_objects(s: &Session) -> (Vec<LoadedObject>, Vec<*mut c_void>) {
     (objs, handles)
 }
 
+/// [`is_old`] for `o`, asked once per object (by `link_map`, load address
+/// and name).
+fn matches_old(s: &Session, st: &mut State, o: &LoadedObject) -> bool {
+    st.seen(s, o).old
+}
+
 fn objects_changed_locked(s: &Session, st: &mut State, objs: &[LoadedObject]) {
     if st.failed {
         return;
     }
-    let found = objs.iter().find(|o| is_old(&s.config.old, o)).cloned();
+    let found = objs.iter().find(|o| matches_old(s, st, o)).cloned();
     match (&st.old, found) {
         (None, Some(o)) => {
             if let Err(e) = activate(s, st, o) {
@@ -566,10 +631,8 @@ fn objects_changed_locked(s: &Session, st: &mut State, objs: &[LoadedObject]) {
         }
         _ => {}
     }
-    let live: std::collections::HashSet<(usize, usize, String)> = objs
-        .iter()
-        .map(|o| (o.lmap, o.base, o.name.clone()))
-        .collect();
+    let live: std::collections::HashSet<(usize, usize)> =
+        objs.iter().map(|o| (o.lmap, o.base)).collect();
     st.objects.retain(|k, _| live.contains(k));
     let Some(old_lmap) = st.old.as_ref().map(|o| o.obj.lmap) else {
         return;
@@ -630,6 +693,7 @@ fn patch_vtables(s: &Session, st: &mut State) -> Result<(), String> {
             let Some(info) = st
                 .objects
                 .values()
+                .filter_map(|o| o.info.as_ref())
                 .find(|i| at >= i.span.0 && at < i.span.1)
             else {
                 continue; // not an object we have read: its protection is unknown
@@ -721,7 +785,9 @@ fn activate(
         }
         if names.len() != before {
             // Objects parsed before looked for fewer names.
-            st.objects.clear();
+            for o in st.objects.values_mut() {
+                o.info = None;
+            }
         }
     }
     // Wrappers made for an earlier incarnation of the old build point at
@@ -860,17 +926,24 @@ fn rebind_object(
     obj: &LoadedObject,
     addresses_only: bool,
 ) -> Result<(), String> {
-    let key = (obj.lmap, obj.base, obj.name.clone());
-    if !st.objects.contains_key(&key) {
+    if st.seen(s, obj).info.is_none() {
         let names = s.names.read().unwrap_or_else(|e| e.into_inner());
-        let info = elf::object_info(obj, &|n| names.contains_key(n))?;
+        let wanted = |n: &str| names.contains_key(n);
+        let filter = elf::NameFilter::new(names.keys().map(String::as_str), &wanted);
+        let info = elf::object_info(obj, &filter)?;
         drop(names);
         if obj.is_main() {
             st.main_span = info.span;
         }
-        st.objects.insert(key.clone(), info);
+        st.seen(s, obj).info = Some(info);
     }
-    let mut info = st.objects[&key].clone();
+    let Some(cached) = st.seen(s, obj).info.as_ref() else {
+        return Ok(());
+    };
+    if cached.slots.is_empty() {
+        return Ok(());
+    }
+    let mut info = cached.clone();
     if addresses_only {
         info.slots
             .retain(|sl| sl.r_type != goblin::elf::reloc::R_X86_64_JUMP_SLOT);
@@ -1470,5 +1543,43 @@ mod tests {
         // This test process itself is not secure: the real value says so.
         // SAFETY: getauxval is always safe to call.
         assert!(!stands_down_in(unsafe { libc::getauxval(libc::AT_SECURE) }));
+    }
+
+    /// `old` names an object by its file name, or by the file name its
+    /// path resolves to through symlinks (a symlinked folder, a symlinked
+    /// file, a chain of them).
+    #[test]
+    fn old_is_matched_by_file_name_or_through_symlinks() {
+        let dir = std::env::temp_dir().join(format!("ddl-is-old-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("real")).unwrap();
+        std::fs::write(dir.join("real/libreal.so.1.2"), b"").unwrap();
+        std::fs::write(dir.join("real/libplain.so.1"), b"").unwrap();
+        std::os::unix::fs::symlink("libreal.so.1.2", dir.join("real/libreal.so.1")).unwrap();
+        std::os::unix::fs::symlink("real/libreal.so.1", dir.join("libchain.so")).unwrap();
+        std::os::unix::fs::symlink("real", dir.join("linked")).unwrap();
+        let obj = |p: &str| {
+            let path = dir.join(p);
+            LoadedObject {
+                base: 0x1000,
+                name: path.to_string_lossy().into_owned(),
+                path,
+                lmap: 1,
+            }
+        };
+        assert!(is_old("libreal.so.1", &obj("real/libreal.so.1")));
+        assert!(is_old("libreal.so.1.2", &obj("real/libreal.so.1")));
+        assert!(is_old("libreal.so.1.2", &obj("libchain.so")));
+        assert!(is_old("libplain.so.1", &obj("linked/libplain.so.1")));
+        assert!(!is_old("libreal.so.1.2", &obj("real/libplain.so.1")));
+        assert!(!is_old("libreal.so.1.2", &obj("linked/libplain.so.1")));
+        assert!(!is_old("libplain.so", &obj("real/libplain.so.1")));
+        assert!(!is_old("libreal.so.1.2", &obj("real/missing.so")));
+        let by_path = dir.join("real/libreal.so.1.2");
+        assert!(is_old(
+            by_path.to_str().unwrap(),
+            &obj("linked/libreal.so.1")
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
