@@ -25,6 +25,7 @@ use crossbeam_utils::CachePadded;
 
 use smallvec::SmallVec;
 
+use crate::bufpool;
 use crate::compare::{judge, Comparator, Diff, Exception, Outcome, Spec};
 use crate::handles::HandleTable;
 use crate::invoke::Invoker;
@@ -238,6 +239,13 @@ impl FpEnv {
 }
 
 impl Invocation {
+    /// The invocation is judged: the buffers it captured go back to the
+    /// pool ([`crate::bufpool`]) for the next captures.
+    pub fn recycle(self) {
+        self.inputs.values.into_iter().for_each(bufpool::give_value);
+        recycle_outcome(self.primary);
+    }
+
     /// Bytes of captured data it holds (counted against `queue_bytes`).
     pub fn bytes(&self) -> usize {
         self.inputs.heap_bytes()
@@ -1141,7 +1149,12 @@ impl Shadow {
                 }
                 let mut poison = jm.poison;
                 match jm.verdict {
-                    Verdict::Match => bump(&self.pending[inv.func as usize].matched),
+                    Verdict::Match => {
+                        bump(&self.pending[inv.func as usize].matched);
+                        if let Some(o) = jm.shadow {
+                            recycle_outcome(o);
+                        }
+                    }
                     Verdict::Unmirrored => bump(&self.pending[inv.func as usize].unmirrored),
                     _ => self.count_batch(i + 1, Some((&inv, jm))),
                 }
@@ -1177,6 +1190,12 @@ impl Shadow {
                     if let Err(why) = (self.hooks.reload)(pc) {
                         self.stop(&why);
                     }
+                }
+                if !self.facts[inv.func as usize].scalar {
+                    // Its captured buffers go back to the pool, for the
+                    // next captures.
+                    inv.recycle();
+                    continue;
                 }
                 // A scalar function's invocation holds nothing but capacity:
                 // kept for the next ring call.
@@ -1678,6 +1697,12 @@ impl Judgement {
             poison: None,
         }
     }
+}
+
+/// Gives the buffers of a spent outcome back to the pool.
+fn recycle_outcome(o: Outcome) {
+    bufpool::give_value(o.ret);
+    o.outputs.into_iter().for_each(bufpool::give_value);
 }
 
 /// After a destroy call (or a constructor that threw): the pairs of the
