@@ -44,14 +44,6 @@ const IDLE_PARK: Duration = Duration::from_millis(1);
 /// added to the summary's (one `judged` lock per batch; a recorded verdict
 /// is counted and written at once).
 const BATCH: usize = 32;
-/// How long the shadow polls its queue instead of parking after a batch
-/// that held captured buffers. A parked shadow lets up to a millisecond of
-/// calls pile up (`IDLE_PARK`): with large buffers, megabytes of captures
-/// waiting, each a buffer the application's thread must take fresh (and
-/// cold) instead of one the shadow just gave back to the pool
-/// ([`crate::bufpool`]). Waking the shadow from the caller's path costs a
-/// futex wake per call; polling costs the shadow's otherwise idle core.
-const BUFFER_POLL: Duration = Duration::from_micros(200);
 /// Slots of each calling thread's ring of scalar invocations (at most
 /// `queue`): 1024 × 128 bytes.
 const RING_SLOTS: usize = 1024;
@@ -1070,9 +1062,6 @@ impl Shadow {
         let mut last_summary = Instant::now();
         let mut judged_since_check = 0u64;
         let period = Duration::from_secs(self.settings.summary_every_s.max(1));
-        // After a batch that held captured buffers: until then the queue is
-        // polled instead of parking (see [`BUFFER_POLL`]).
-        let mut poll_until: Option<Instant> = None;
         loop {
             // A batch: the rest of one a given-up shadow thread left, or
             // fresh invocations from the queue.
@@ -1092,7 +1081,6 @@ impl Shadow {
                     }
                     if bytes != 0 {
                         self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-                        poll_until = Some(Instant::now() + BUFFER_POLL);
                     }
                     if filled < self.taken.len() {
                         self.take_from_rings(&mut inflight, filled, &mut pool);
@@ -1116,15 +1104,6 @@ impl Shadow {
                 }
                 if self.judged.lock().unwrap().closed {
                     return;
-                }
-                if let Some(t) = poll_until {
-                    if Instant::now() < t {
-                        // Yielding: on a core it shares with the
-                        // application's thread, the shadow gives way.
-                        std::thread::yield_now();
-                        continue;
-                    }
-                    poll_until = None;
                 }
                 self.sleeping.store(true, Ordering::SeqCst);
                 if self.queue.is_empty() && !self.rings_waiting() {
