@@ -617,7 +617,8 @@ unsafe fn read_bytes(addr: u64, n: usize) -> Vec<u8> {
     if n == 0 {
         return Vec::new();
     }
-    std::slice::from_raw_parts(addr as *const u8, n).to_vec()
+    // Large buffers come from the pool the shadow gives judged ones back to.
+    crate::bufpool::copy_of(std::slice::from_raw_parts(addr as *const u8, n))
 }
 
 /// A size expression's value as an element count (below zero counts as zero).
@@ -960,7 +961,7 @@ impl Materialised {
                 (Value::Buf { bytes, .. }, _) => {
                     // At least one byte so that an empty buffer is still a
                     // valid, distinct, non-NULL pointer as on the primary side.
-                    let mut b = bytes.clone();
+                    let mut b = crate::bufpool::shadow().copy_of(bytes);
                     if b.is_empty() {
                         b.push(0);
                     }
@@ -977,6 +978,14 @@ impl Materialised {
     /// Bytes owned for this call.
     pub fn owned_bytes(&self) -> usize {
         self.storage.iter().map(Vec::len).sum()
+    }
+}
+
+impl Drop for Materialised {
+    /// The call is over: its buffers go back to the pool.
+    fn drop(&mut self) {
+        let pool = crate::bufpool::shadow();
+        self.storage.drain(..).for_each(|b| pool.give(b));
     }
 }
 

@@ -25,6 +25,7 @@ use crossbeam_utils::CachePadded;
 
 use smallvec::SmallVec;
 
+use crate::bufpool;
 use crate::compare::{judge, Comparator, Diff, Exception, Outcome, Spec};
 use crate::handles::HandleTable;
 use crate::invoke::Invoker;
@@ -335,6 +336,13 @@ impl FpEnv {
 }
 
 impl Invocation {
+    /// The invocation is judged: the buffers it captured go back to the
+    /// pool ([`crate::bufpool`]) for the next captures.
+    pub fn recycle(self) {
+        self.inputs.values.into_iter().for_each(bufpool::give_value);
+        recycle_outcome(self.primary);
+    }
+
     /// Bytes of captured data it holds (counted against `queue_bytes`).
     pub fn bytes(&self) -> usize {
         self.inputs.heap_bytes()
@@ -1360,7 +1368,12 @@ impl Shadow {
                 };
                 let mut poison = jm.poison;
                 match (jm.verdict, &inv) {
-                    (Verdict::Match, _) => bump(&self.pending[func as usize].matched),
+                    (Verdict::Match, _) => {
+                        bump(&self.pending[func as usize].matched);
+                        if let Some(o) = jm.shadow {
+                            recycle_outcome(o);
+                        }
+                    }
                     (Verdict::Unmirrored, _) => bump(&self.pending[func as usize].unmirrored),
                     (_, Some(inv)) => self.count_batch(i + 1, Some((inv, jm))),
                     (_, None) => bump(&self.pending[func as usize].unmirrored), // never
@@ -1369,10 +1382,14 @@ impl Shadow {
                     self.thread_faults(seq, &mut poison);
                 }
                 self.poisoned(i, poison, &mut table);
-                // A scalar function's invocation holds nothing but capacity:
-                // kept for the next ring call.
                 if let Some(inv) = inv {
-                    if self.facts[inv.func as usize].scalar && pool.len() < BATCH {
+                    if !self.facts[inv.func as usize].scalar {
+                        // Its captured buffers go back to the pool, for the
+                        // next captures.
+                        inv.recycle();
+                    } else if pool.len() < BATCH {
+                        // A scalar function's invocation holds nothing but
+                        // capacity: kept for the next ring call.
                         pool.push(inv);
                     }
                 }
@@ -2032,6 +2049,12 @@ impl Judgement {
             poison: None,
         }
     }
+}
+
+/// Gives the buffers of a spent outcome back to the pool.
+fn recycle_outcome(o: Outcome) {
+    bufpool::give_value(o.ret);
+    o.outputs.into_iter().for_each(bufpool::give_value);
 }
 
 /// After a destroy call (or a constructor that threw): the pairs of the

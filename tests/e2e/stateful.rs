@@ -186,14 +186,26 @@ fn sampled_out_creates_make_their_handles_unmirrored() {
 #[test]
 fn a_dropped_call_parts_its_handle() {
     let fx = fixtures();
-    let tmp = TempDir::new("codec-drops");
     let mut cfg = codec_config(fx);
     cfg["queue"] = json!(4);
-    let (_, _, report) = run_both(&tmp, &threads_app(fx, 4, 5000, "own"), cfg);
-    assert_invariants(&report);
+    // Whether a queue of 4 overflows depends on the shadow keeping up on
+    // the other core: a run without drops (the shadow was fast enough)
+    // proves nothing here, so the run is repeated until one drops (every
+    // run's counts are checked).
+    let mut report = None;
+    for attempt in 0..5 {
+        let tmp = TempDir::new(&format!("codec-drops-{attempt}"));
+        let (_, _, r) = run_both(&tmp, &threads_app(fx, 4, 5000, "own"), cfg.clone());
+        assert_invariants(&r);
+        let enc = r.get("codec_encode");
+        assert_eq!(enc.calls, 20_000, "{enc:?}");
+        if enc.dropped > 0 {
+            report = Some(r);
+            break;
+        }
+    }
+    let report = report.expect("a queue of 4 drops in at least one of 5 runs");
     let enc = report.get("codec_encode");
-    assert_eq!(enc.calls, 20_000, "{enc:?}");
-    assert!(enc.dropped > 0, "a queue of 4 drops: {enc:?}");
     assert!(enc.unmirrored > 0, "{enc:?}");
     for (f, c) in report.counts() {
         assert_eq!(
