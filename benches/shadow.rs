@@ -91,9 +91,12 @@ fn invocations(functions: &[BoundaryFn], n: usize) -> Vec<Box<Invocation>> {
         .collect()
 }
 
-/// One round: a fresh shadow, `n` invocations queued, the time from the
-/// shadow's start until every one is judged and counted.
-fn round(functions: &Arc<Vec<BoundaryFn>>, report: Option<std::path::PathBuf>) -> Duration {
+/// A shadow for `functions` (not started) that holds N invocations and
+/// gives every call a minute.
+fn fresh_shadow(
+    functions: &Arc<Vec<BoundaryFn>>,
+    report: Option<std::path::PathBuf>,
+) -> Arc<Shadow> {
     let settings = ShadowSettings {
         queue: N,
         queue_bytes: usize::MAX / 2,
@@ -106,7 +109,13 @@ fn round(functions: &Arc<Vec<BoundaryFn>>, report: Option<std::path::PathBuf>) -
         reload: no_reload,
         take_outgoing: no_outgoing,
     };
-    let shadow = Shadow::new(Arc::clone(functions), settings, report, 8, hooks);
+    Shadow::new(Arc::clone(functions), settings, report, 8, hooks)
+}
+
+/// One round: a fresh shadow, `n` invocations queued, the time from the
+/// shadow's start until every one is judged and counted.
+fn round(functions: &Arc<Vec<BoundaryFn>>, report: Option<std::path::PathBuf>) -> Duration {
+    let shadow = fresh_shadow(functions, report);
     for inv in invocations(functions, N) {
         assert!(shadow.submit(inv), "the queue holds N");
     }
@@ -128,19 +137,7 @@ static TARGET: arbiter::ring::FnTarget = arbiter::ring::FnTarget {
 fn ring_round(functions: &Arc<Vec<BoundaryFn>>, report: Option<std::path::PathBuf>) -> Duration {
     let printed = report.is_some();
     use arbiter::ring::{ScalarCall, GPRS, XMMS};
-    let settings = ShadowSettings {
-        queue: N,
-        queue_bytes: usize::MAX / 2,
-        timeout_ms: 60_000,
-        summary_every_s: 3600,
-    };
-    let hooks = ShadowHooks {
-        thread_init: no_init,
-        caller_name: no_name,
-        reload: no_reload,
-        take_outgoing: no_outgoing,
-    };
-    let shadow = Shadow::new(Arc::clone(functions), settings, report, 8, hooks);
+    let shadow = fresh_shadow(functions, report);
     let counts = shadow.thread_counts();
     let fp = ScalarCall::fp_word(FpEnv::current(), false);
     let t0 = Instant::now();

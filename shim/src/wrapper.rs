@@ -219,6 +219,32 @@ macro_rules! restore_args {
     };
 }
 
+/// The frame of the slow and the ring path: `rbp`, the `Wrapped` (`r11`)
+/// and `rbx` pushed, a [`Frame`] reserved at `rbx`, the integer argument
+/// registers saved in it (with the unwind information of each step).
+macro_rules! frame_prologue {
+    () => {
+        concat!(
+            "push rbp\n",
+            ".cfi_def_cfa_offset 16\n",
+            ".cfi_offset rbp, -16\n",
+            "mov rbp, rsp\n",
+            ".cfi_def_cfa_register rbp\n",
+            "push r11\n",
+            "push rbx\n",
+            ".cfi_offset rbx, -32\n",
+            "sub rsp, 272\n",
+            "mov rbx, rsp\n",
+            "mov [rbx+0], rdi\n",
+            "mov [rbx+8], rsi\n",
+            "mov [rbx+16], rdx\n",
+            "mov [rbx+24], rcx\n",
+            "mov [rbx+32], r8\n",
+            "mov [rbx+40], r9",
+        )
+    };
+}
+
 std::arch::global_asm!(
     // This thread's `FastTls` (64 bytes, zero: not armed, not busy).
     ".section .tbss,\"awT\",@nobits",
@@ -305,22 +331,7 @@ std::arch::global_asm!(
     "mov rax, qword ptr [rsp - 8]",
     // --- slow path: every register as the application left it but r10.
     "5:",
-    "push rbp",
-    ".cfi_def_cfa_offset 16",
-    ".cfi_offset rbp, -16",
-    "mov rbp, rsp",
-    ".cfi_def_cfa_register rbp",
-    "push r11",
-    "push rbx",
-    ".cfi_offset rbx, -32",
-    "sub rsp, 272",
-    "mov rbx, rsp",
-    "mov [rbx+0], rdi",
-    "mov [rbx+8], rsi",
-    "mov [rbx+16], rdx",
-    "mov [rbx+24], rcx",
-    "mov [rbx+32], r8",
-    "mov [rbx+40], r9",
+    frame_prologue!(),
     "mov [rbx+48], rax",
     "lea rax, [rbp+16]",
     "mov [rbx+56], rax",
@@ -400,22 +411,7 @@ std::arch::global_asm!(
     // The slow path's frame: the arguments (as `Frame` holds them, the
     // low eightbyte of xmm0..3: a ring function has no others), the FP
     // control state at `xmm[4]`, the return address.
-    "push rbp",
-    ".cfi_def_cfa_offset 16",
-    ".cfi_offset rbp, -16",
-    "mov rbp, rsp",
-    ".cfi_def_cfa_register rbp",
-    "push r11",
-    "push rbx",
-    ".cfi_offset rbx, -32",
-    "sub rsp, 272",
-    "mov rbx, rsp",
-    "mov [rbx+0], rdi",
-    "mov [rbx+8], rsi",
-    "mov [rbx+16], rdx",
-    "mov [rbx+24], rcx",
-    "mov [rbx+32], r8",
-    "mov [rbx+40], r9",
+    frame_prologue!(),
     "movq qword ptr [rbx+80], xmm0",
     "movq qword ptr [rbx+96], xmm1",
     "movq qword ptr [rbx+112], xmm2",
