@@ -588,7 +588,9 @@ pub struct Shadow {
     /// The shadow thread's current call: a number of its own (never 0,
     /// never reused), 0 when no call is being made. The watchdog times how
     /// long it keeps seeing the same number; it and the shadow thread each
-    /// swap it to 0 to claim the call's verdict: exactly one does.
+    /// exchange that number for 0 to claim the call's verdict: exactly one
+    /// does (a given-up thread that comes back finds another number, and
+    /// leaves it).
     call_started: CachePadded<AtomicU64>,
     /// Numbers `call_started` (the next call's).
     /// (Written by the shadow thread at every call: on a line of its own,
@@ -1445,7 +1447,13 @@ impl Shadow {
         self.call_number.store(number, Ordering::Relaxed);
         self.call_started.store(number, Ordering::Release);
         let out = call();
-        (self.call_started.swap(0, Ordering::AcqRel) != 0).then_some(out)
+        // Still our number: the call's verdict is ours. Anything else (0,
+        // or the number of a fresh shadow thread's call) means the watchdog
+        // claimed it; this thread must leave `call_started` to the fresh one.
+        self.call_started
+            .compare_exchange(number, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+            .then_some(out)
     }
 
     /// A ring's call of a function with a quick comparison, made straight

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 #[cfg(test)]
 use goblin::elf::program_header::{PF_X, PT_GNU_RELRO, PT_LOAD};
 use goblin::elf::reloc::{R_X86_64_64, R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT};
+#[cfg(test)]
 use goblin::elf::Elf;
 
 /// glibc's `struct link_map`, the public prefix of it (`<link.h>`).
@@ -651,38 +652,6 @@ fn version_names(elf: &Elf) -> HashMap<u16, String> {
         }
     }
     out
-}
-
-/// Finds the default-version definition of each of `names` in `obj`
-/// (by its file's dynamic symbol table) and returns their addresses.
-///
-/// DDL uses this to reach libc's own `dlsym`, `dlopen`… past its own
-/// interposers: calling `dlsym` from libddl would find libddl's.
-pub fn lookup_defined(obj: &LoadedObject, names: &[&str]) -> Result<Vec<Option<usize>>, String> {
-    let map = Mapped::open(&obj.path).map_err(|e| format!("{}: {e}", obj.path.display()))?;
-    let elf = Elf::parse(map.bytes()).map_err(|e| format!("{}: {e}", obj.path.display()))?;
-    let mut out = vec![None; names.len()];
-    for (i, sym) in elf.dynsyms.iter().enumerate() {
-        if sym.st_shndx == 0 || sym.st_value == 0 {
-            continue;
-        }
-        let hidden = elf
-            .versym
-            .as_ref()
-            .and_then(|vs| vs.get_at(i))
-            .map(|v| v.is_hidden())
-            .unwrap_or(false);
-        if hidden {
-            continue;
-        }
-        let Some(name) = elf.dynstrtab.get_at(sym.st_name) else {
-            continue;
-        };
-        if let Some(k) = names.iter().position(|n| *n == name) {
-            out[k] = Some(obj.base + sym.st_value as usize);
-        }
-    }
-    Ok(out)
 }
 
 /// GNU symbol hash (`dl_new_hash`).
