@@ -194,6 +194,26 @@ fn thread_cpu_ns(name: &str) -> Option<u64> {
     None
 }
 
+/// One round of `run` with a report, which must say that every one of
+/// the N invocations was judged a match; its time.
+fn checked_round(
+    what: &str,
+    functions: &Arc<Vec<BoundaryFn>>,
+    run: fn(&Arc<Vec<BoundaryFn>>, Option<std::path::PathBuf>) -> Duration,
+) -> Duration {
+    let path = std::env::temp_dir().join(format!("ddl-bench-{what}-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let t = run(functions, Some(path.clone()));
+    let text = std::fs::read_to_string(&path).expect("the report");
+    let _ = std::fs::remove_file(&path);
+    let want = format!("\"match\":{N}");
+    assert!(
+        text.lines().last().is_some_and(|l| l.contains(&want)),
+        "{what}: expected {want} in the last summary: {text}"
+    );
+    t
+}
+
 fn shadow_throughput(c: &mut Criterion) {
     NEW_FN.store(
         add as *const () as usize as u64,
@@ -203,31 +223,14 @@ fn shadow_throughput(c: &mut Criterion) {
     // dispositions are re-read only every 1024 calls (shim/src/signals.rs).
     arbiter::sandbox::set_recheck_every(1024);
     let functions = boundary();
-    // Once: every invocation judged a match and counted.
-    let path = std::env::temp_dir().join(format!("ddl-bench-shadow-{}.jsonl", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    let t = round(&functions, Some(path.clone()));
-    let text = std::fs::read_to_string(&path).expect("the report");
-    let _ = std::fs::remove_file(&path);
-    let want = format!("\"match\":{N}");
-    assert!(
-        text.lines().last().is_some_and(|l| l.contains(&want)),
-        "expected {want} in the last summary: {text}"
-    );
+    // Once each: every invocation judged a match and counted.
+    let t = checked_round("queue", &functions, round);
     eprintln!(
         "shadow: {N} invocations in {:.1} ms: {:.2} M/s",
         t.as_secs_f64() * 1e3,
         N as f64 / t.as_secs_f64() / 1e6
     );
-    let path = std::env::temp_dir().join(format!("ddl-bench-ring-{}.jsonl", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    let t = ring_round(&functions, Some(path.clone()));
-    let text = std::fs::read_to_string(&path).expect("the report");
-    let _ = std::fs::remove_file(&path);
-    assert!(
-        text.lines().last().is_some_and(|l| l.contains(&want)),
-        "ring: expected {want} in the last summary: {text}"
-    );
+    let t = checked_round("ring", &functions, ring_round);
     eprintln!(
         "shadow through a ring: {N} calls in {:.1} ms: {:.2} M/s",
         t.as_secs_f64() * 1e3,
