@@ -15,6 +15,7 @@
 //! `timeout_ms`, then counts what is still queued or in flight as `dropped`,
 //! so that `calls = mirrored + dropped + skipped` holds in the summary.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::Thread;
@@ -31,7 +32,7 @@ use crate::handles::HandleTable;
 use crate::invoke::Invoker;
 use crate::marshal::{capture_outputs, shows_as_arg, HandleArg, Inputs, Layout, Materialised, Raw};
 use crate::report::{outcome_json, Counters, Record, ReportWriter, Verdict};
-use crate::ring::{Ring, ScalarCall, MAX_ARGS};
+use crate::ring::{Ring, ScalarCall, GPRS, MAX_ARGS, XMMS};
 use crate::sandbox::CallFailure;
 use crate::types::{Effect, Role, Signature, Type};
 use crate::value::Value;
@@ -63,6 +64,11 @@ pub const WAKE_BATCH: u64 = BATCH as u64;
 /// Slots of each calling thread's ring of scalar invocations (at most
 /// `queue`): 1024 × 128 bytes.
 const RING_SLOTS: usize = 1024;
+/// The same when calls on handles take the rings ([`Shadow::ordered`]):
+/// 8192 × 128 bytes. A dropped call on a handle makes the rest of the
+/// handle's life `unmirrored`, so the rings absorb longer bursts (the
+/// queue's default is 65536 calls).
+const RING_SLOTS_ON_HANDLES: usize = 8192;
 
 /// What the shadow's fast path needs to know of a boundary function,
 /// worked out once from its signature and comparator.
@@ -88,7 +94,20 @@ struct Facts {
     /// For a ring function: where each parameter is in a slot (`0..6`:
     /// `gpr[i]`, `6..10`: `xmm[i - 6]`).
     regs: [u8; MAX_ARGS],
+    /// A call on handles with nothing else on the heap: every parameter a
+    /// scalar by value or a plain handle ([`Role::Handle`]), the return
+    /// value a scalar (or `void`), no create or destroy effect. With
+    /// [`Facts::ring`], its calls go through the callers' rings like a
+    /// scalar function's, its handles translated by the shadow's table; the
+    /// shadow then takes every call in `seq` order ([`Shadow::ordered`]).
+    on_handles: bool,
+    /// For a function [`Facts::on_handles`]: the handle class of each
+    /// parameter that is a handle, [`NO_HANDLE`] for the others.
+    handles: [u32; MAX_ARGS],
 }
+
+/// [`Facts::handles`] of a parameter that is not a handle.
+const NO_HANDLE: u32 = u32::MAX;
 
 /// Where each parameter of a scalar function is in a ring's slot
 /// ([`Facts::regs`]), or `None` when one is not in the registers a slot
@@ -112,21 +131,38 @@ fn ring_regs(f: &BoundaryFn) -> Option<[u8; MAX_ARGS]> {
 impl Facts {
     fn of(f: &BoundaryFn) -> Facts {
         let sig = &f.sig;
-        let scalar = sig.effect == Effect::None
+        let plain = |p: &crate::types::Param| {
+            p.role == Role::Value && p.handle.is_none() && matches!(p.ty, Type::Scalar(_))
+        };
+        let handle_class = |p: &crate::types::Param| match p.role {
+            Role::Handle { class } => Some(class),
+            _ => None,
+        };
+        let scalar_call = sig.effect == Effect::None
             && sig.ret_role == Role::Value
-            && matches!(sig.ret, Type::Void | Type::Scalar(_))
-            && sig.params.iter().all(|p| {
-                p.role == Role::Value && p.handle.is_none() && matches!(p.ty, Type::Scalar(_))
-            });
+            && matches!(sig.ret, Type::Void | Type::Scalar(_));
+        let scalar = scalar_call && sig.params.iter().all(plain);
+        let on_handles = scalar_call
+            && !scalar
+            && sig
+                .params
+                .iter()
+                .all(|p| plain(p) || handle_class(p).is_some());
+        let mut handles = [NO_HANDLE; MAX_ARGS];
+        if on_handles {
+            for (h, p) in handles.iter_mut().zip(&sig.params) {
+                *h = handle_class(p).unwrap_or(NO_HANDLE);
+            }
+        }
         let ret_float = matches!(sig.ret, Type::Scalar(s) if s.is_float());
-        let quick = scalar
+        let quick = (scalar || on_handles)
             && (f.comparator.func.all == Some(Spec::Ignore)
                 || matches!(
                     f.comparator.spec_for("ret", ret_float),
                     Spec::Exact | Spec::Ulps(_) | Spec::Ignore
                 ));
         let errno = f.comparator.errno_spec().is_some();
-        let regs = if scalar && !errno && !f.wants_errno {
+        let regs = if (scalar || on_handles) && !errno && !f.wants_errno {
             ring_regs(f)
         } else {
             None
@@ -137,6 +173,8 @@ impl Facts {
             errno,
             ring: regs.is_some(),
             regs: regs.unwrap_or_default(),
+            on_handles,
+            handles,
         }
     }
 }
@@ -219,6 +257,115 @@ struct Inflight {
     /// the rest is in flight: pending verdicts, the call being made, and
     /// invocations still in `taken`.
     counted: usize,
+    /// Calls taken from the queue and the rings but not yet into a batch
+    /// ([`Shadow::ordered`]).
+    carry: Carry,
+}
+
+/// A call the shadow has taken from where it waited, on its way into a
+/// batch.
+enum Carried {
+    /// From the process-wide queue.
+    Queued(Box<Invocation>),
+    /// From a caller's ring, with its thread's id.
+    Ring(ScalarCall, u32),
+}
+
+/// The calls [`Shadow::take_ordered`] has taken from the queue and the
+/// rings, each source's in its own order, with how many at the front of
+/// each may be judged in this round.
+#[derive(Default)]
+struct Carry {
+    /// From the queue: first in, first out.
+    queued: VecDeque<Box<Invocation>>,
+    queued_ready: usize,
+    /// From each caller's ring (by its thread's id): in `seq` order.
+    rings: Vec<RingCarry>,
+}
+
+/// One ring's part of a [`Carry`].
+struct RingCarry {
+    tid: u32,
+    calls: VecDeque<ScalarCall>,
+    ready: usize,
+}
+
+impl Carry {
+    fn len(&self) -> usize {
+        self.queued.len() + self.rings.iter().map(|r| r.calls.len()).sum::<usize>()
+    }
+
+    fn has_ready(&self) -> bool {
+        self.queued_ready != 0 || self.rings.iter().any(|r| r.ready != 0)
+    }
+
+    fn push_ring(&mut self, c: &ScalarCall, tid: u32) {
+        match self.rings.iter_mut().find(|r| r.tid == tid) {
+            Some(r) => r.calls.push_back(*c),
+            None => self.rings.push(RingCarry {
+                tid,
+                calls: VecDeque::from([*c]),
+                ready: 0,
+            }),
+        }
+    }
+
+    /// The highest `seq` held.
+    fn max_seq(&self) -> Option<u64> {
+        let q = self.queued.iter().map(|inv| inv.seq).max();
+        let r = self.rings.iter().filter_map(|r| r.calls.back()).map(|c| c.seq).max();
+        q.max(r)
+    }
+
+    /// Lets the calls numbered up to `max` be judged: a prefix of each
+    /// ring's (in `seq` order), and of the queue's the longest prefix
+    /// numbered up to `max` (the queue's own order is kept).
+    fn ready_upto(&mut self, max: u64) {
+        self.queued_ready = self
+            .queued
+            .iter()
+            .position(|inv| inv.seq > max)
+            .unwrap_or(self.queued.len());
+        for r in &mut self.rings {
+            r.ready = r.calls.partition_point(|c| c.seq <= max);
+        }
+        self.rings.retain(|r| !r.calls.is_empty());
+    }
+
+    /// The next call to judge: the lowest-numbered at the front of the
+    /// sources' ready parts.
+    fn pop_next(&mut self) -> Option<Carried> {
+        let mut best: Option<(u64, usize)> = None;
+        if self.queued_ready != 0 {
+            best = self.queued.front().map(|inv| (inv.seq, usize::MAX));
+        }
+        for (i, r) in self.rings.iter().enumerate() {
+            if r.ready != 0 {
+                let seq = r.calls[0].seq;
+                if best.is_none_or(|(b, _)| seq < b) {
+                    best = Some((seq, i));
+                }
+            }
+        }
+        let (_, i) = best?;
+        if i == usize::MAX {
+            self.queued_ready -= 1;
+            self.queued.pop_front().map(Carried::Queued)
+        } else {
+            let r = &mut self.rings[i];
+            r.ready -= 1;
+            r.calls.pop_front().map(|c| Carried::Ring(c, r.tid))
+        }
+    }
+
+    /// The function of every call held.
+    fn funcs(&self) -> impl Iterator<Item = u32> + '_ {
+        self.queued.iter().map(|inv| inv.func).chain(
+            self.rings
+                .iter()
+                .flat_map(|r| r.calls.iter().map(|c| c.target.func)),
+        )
+    }
 }
 
 /// One boundary function, as the shadow and the caller's path need it.
@@ -439,6 +586,9 @@ impl CountBlock {
 pub struct ThreadCounts {
     block: Arc<CountBlock>,
     shadow: Arc<Shadow>,
+    /// The handle this thread parted last (`class`, handle), and
+    /// [`Shadow::pairings`] then ([`ThreadCounts::part_dropped`]).
+    last_part: std::cell::Cell<(u32, u64, u64)>,
     /// Used by one thread at a time (it produces into the block's ring).
     _not_sync: std::marker::PhantomData<std::cell::Cell<()>>,
 }
@@ -456,11 +606,13 @@ impl ThreadCounts {
         bump(&self.block.skipped[func as usize]);
     }
 
-    /// Hands a mirrored call of a scalar function ([`Shadow::takes_ring`])
-    /// to the shadow through this thread's ring: no allocation, no lock,
-    /// no shared write. A full ring drops it (counted): the caller never
-    /// waits and never takes a slower path because the shadow is behind.
-    /// Returns whether it was queued.
+    /// Hands a mirrored call of a scalar function or of a call on handles
+    /// ([`Shadow::takes_ring`]) to the shadow through this thread's ring:
+    /// no allocation, no lock, no shared write. A full ring drops it
+    /// (counted; a call on handles parts them:
+    /// [`ThreadCounts::part_dropped`]): the caller never waits and never
+    /// takes a slower path because the shadow is behind. Returns whether
+    /// it was queued.
     #[inline]
     pub fn submit_scalar(&self, call: ScalarCall) -> bool {
         // SAFETY: a ThreadCounts is used by one thread at a time (it is not
@@ -474,8 +626,43 @@ impl ThreadCounts {
             return true;
         }
         // This thread's own counter: no locked instruction on a shared line.
-        bump(&self.block.dropped[call.target.func as usize]);
+        let func = call.target.func;
+        bump(&self.block.dropped[func as usize]);
+        if self.shadow.facts[func as usize].on_handles {
+            self.part_dropped(func, &call.gpr, &call.xmm);
+        }
         false
+    }
+
+    /// A call of `func` on handles ([`Shadow::ring_on_handles`]), with
+    /// these argument registers, was dropped (its thread's ring was full):
+    /// its handles have parted (their later calls are `unmirrored` until
+    /// they are created again). The drop takes a sequence number of its own
+    /// to say where. A thread that keeps dropping calls on one handle parts
+    /// it once, until a call that may pair handles again takes a number
+    /// ([`Shadow::note_pairing`]): that call bumped [`Shadow::pairings`]
+    /// before, so a drop numbered after it sees the bump (both are locked
+    /// read-modify-writes, in one total order on x86-64) and parts again.
+    pub fn part_dropped(&self, func: u32, gpr: &[u64; GPRS], xmm: &[u64; XMMS]) {
+        let sh = &self.shadow;
+        let facts = sh.facts[func as usize];
+        let n = sh.functions[func as usize].sig.params.len();
+        let mut seq = 0;
+        for (&class, &r) in facts.handles[..n].iter().zip(&facts.regs[..n]) {
+            let h = crate::ring::reg_bits(gpr, xmm, r);
+            if class == NO_HANDLE || h == 0 {
+                continue;
+            }
+            if seq == 0 {
+                seq = sh.next_seq();
+            }
+            let pairings = sh.pairings.load(Ordering::SeqCst);
+            if self.last_part.get() == (class, h, pairings) {
+                continue;
+            }
+            self.last_part.set((class, h, pairings));
+            sh.parted.push((class, h, seq));
+        }
     }
 
     /// What the wrapper's assembly needs to count and push for this
@@ -578,6 +765,20 @@ pub struct Shadow {
     pending: Box<[Pending]>,
     /// Per function: [`Facts`].
     facts: Box<[Facts]>,
+    /// Invocations taken from the queue into [`Inflight::carry`], not yet
+    /// into a batch: they count against `queue` as if still in it.
+    carried: CachePadded<AtomicUsize>,
+    /// Some function's calls on handles go through the callers' rings
+    /// ([`Facts::on_handles`]): the shadow then judges every call, from
+    /// the queue and the rings alike, in `seq` order
+    /// ([`Shadow::take_ordered`]), which keeps each handle's calls in the
+    /// application's order.
+    ordered: bool,
+    /// Bumped before a call that may pair or unpair handles takes its
+    /// sequence number ([`Signature::may_pair`], while [`Shadow::ordered`]):
+    /// a thread that drops calls on a handle parts it once until this
+    /// moves ([`ThreadCounts::part_dropped`]).
+    pairings: CachePadded<AtomicU64>,
     sleeping: CachePadded<AtomicBool>,
     /// A caller has woken the sleeping shadow since it last went to sleep:
     /// the other callers that find it still asleep do not wake it again
@@ -648,6 +849,7 @@ impl Shadow {
     ) -> Arc<Shadow> {
         let n = functions.len();
         let wake_batch = (settings.queue / 8).clamp(1, 256);
+        let facts: Box<[Facts]> = functions.iter().map(Facts::of).collect();
         Arc::new(Shadow {
             queue: ArrayQueue::new(settings.queue.max(1)),
             settings,
@@ -668,6 +870,7 @@ impl Shadow {
             pop_lock: CachePadded::new(Mutex::new(Inflight {
                 funcs: Vec::with_capacity(BATCH),
                 counted: 0,
+                carry: Carry::default(),
             })),
             taken: (0..BATCH)
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
@@ -678,7 +881,10 @@ impl Shadow {
                     .collect(),
             ),
             pending: (0..n).map(|_| Pending::default()).collect(),
-            facts: functions.iter().map(Facts::of).collect(),
+            facts: facts.clone(),
+            ordered: facts.iter().any(|f| f.ring && f.on_handles),
+            pairings: CachePadded::new(AtomicU64::new(0)),
+            carried: CachePadded::new(AtomicUsize::new(0)),
             sleeping: CachePadded::new(AtomicBool::new(false)),
             woken: CachePadded::new(AtomicBool::new(false)),
             judged_total: CachePadded::new(AtomicU64::new(0)),
@@ -735,7 +941,10 @@ impl Shadow {
     /// Invocations waiting in the queue, and their bytes of captured data
     /// (replay waits on these instead of dropping).
     pub fn backlog(&self) -> (usize, usize) {
-        (self.queue.len(), self.queued_bytes.load(Ordering::Relaxed))
+        (
+            self.queue.len() + self.carried.load(Ordering::Relaxed),
+            self.queued_bytes.load(Ordering::Relaxed),
+        )
     }
 
     /// The counts per function as the next summary line would give them.
@@ -907,7 +1116,11 @@ impl Shadow {
             skipped: (0..n).map(|_| AtomicU64::new(0)).collect(),
             dropped: (0..n).map(|_| AtomicU64::new(0)).collect(),
             sampled_out: (0..n).map(|_| AtomicU64::new(0)).collect(),
-            ring: Ring::new(self.settings.queue.min(RING_SLOTS)),
+            ring: Ring::new(self.settings.queue.min(if self.ordered {
+                RING_SLOTS_ON_HANDLES
+            } else {
+                RING_SLOTS
+            })),
             retired: AtomicBool::new(false),
             // SAFETY: gettid has no preconditions.
             tid: unsafe { libc::gettid() } as u32,
@@ -916,17 +1129,27 @@ impl Shadow {
         ThreadCounts {
             block,
             shadow: Arc::clone(self),
+            last_part: std::cell::Cell::new((0, 0, 0)),
             _not_sync: std::marker::PhantomData,
         }
     }
 
     /// Whether mirrored calls of `func` go through the caller's ring
-    /// ([`ThreadCounts::submit_scalar`]): a scalar function whose
-    /// arguments are all in the registers a slot keeps, its result in
+    /// ([`ThreadCounts::submit_scalar`]): a scalar function, or one whose
+    /// parameters are scalars and plain handles ([`Facts::on_handles`]),
+    /// its arguments all in the registers a slot keeps, its result in
     /// `rax`/`xmm0` (or none), `errno` not compared ([`Facts::ring`]).
     #[inline]
     pub fn takes_ring(&self, func: u32) -> bool {
         self.facts[func as usize].ring && !GENERAL_ONLY.load(Ordering::Relaxed)
+    }
+
+    /// Whether `func`'s calls are given handles and take the ring
+    /// ([`Facts::on_handles`]): a dropped call of it parts its handles
+    /// ([`ThreadCounts::part_dropped`]).
+    pub fn ring_on_handles(&self, func: u32) -> bool {
+        let f = self.facts[func as usize];
+        f.ring && f.on_handles
     }
 
     /// What the wrapper's assembly needs to take a sequence number, see
@@ -963,6 +1186,8 @@ impl Shadow {
             let bits = crate::ring::reg_bits(&c.gpr, &c.xmm, r);
             match p.ty {
                 Type::Scalar(s) => Value::scalar_from_bits(s, bits),
+                // A handle, captured as the general path does.
+                _ if bits == 0 => Value::Null,
                 _ => Value::Opaque(bits),
             }
         });
@@ -1024,24 +1249,29 @@ impl Shadow {
     /// forgets rings of ended threads once empty. Called with `pop_lock`
     /// held (the rings' one consumer).
     fn take_from_rings(&self, inflight: &mut Inflight, mut from: usize) {
+        self.pop_rings(self.taken.len() - from, |c, tid| {
+            inflight.funcs.push(c.target.func);
+            // SAFETY: the batch's slots are written under `pop_lock` only
+            // while no thread judges them.
+            unsafe { (*self.ring_taken[from].get()).write((*c, tid)) };
+            self.taken[from].store(RING_CALL, Ordering::Relaxed);
+            from += 1;
+        });
+    }
+
+    /// Takes up to `room` calls from the callers' rings, oldest first in
+    /// each ring, lending each (with its thread's id) to `take`; forgets
+    /// rings of ended threads once empty. Called with `pop_lock` held (the
+    /// rings' one consumer).
+    fn pop_rings(&self, mut room: usize, mut take: impl FnMut(&ScalarCall, u32)) {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let mut emptied_retired = false;
         for b in live.iter() {
-            let room = self.taken.len() - from;
             if room == 0 {
                 break;
             }
             // SAFETY: the consumer side, under `pop_lock`.
-            unsafe {
-                b.ring.pop_batch(room, |c| {
-                    inflight.funcs.push(c.target.func);
-                    // SAFETY: the batch's slots are written under
-                    // `pop_lock` only while no thread judges them.
-                    (*self.ring_taken[from].get()).write((*c, b.tid));
-                    self.taken[from].store(RING_CALL, Ordering::Relaxed);
-                    from += 1;
-                })
-            };
+            room -= unsafe { b.ring.pop_batch(room, |c| take(c, b.tid)) };
             emptied_retired |= b.retired.load(Ordering::Acquire) && !b.ring.has_waiting();
         }
         if emptied_retired {
@@ -1056,10 +1286,113 @@ impl Shadow {
         }
     }
 
+    /// The next batch when calls are judged in `seq` order
+    /// ([`Shadow::ordered`]). A round takes every call waiting in the queue
+    /// and the rings into `carry` (each source's calls in its own order),
+    /// and notes the highest `seq` it got, `M`; then looks again, and again
+    /// while a look brings a call numbered below `M`. The calls numbered up
+    /// to `M` may then be judged, in batches, always the lowest-numbered
+    /// at the front of a source first (the queue's calls in the queue's
+    /// order). The rest waits for the next round.
+    ///
+    /// Why this keeps the application's order: a call B the application
+    /// makes after a call A returned (on any thread, ordered by its own
+    /// synchronisation) was published after A, so A is visible to any look
+    /// made after B was seen, and A's `seq` is below B's (a ring's call
+    /// takes its number when its old function has returned, a queued call
+    /// before it runs; both before they are published). Every call let
+    /// through was seen before a later look, and that look found every
+    /// call that preceded it. A call published later with a lower `seq`
+    /// than one already judged did not precede it: the two were
+    /// concurrent, and either order is one the application could have had.
+    /// Within the queue, its own order is such an order too.
+    ///
+    /// The queue's calls in `carry` still count against `queue` (callers
+    /// find it full, replay waits: [`Shadow::carried`]). `carry` stays
+    /// bounded without dropping anything: a round's first look takes at
+    /// most what the queue and the rings hold, and the looks between its
+    /// batches stop once `carry` holds `queue` calls (the rings then fill
+    /// and drop, counted, on the callers' side).
+    fn take_ordered(&self, inflight: &mut Inflight) {
+        let carry = &mut inflight.carry;
+        if !carry.has_ready() {
+            self.drain_sources(carry);
+            let Some(max) = carry.max_seq() else {
+                return;
+            };
+            loop {
+                let before: Vec<usize> = carry.rings.iter().map(|r| r.calls.len()).collect();
+                let queued = carry.queued.len();
+                self.drain_sources(carry);
+                let below = carry.queued.range(queued..).any(|inv| inv.seq < max)
+                    || carry.rings.iter().enumerate().any(|(i, r)| {
+                        let from = before.get(i).copied().unwrap_or(0);
+                        r.calls.range(from..).any(|c| c.seq < max)
+                    });
+                if !below {
+                    break;
+                }
+            }
+            carry.ready_upto(max);
+        } else if carry.len() < self.settings.queue {
+            // Between the batches of a round, the callers' rings are
+            // emptied too, so that they do not overflow while the round
+            // is judged; what is taken now waits for the next round (it
+            // was published after the round's last look: nothing judged
+            // in this round followed it).
+            self.drain_sources(carry);
+        }
+        let mut bytes = 0;
+        for filled in 0..self.taken.len() {
+            let Some(c) = carry.pop_next() else { break };
+            match c {
+                Carried::Queued(inv) => {
+                    bytes += self.bytes_of(&inv);
+                    self.carried.fetch_sub(1, Ordering::Relaxed);
+                    inflight.funcs.push(inv.func);
+                    self.taken[filled].store(Box::into_raw(inv), Ordering::Relaxed);
+                }
+                Carried::Ring(c, tid) => {
+                    inflight.funcs.push(c.target.func);
+                    // SAFETY: the batch's slots are written under
+                    // `pop_lock` only while no thread judges them.
+                    unsafe { (*self.ring_taken[filled].get()).write((c, tid)) };
+                    self.taken[filled].store(RING_CALL, Ordering::Relaxed);
+                }
+            }
+        }
+        // Queued invocations count against `queue_bytes` until they are
+        // judged, in `carry` too.
+        if bytes != 0 {
+            self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// Moves every call waiting in the queue and the rings to `carry`.
+    /// Called with `pop_lock` held.
+    fn drain_sources(&self, carry: &mut Carry) {
+        while let Some(inv) = self.queue.pop() {
+            // Counted before it leaves the queue's count: `submit` never
+            // sees room that is not there.
+            self.carried.fetch_add(1, Ordering::Relaxed);
+            carry.queued.push_back(inv);
+        }
+        self.pop_rings(usize::MAX, |c, tid| carry.push_ring(c, tid));
+    }
+
     /// Whether a caller's ring holds a call.
     fn rings_waiting(&self) -> bool {
         let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         live.iter().any(|b| b.ring.has_waiting())
+    }
+
+    /// A call that may pair or unpair handles ([`Signature::may_pair`]) is
+    /// about to take its sequence number ([`Shadow::pairings`]).
+    #[inline]
+    pub fn note_pairing(&self) {
+        if self.ordered {
+            self.pairings.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     /// Takes the next sequence number.
@@ -1082,7 +1415,9 @@ impl Shadow {
                 return false;
             }
         }
-        if let Err(inv) = self.queue.push(inv) {
+        let full = self.ordered
+            && self.queue.len() + self.carried.load(Ordering::Relaxed) >= self.settings.queue;
+        if let Err(inv) = if full { Err(inv) } else { self.queue.push(inv) } {
             if bytes != 0 {
                 self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
             }
@@ -1227,7 +1562,11 @@ impl Shadow {
             // fresh invocations from the queue.
             let (start, end) = {
                 let mut inflight = self.pop_lock.lock().unwrap();
-                if inflight.counted >= inflight.funcs.len() {
+                if inflight.counted >= inflight.funcs.len() && self.ordered {
+                    inflight.funcs.clear();
+                    inflight.counted = 0;
+                    self.take_ordered(&mut inflight);
+                } else if inflight.counted >= inflight.funcs.len() {
                     inflight.funcs.clear();
                     inflight.counted = 0;
                     let mut bytes = 0;
@@ -1314,7 +1653,7 @@ impl Shadow {
                             self.ring_taken[i].get() as usize | RING_INFLIGHT,
                             Ordering::Relaxed,
                         );
-                        let Some(fast) = self.claimed(|| self.judge_ring(c, facts)) else {
+                        let Some(fast) = self.claimed(|| self.judge_ring(c, facts, &table)) else {
                             return;
                         };
                         match fast {
@@ -1385,7 +1724,8 @@ impl Shadow {
                 }
                 self.poisoned(i, poison, &mut table);
                 if let Some(inv) = inv {
-                    if !self.facts[inv.func as usize].scalar {
+                    let facts = self.facts[inv.func as usize];
+                    if !(facts.scalar || facts.on_handles) {
                         // Its captured buffers go back to the pool, for the
                         // next captures.
                         inv.recycle();
@@ -1462,7 +1802,7 @@ impl Shadow {
     /// A `match` or an `unmirrored` needs no invocation; anything else
     /// comes back with what the call gave, for [`Shadow::judge_new`] on
     /// the invocation the slot stands for.
-    fn judge_ring(&self, c: &ScalarCall, facts: Facts) -> RingVerdict {
+    fn judge_ring(&self, c: &ScalarCall, facts: Facts, table: &HandleTable) -> RingVerdict {
         let f = &self.functions[c.target.func as usize];
         let new_fn = c.target.new_fn.load(Ordering::Acquire) as usize;
         if new_fn == 0 || self.is_stopped() {
@@ -1472,6 +1812,20 @@ impl Shadow {
         let mut bits = [0u64; MAX_ARGS];
         for (b, &r) in bits.iter_mut().zip(&facts.regs[..n]) {
             *b = crate::ring::reg_bits(&c.gpr, &c.xmm, r);
+        }
+        if facts.on_handles {
+            // Each handle becomes the shadow's own (NULL stays NULL); one
+            // the shadow has no pair for makes the call `unmirrored`.
+            for (b, &class) in bits.iter_mut().zip(&facts.handles[..n]) {
+                if class == NO_HANDLE || *b == 0 {
+                    continue;
+                }
+                *b = match table.lookup(class, *b, c.seq) {
+                    HandleArg::Value(s) => s,
+                    HandleArg::Instance(at) => at as u64,
+                    HandleArg::Unknown => return RingVerdict::Unmirrored,
+                };
+            }
         }
         // The caller's floating-point state, loaded only when it differs
         // from the shadow thread's (and put back after).
@@ -1897,7 +2251,7 @@ impl Shadow {
         while started && Instant::now() < deadline {
             let busy = !self.queue.is_empty() || self.rings_waiting() || {
                 let inflight = self.pop_lock.lock().unwrap();
-                inflight.counted < inflight.funcs.len()
+                inflight.counted < inflight.funcs.len() || inflight.carry.len() != 0
             };
             if !busy {
                 break;
@@ -1929,7 +2283,12 @@ impl Shadow {
         // The batch in flight: pending verdicts, the call being made and
         // what is still to be called (the shadow thread counts none of them
         // from now on).
-        for &f in &inflight.funcs[inflight.counted.min(inflight.funcs.len())..] {
+        let carried = inflight.carry.funcs();
+        for f in inflight.funcs[inflight.counted.min(inflight.funcs.len())..]
+            .iter()
+            .copied()
+            .chain(carried)
+        {
             self.caller[f as usize]
                 .dropped
                 .fetch_add(1, Ordering::Relaxed);

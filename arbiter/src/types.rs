@@ -289,6 +289,18 @@ impl Signature {
         ) || !self.params.iter().any(|p| p.handle.is_some())
     }
 
+    /// Whether a call may pair or unpair handles in the shadow's table: a
+    /// create, construct or destroy function, or one that returns or
+    /// stores (`[out]`) a handle.
+    pub fn may_pair(&self) -> bool {
+        self.effect != Effect::None
+            || matches!(self.ret_role, Role::Handle { .. })
+            || self
+                .params
+                .iter()
+                .any(|p| matches!(p.role, Role::HandleOut { .. }))
+    }
+
     /// Whether any parameter or the return value carries a handle.
     pub fn uses_handles(&self) -> bool {
         matches!(self.ret_role, Role::Handle { .. })

@@ -1,4 +1,6 @@
-/* THREADS threads, CALLS codec_encode calls each.
+/* THREADS threads, CALLS codec_encode calls each, each followed by a
+ * codec_calls on the same handle (a call on a handle with nothing but
+ * scalars: it takes the callers' rings, codec_encode the queue).
  *   own:    each thread its own handles, freed and created again every 1000
  *           calls (addresses are reused across threads);
  *   shared: one handle for all, used under a mutex (the application orders
@@ -16,6 +18,7 @@ static int shared_mode;
 static codec_t *shared;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long *sums; /* per thread, printed in order by main */
+static unsigned long shared_checks; /* the sum of codec_calls' answers */
 
 static void *worker(void *arg)
 {
@@ -29,11 +32,13 @@ static void *worker(void *arg)
         if (shared_mode) {
             pthread_mutex_lock(&lock);
             codec_encode(shared, in, sizeof in, out, sizeof out);
+            shared_checks += (unsigned long)codec_calls(shared);
             pthread_mutex_unlock(&lock);
         } else {
             codec_encode(c, in, sizeof in, out, sizeof out);
             for (int k = 0; k < 16; k++)
                 sum += out[k];
+            sum += (unsigned long)codec_calls(c);
             if (i % 1000 == 999) {
                 codec_free(c);
                 c = codec_new(1 + (int)(t % 8));
@@ -63,7 +68,7 @@ int main(int argc, char **argv)
     for (int t = 0; t < threads && !shared_mode; t++)
         printf("thread %d sum %lu\n", t, sums[t]);
     if (shared_mode) {
-        printf("shared calls %ld\n", codec_calls(shared));
+        printf("shared calls %ld, checks %lu\n", codec_calls(shared), shared_checks);
         codec_free(shared);
     }
     free(th);

@@ -1226,6 +1226,18 @@ pub fn function_name(func: u32) -> String {
         .unwrap_or_default()
 }
 
+/// The ring path dropped a call on handles of `ctx` (its thread's ring
+/// was full; the assembly counted it): its handles part
+/// (`ThreadCounts::part_dropped`), and a sleeping shadow is woken.
+pub fn ring_dropped(t: &ThreadState, ctx: &FnCtx, frame: &Frame) {
+    let Some(s) = session() else { return };
+    let (gpr, xmm) = frame_regs(frame);
+    if let Some(c) = t.counts.borrow().as_ref() {
+        c.part_dropped(ctx.func, &gpr, &xmm);
+    }
+    s.shadow.wake_if_sleeping();
+}
+
 /// Wakes the shadow thread if it sleeps (the ring path, once a batch has
 /// piled up).
 pub fn wake_shadow() {
@@ -1262,16 +1274,23 @@ pub fn before_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) -> bool {
     ) {
         return false;
     }
-    let seq = s.shadow.next_seq();
     let f = &s.shadow.functions()[ctx.func as usize];
-    if s.shadow.takes_ring(ctx.func) {
-        if s.threshold == u64::MAX && f.per_call_sampling {
-            // Every call is mirrored: the wrapper's later calls take the
-            // assembly ring path (C functions only: `FnCtx::cxx`).
+    let ring = s.shadow.takes_ring(ctx.func);
+    if !ring && f.sig.may_pair() {
+        // It may pair or unpair handles: before its number is taken.
+        s.shadow.note_pairing();
+    }
+    let seq = s.shadow.next_seq();
+    if ring {
+        if s.threshold == u64::MAX || !f.per_call_sampling {
+            // Every call is mirrored (sampling 1, or a function given
+            // handles): the wrapper's later calls take the assembly ring
+            // path (C functions only: `FnCtx::cxx`).
             crate::wrapper::arm_ring(
                 t,
                 crate::wrapper::RingArm {
                     ret_sse: matches!(f.sig.ret, arbiter::types::Type::Scalar(sc) if sc.is_float()),
+                    parts: s.shadow.ring_on_handles(ctx.func),
                     flags: s.shadow.raw_flags(),
                     watched: crate::observe::patched_flag(),
                 },
@@ -1317,7 +1336,7 @@ pub fn after_call(ctx: &'static FnCtx, frame: &Frame, t: &ThreadState) {
         // SAFETY: the primary call returned; its registers are in the frame.
         let ret = unsafe { raw_ret(frame, &f.layout, &f.sig) };
         if outgoing.as_ref().is_none_or(|o| o.is_empty()) {
-            // A scalar function: a fixed-size record in this thread's ring.
+            // A fixed-size record in this thread's ring.
             if let Some(c) = t.counts.borrow().as_ref() {
                 c.submit_scalar(ScalarCall {
                     seq: r.seq,

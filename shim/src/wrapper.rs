@@ -109,6 +109,9 @@ struct FastCtx {
     ring: AtomicU8,
     /// 1: the result is in `xmm0` (a floating-point return), else `rax`.
     ret_sse: AtomicU8,
+    /// 1: the function is given handles (every call mirrored): a call the
+    /// ring path drops parts them (`ddl_ring_dropped`).
+    parts: AtomicU8,
     /// `func * 8`: the byte offset of this function's counter in a
     /// thread's `sampled_out`, `calls` and `dropped` arrays.
     counter_offset: u64,
@@ -138,6 +141,8 @@ const MODE_EVERY_CALL: u8 = 2;
 pub struct RingArm {
     /// The result is in `xmm0`.
     pub ret_sse: bool,
+    /// The function is given handles: a dropped call parts them.
+    pub parts: bool,
     /// The shadow's `seq`, `stopped` and `sleeping`
     /// (`Shadow::raw_flags`).
     pub flags: (*const AtomicU64, *const AtomicBool, *const AtomicBool),
@@ -284,7 +289,7 @@ std::arch::global_asm!(
     // Armed and sampled per call? (Not armed, the session not active, or
     // every call mirrored: the slow path.)
     "cmp byte ptr [r11 + {fast_mode}], {mode_per_call}",
-    "jne 5f",
+    "jne 20f",
     // r10 = this thread's FastTls, as an offset from the thread pointer.
     "mov r10, qword ptr [rip + ddl_fast_tls@GOTTPOFF]",
     "cmp byte ptr fs:[r10 + {t_busy}], 0",
@@ -305,6 +310,21 @@ std::arch::global_asm!(
     // address is still on top of the stack).
     "3:",
     "jmp qword ptr [r11 + {ctx_target}]",
+    // Every call mirrored (a function given handles): armed for the ring
+    // path, a thread that is not busy and is armed (its counters made)
+    // takes it; the countdown is left alone (it draws the calls of the
+    // functions sampled per call).
+    "20:",
+    "cmp byte ptr [r11 + {fast_mode}], {mode_every_call}",
+    "jne 5f",
+    "cmp byte ptr [r11 + {fast_ring}], 0",
+    "je 5f",
+    "mov r10, qword ptr [rip + ddl_fast_tls@GOTTPOFF]",
+    "cmp byte ptr fs:[r10 + {t_busy}], 0",
+    "jne 4f", // busy thread
+    "cmp qword ptr fs:[r10 + {t_countdown}], 0",
+    "je 5f", // the thread is not armed
+    "jmp 8f",
     // Busy thread. No mirrored call in flight: DDL's own work, forward. A
     // mirrored call in flight: forward when this call is nested in it (the
     // frame the slow path would make is below the in-flight frame, whose
@@ -549,7 +569,18 @@ std::arch::global_asm!(
     "mov rcx, qword ptr fs:[r10 + {t_dropped}]",
     "add rcx, qword ptr [r11 + {fast_counter_offset}]",
     "inc qword ptr [rcx]",
-    "jmp 15b",
+    "cmp byte ptr [r11 + {fast_parts}], 0",
+    "je 15b",
+    // A call given handles: they part (`ddl_ring_dropped`, which wakes a
+    // sleeping shadow too).
+    "mov [rbx+208], rax",
+    "mov [rbx+216], rdx",
+    "movdqu [rbx+224], xmm0",
+    "movdqu [rbx+240], xmm1",
+    "mov rdi, r11",
+    "mov rsi, rbx",
+    "call {ring_dropped}",
+    "jmp 17f",
     // Outgoing calls were observed: the general path takes the call
     // (and ends it as `ddl_wrapper_post` does: busy, in flight).
     "10:",
@@ -573,6 +604,9 @@ std::arch::global_asm!(
     post = sym ddl_wrapper_post,
     ring_wake = sym ddl_ring_wake,
     ring_outgoing = sym ddl_ring_outgoing,
+    ring_dropped = sym ddl_ring_dropped,
+    fast_parts = const size_of::<FnCtx>() + offset_of!(FastCtx, parts),
+    mode_every_call = const MODE_EVERY_CALL,
     fast_ring = const size_of::<FnCtx>() + offset_of!(FastCtx, ring),
     fast_ret_sse = const size_of::<FnCtx>() + offset_of!(FastCtx, ret_sse),
     fast_seq = const size_of::<FnCtx>() + offset_of!(FastCtx, seq),
@@ -946,6 +980,7 @@ unsafe extern "C" fn ddl_wrapper_pre(w: *const Wrapped, frame: *mut Frame) -> u6
                     Ordering::Relaxed,
                 );
                 w.fast.ret_sse.store(r.ret_sse as u8, Ordering::Relaxed);
+                w.fast.parts.store(r.parts as u8, Ordering::Relaxed);
                 w.fast.ring.store(1, Ordering::Relaxed);
                 crate::runtime::log_info(&format!(
                     "{}: calls take the ring path",
@@ -1095,6 +1130,24 @@ unsafe extern "C" fn ddl_ring_outgoing(w: *const Wrapped, frame: *mut Frame) {
     ddl_wrapper_post(&(*w).ctx, frame);
 }
 
+/// The ring path dropped a call of a function given handles (its thread's
+/// ring was full): they part (`runtime::ring_dropped`). `frame` holds the
+/// argument registers the ring path saved.
+///
+/// # Safety
+/// Only the assembly entry calls it, with `w` from a thunk and `frame` on
+/// its own stack.
+unsafe extern "C" fn ddl_ring_dropped(w: *const Wrapped, frame: *const Frame) {
+    let errno = *libc::__errno_location();
+    if let Some(t) = state() {
+        // Nothing may unwind into the assembly entry.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::runtime::ring_dropped(t, &(*w).ctx, &*frame)
+        }));
+    }
+    *libc::__errno_location() = errno;
+}
+
 /// The old build made an outgoing call on this thread while a mirrored
 /// call is in flight (`observe` records it): the ring path then hands the
 /// call to the general path.
@@ -1194,6 +1247,7 @@ pub fn make_thunks(ctxs: Vec<FnCtx>) -> std::io::Result<Vec<(&'static FnCtx, usi
                     mode: AtomicU8::new(0),
                     ring: AtomicU8::new(0),
                     ret_sse: AtomicU8::new(0),
+                    parts: AtomicU8::new(0),
                     counter_offset,
                     seq: AtomicPtr::new(std::ptr::null_mut()),
                     stopped: AtomicPtr::new(std::ptr::null_mut()),

@@ -201,3 +201,32 @@ fn scalar_c_functions_take_the_ring_path() {
     let (_, ddl, _) = run_both(&tmp, &app, crate::apps::calc_config(fx, None));
     assert!(!ddl.stderr.contains("ring path"), "stderr:\n{}", ddl.stderr);
 }
+
+/// Calls on handles take the ring path too when every other parameter is
+/// a scalar and the result a scalar (codec's `codec_level` and
+/// `codec_calls`, given a `codec_t *`); creates, destroys, buffers and
+/// streams do not. The shadow judges them in order with the queue's calls
+/// (`stateful::a_handle_shared_under_a_mutex_keeps_the_application_order`
+/// interleaves the two across threads).
+#[test]
+fn calls_on_plain_handles_take_the_ring_path() {
+    let fx = fixtures();
+    let tmp = TempDir::new("paths-ring-handles");
+    let app = App::new(fx.join("codec/apps/codec-app-pie-now")).env("DDL_LOG", "info");
+    let (_, ddl, report) = run_both(&tmp, &app, crate::stateful::codec_config(fx));
+    assert_invariants(&report);
+    let mut armed: Vec<&str> = ddl
+        .stderr
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("ddl: ")?
+                .strip_suffix(": calls take the ring path")
+        })
+        .collect();
+    armed.sort_unstable();
+    assert_eq!(armed, ["codec_calls", "codec_level"], "stderr:\n{}", ddl.stderr);
+    for f in ["codec_calls", "codec_level"] {
+        let c = report.get(f);
+        assert_eq!((c.mirrored, c.matched), (c.calls, c.calls), "{f}: {c:?}");
+    }
+}
