@@ -2510,3 +2510,103 @@ impl ThreadCounts {
         self.block.sampled_out.as_ptr()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::FnTarget;
+
+    static NEW: AtomicU64 = AtomicU64::new(0);
+    static TARGET: FnTarget = FnTarget {
+        new_fn: &NEW,
+        func: 0,
+    };
+
+    fn ring_call(seq: u64) -> ScalarCall {
+        ScalarCall {
+            seq,
+            caller: 0,
+            target: &TARGET,
+            fp: 0,
+            ret: 0,
+            gpr: [0; GPRS],
+            xmm: [0; XMMS],
+        }
+    }
+
+    fn queued(seq: u64) -> Box<Invocation> {
+        Box::new(Invocation {
+            seq,
+            func: 1,
+            tid: 0,
+            caller: 0,
+            new_fn: &NEW,
+            inputs: Inputs {
+                values: Vec::new(),
+                counts: Vec::new(),
+                deep: Vec::new(),
+                structs: Vec::new(),
+            },
+            primary: Outcome {
+                ret: Value::None,
+                outputs: Vec::new(),
+                errno: None,
+                exception: None,
+                outgoing: None,
+            },
+            errno_before: 0,
+            deleting: false,
+            fp_env: FpEnv {
+                mxcsr: 0x1f80,
+                x87_cw: 0x37f,
+            },
+        })
+    }
+
+    fn seqs(carry: &mut Carry) -> Vec<(char, u64)> {
+        std::iter::from_fn(|| carry.pop_next())
+            .map(|c| match c {
+                Carried::Queued(inv) => ('q', inv.seq),
+                Carried::Ring(c, tid) => (char::from(b'a' + tid as u8), c.seq),
+            })
+            .collect()
+    }
+
+    /// Two rings and the queue merged by `seq`, the queue in its own order;
+    /// nothing past `max` before the next round.
+    #[test]
+    fn carry_merges_the_sources_by_seq() {
+        let mut carry = Carry::default();
+        for s in [2, 5, 9] {
+            carry.push_ring(&ring_call(s), 0);
+        }
+        for s in [3, 4, 12] {
+            carry.push_ring(&ring_call(s), 1);
+        }
+        // The queue's order: 7 was queued before 6 (the two overlapped).
+        for s in [1, 7, 6, 11, 8] {
+            carry.queued.push_back(queued(s));
+        }
+        assert_eq!(carry.max_seq(), Some(12));
+        carry.ready_upto(9);
+        assert_eq!(
+            seqs(&mut carry),
+            [
+                ('q', 1),
+                ('a', 2),
+                ('b', 3),
+                ('b', 4),
+                ('a', 5),
+                ('q', 7),
+                ('q', 6),
+                ('a', 9)
+            ]
+        );
+        // The queue's 11 holds back the 8 behind it; ring b's 12 waits too.
+        assert_eq!(carry.len(), 3);
+        carry.ready_upto(12);
+        assert_eq!(seqs(&mut carry), [('q', 11), ('q', 8), ('b', 12)]);
+        assert_eq!(carry.len(), 0);
+        assert_eq!(carry.funcs().count(), 0);
+    }
+}
