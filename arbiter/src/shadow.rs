@@ -313,7 +313,12 @@ impl Carry {
     /// The highest `seq` held.
     fn max_seq(&self) -> Option<u64> {
         let q = self.queued.iter().map(|inv| inv.seq).max();
-        let r = self.rings.iter().filter_map(|r| r.calls.back()).map(|c| c.seq).max();
+        let r = self
+            .rings
+            .iter()
+            .filter_map(|r| r.calls.back())
+            .map(|c| c.seq)
+            .max();
         q.max(r)
     }
 

@@ -224,7 +224,12 @@ fn calls_on_plain_handles_take_the_ring_path() {
         })
         .collect();
     armed.sort_unstable();
-    assert_eq!(armed, ["codec_calls", "codec_level"], "stderr:\n{}", ddl.stderr);
+    assert_eq!(
+        armed,
+        ["codec_calls", "codec_level"],
+        "stderr:\n{}",
+        ddl.stderr
+    );
     for f in ["codec_calls", "codec_level"] {
         let c = report.get(f);
         assert_eq!((c.mirrored, c.matched), (c.calls, c.calls), "{f}: {c:?}");
