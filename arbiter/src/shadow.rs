@@ -471,6 +471,15 @@ impl FpEnv {
         FpEnv { mxcsr, x87_cw: cw }
     }
 
+    /// Whether the two have the same controls (rounding, flush-to-zero,
+    /// denormals-are-zero, exception masks, x87 precision and rounding):
+    /// the sticky exception flags aside.
+    #[inline]
+    pub fn same_controls(self, other: FpEnv) -> bool {
+        const FLAGS: u32 = 0x3f;
+        (self.mxcsr & !FLAGS, self.x87_cw) == (other.mxcsr & !FLAGS, other.x87_cw)
+    }
+
     /// Makes this the current thread's.
     #[inline]
     pub fn set(self) {
@@ -644,11 +653,16 @@ impl ThreadCounts {
     /// its handles have parted (their later calls are `unmirrored` until
     /// they are created again). The drop takes a sequence number of its own
     /// to say where. A thread that keeps dropping calls on one handle parts
-    /// it once, until a call that may pair handles again takes a number
-    /// ([`Shadow::note_pairing`]): that call bumped [`Shadow::pairings`]
-    /// before, so a drop numbered after it sees the bump (both are locked
-    /// read-modify-writes, in one total order on x86-64) and parts again.
-    pub fn part_dropped(&self, func: u32, gpr: &[u64; GPRS], xmm: &[u64; XMMS]) {
+    /// it once, until a call that may pair handles again is made
+    /// ([`Shadow::note_pairing`]): that call bumps [`Shadow::pairings`]
+    /// before it runs, so a drop the application makes after it returned
+    /// sees the bump and parts again (a drop concurrent with it was a race
+    /// on the handle in the application, with no order to keep).
+    ///
+    /// Returns `(class, handle, pairings)` of the handle it now remembers
+    /// (for the wrapper's assembly, which drops such calls without calling
+    /// Rust while [`Shadow::pairings`] stays the same).
+    pub fn part_dropped(&self, func: u32, gpr: &[u64; GPRS], xmm: &[u64; XMMS]) -> (u32, u64, u64) {
         let sh = &self.shadow;
         let facts = sh.facts[func as usize];
         let n = sh.functions[func as usize].sig.params.len();
@@ -668,6 +682,7 @@ impl ThreadCounts {
             self.last_part.set((class, h, pairings));
             sh.parted.push((class, h, seq));
         }
+        self.last_part.get()
     }
 
     /// What the wrapper's assembly needs to count and push for this
@@ -1149,6 +1164,28 @@ impl Shadow {
         self.facts[func as usize].ring && !GENERAL_ONLY.load(Ordering::Relaxed)
     }
 
+    /// For a function of the rings given exactly one handle
+    /// ([`Shadow::ring_on_handles`]): the handle's register in a slot's
+    /// `gpr` and its class.
+    pub fn ring_handle(&self, func: u32) -> Option<(u8, u32)> {
+        let f = self.facts[func as usize];
+        if !(f.ring && f.on_handles) {
+            return None;
+        }
+        let n = self.functions[func as usize].sig.params.len();
+        let mut it = (0..n).filter(|&i| f.handles[i] != NO_HANDLE);
+        match (it.next(), it.next()) {
+            (Some(i), None) if (f.regs[i] as usize) < GPRS => Some((f.regs[i], f.handles[i])),
+            _ => None,
+        }
+    }
+
+    /// [`Shadow::pairings`], for the wrapper's assembly (it lives as long
+    /// as the shadow).
+    pub fn pairings_counter(&self) -> *const AtomicU64 {
+        &*self.pairings
+    }
+
     /// Whether `func`'s calls are given handles and take the ring
     /// ([`Facts::on_handles`]): a dropped call of it parts its handles
     /// ([`ThreadCounts::part_dropped`]).
@@ -1539,6 +1576,9 @@ impl Shadow {
 
     fn run(self: Arc<Self>) {
         (self.hooks.thread_init)();
+        // The floating-point state this thread judges under (each call runs
+        // under its caller's).
+        let own_fp = FpEnv::current();
         // Faults, exceptions and hangs of the new build are contained on
         // this thread (a call that cannot be contained is `unmirrored`).
         // The seccomp backstop turns an `exit_group` from inside the new
@@ -1658,7 +1698,8 @@ impl Shadow {
                             self.ring_taken[i].get() as usize | RING_INFLIGHT,
                             Ordering::Relaxed,
                         );
-                        let Some(fast) = self.claimed(|| self.judge_ring(c, facts, &table)) else {
+                        let Some(fast) = self.claimed(|| self.judge_ring(c, facts, &table, own_fp))
+                        else {
                             return;
                         };
                         match fast {
@@ -1807,7 +1848,15 @@ impl Shadow {
     /// A `match` or an `unmirrored` needs no invocation; anything else
     /// comes back with what the call gave, for [`Shadow::judge_new`] on
     /// the invocation the slot stands for.
-    fn judge_ring(&self, c: &ScalarCall, facts: Facts, table: &HandleTable) -> RingVerdict {
+    ///
+    /// `own_fp` is the shadow thread's own floating-point state.
+    fn judge_ring(
+        &self,
+        c: &ScalarCall,
+        facts: Facts,
+        table: &HandleTable,
+        own_fp: FpEnv,
+    ) -> RingVerdict {
         let f = &self.functions[c.target.func as usize];
         let new_fn = c.target.new_fn.load(Ordering::Acquire) as usize;
         if new_fn == 0 || self.is_stopped() {
@@ -1832,12 +1881,13 @@ impl Shadow {
                 };
             }
         }
-        // The caller's floating-point state, loaded only when it differs
-        // from the shadow thread's (and put back after).
-        let (own_fp, fp) = (FpEnv::current(), c.fp_env());
-        if own_fp != fp {
-            fp.set();
-        }
+        // The caller's floating-point state, loaded before every call
+        // (whatever the last call left), and the shadow thread's own put
+        // back after when its controls differ. Loading is cheaper than
+        // reading: `stmxcsr` alone took ~9 ns a call on an AMD EPYC, the
+        // load and `fldcw` ~2 ns.
+        let fp = c.fp_env();
+        fp.set();
         let guard = f.cxx.guard.load(Ordering::Relaxed);
         // SAFETY: `new_fn` is the new build's definition of this scalar
         // function (its signature's invoker), given the primary's argument
@@ -1852,7 +1902,7 @@ impl Shadow {
                 self.settings.timeout_ms.min(u32::MAX as u64) as u32,
             )
         };
-        if own_fp != fp {
+        if !fp.same_controls(own_fp) {
             own_fp.set();
         }
         let outgoing = (self.hooks.take_outgoing)();

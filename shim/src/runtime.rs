@@ -1233,7 +1233,8 @@ pub fn ring_dropped(t: &ThreadState, ctx: &FnCtx, frame: &Frame) {
     let Some(s) = session() else { return };
     let (gpr, xmm) = frame_regs(frame);
     if let Some(c) = t.counts.borrow().as_ref() {
-        c.part_dropped(ctx.func, &gpr, &xmm);
+        let (class, handle, pairings) = c.part_dropped(ctx.func, &gpr, &xmm);
+        crate::wrapper::note_parted(class, handle, pairings);
     }
     s.shadow.wake_if_sleeping();
 }
@@ -1291,6 +1292,8 @@ pub fn before_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) -> bool {
                 crate::wrapper::RingArm {
                     ret_sse: matches!(f.sig.ret, arbiter::types::Type::Scalar(sc) if sc.is_float()),
                     parts: s.shadow.ring_on_handles(ctx.func),
+                    handle: s.shadow.ring_handle(ctx.func),
+                    pairings: s.shadow.pairings_counter(),
                     flags: s.shadow.raw_flags(),
                     watched: crate::observe::patched_flag(),
                 },

@@ -55,7 +55,7 @@
 //! libddl.so is loaded at start-up (`LD_PRELOAD`), so its TLS is in the
 //! static TLS area of every thread; the object carries `DF_STATIC_TLS`,
 //! and a `dlopen` of it (not a supported use) would still find room in
-//! glibc's surplus static TLS for these 64 bytes.
+//! glibc's surplus static TLS for these 128 bytes.
 //!
 //! The entry never needs to know a signature: the pre hook tells it the
 //! target and how many bytes of stack arguments to copy. Capture then reads
@@ -112,6 +112,14 @@ struct FastCtx {
     /// 1: the function is given handles (every call mirrored): a call the
     /// ring path drops parts them (`ddl_ring_dropped`).
     parts: AtomicU8,
+    /// For a function given exactly one handle: its register's index in
+    /// the frame's `gpr` (a drop on the handle this thread parted last,
+    /// [`FastTls::part_handle`], needs no Rust); 0xff otherwise.
+    handle_at: AtomicU8,
+    /// That handle's class.
+    handle_class: std::sync::atomic::AtomicU32,
+    /// The shadow's `pairings` counter (`Shadow::pairings_counter`).
+    pairings: AtomicPtr<AtomicU64>,
     /// `func * 8`: the byte offset of this function's counter in a
     /// thread's `sampled_out`, `calls` and `dropped` arrays.
     counter_offset: u64,
@@ -143,6 +151,11 @@ pub struct RingArm {
     pub ret_sse: bool,
     /// The function is given handles: a dropped call parts them.
     pub parts: bool,
+    /// Its one handle's register in a slot's `gpr`, and class
+    /// (`Shadow::ring_handle`).
+    pub handle: Option<(u8, u32)>,
+    /// `Shadow::pairings_counter`.
+    pub pairings: *const AtomicU64,
     /// The shadow's `seq`, `stopped` and `sleeping`
     /// (`Shadow::raw_flags`).
     pub flags: (*const AtomicU64, *const AtomicBool, *const AtomicBool),
@@ -194,6 +207,14 @@ pub struct FastTls {
     /// mirrored call: the ring path then hands the call to the general
     /// path, which carries the calls.
     observed: AtomicBool,
+    /// The handle this thread's dropped calls parted last
+    /// (`ThreadCounts::part_dropped`, mirrored here by [`note_parted`]),
+    /// its class, and the shadow's `pairings` then: while `pairings` stays
+    /// the same, a dropped call on that handle says nothing new, and the
+    /// ring path counts it without calling Rust.
+    part_handle: AtomicU64,
+    part_class: AtomicU64,
+    part_pairings: AtomicU64,
 }
 
 /// Bytes from the entry's `rsp` down to the slow path's [`Frame`]: `rbp`,
@@ -251,14 +272,14 @@ macro_rules! frame_prologue {
 }
 
 std::arch::global_asm!(
-    // This thread's `FastTls` (64 bytes, zero: not armed, not busy).
+    // This thread's `FastTls` (128 bytes, zero: not armed, not busy).
     ".section .tbss,\"awT\",@nobits",
     ".p2align 6",
     ".local ddl_fast_tls",
     ".type ddl_fast_tls,@object",
-    ".size ddl_fast_tls, 64",
+    ".size ddl_fast_tls, 128",
     "ddl_fast_tls:",
-    ".zero 64",
+    ".zero 128",
     ".text",
     // The current thread's `FastTls` address, for Rust (`fast`): the
     // thread pointer (`fs:0` holds it, x86-64 TLS variant II) plus the
@@ -571,8 +592,26 @@ std::arch::global_asm!(
     "inc qword ptr [rcx]",
     "cmp byte ptr [r11 + {fast_parts}], 0",
     "je 15b",
-    // A call given handles: they part (`ddl_ring_dropped`, which wakes a
-    // sleeping shadow too).
+    // A call given one handle, the one this thread's drops parted last,
+    // and no call that may pair handles since (the counter is bumped
+    // before such a call takes its number, so a drop that follows it in
+    // the application's order sees the bump): nothing new to say.
+    "movzx ecx, byte ptr [r11 + {fast_handle_at}]",
+    "cmp ecx, 6",
+    "jae 18f", // not exactly one handle, in a register
+    "mov rcx, qword ptr [rbx + rcx * 8]",
+    "cmp rcx, qword ptr fs:[r10 + {t_part_handle}]",
+    "jne 18f",
+    "mov ecx, dword ptr [r11 + {fast_handle_class}]",
+    "cmp rcx, qword ptr fs:[r10 + {t_part_class}]",
+    "jne 18f",
+    "mov rcx, qword ptr [r11 + {fast_pairings}]",
+    "mov rcx, qword ptr [rcx]",
+    "cmp rcx, qword ptr fs:[r10 + {t_part_pairings}]",
+    "je 15b",
+    // Otherwise they part (`ddl_ring_dropped`, which wakes a sleeping
+    // shadow too).
+    "18:",
     "mov [rbx+208], rax",
     "mov [rbx+216], rdx",
     "movdqu [rbx+224], xmm0",
@@ -606,6 +645,12 @@ std::arch::global_asm!(
     ring_outgoing = sym ddl_ring_outgoing,
     ring_dropped = sym ddl_ring_dropped,
     fast_parts = const size_of::<FnCtx>() + offset_of!(FastCtx, parts),
+    fast_handle_at = const size_of::<FnCtx>() + offset_of!(FastCtx, handle_at),
+    fast_handle_class = const size_of::<FnCtx>() + offset_of!(FastCtx, handle_class),
+    fast_pairings = const size_of::<FnCtx>() + offset_of!(FastCtx, pairings),
+    t_part_handle = const offset_of!(FastTls, part_handle),
+    t_part_class = const offset_of!(FastTls, part_class),
+    t_part_pairings = const offset_of!(FastTls, part_pairings),
     mode_every_call = const MODE_EVERY_CALL,
     fast_ring = const size_of::<FnCtx>() + offset_of!(FastCtx, ring),
     fast_ret_sse = const size_of::<FnCtx>() + offset_of!(FastCtx, ret_sse),
@@ -661,7 +706,7 @@ const FP_AT: usize = offset_of!(Frame, xmm) + 4 * 16;
 // The layout the assembly relies on.
 const _: () = {
     assert!(offset_of!(Wrapped, fast) == size_of::<FnCtx>());
-    assert!(size_of::<FastTls>() <= 64);
+    assert!(size_of::<FastTls>() <= 128);
     assert!(size_of::<arbiter::ring::Slot>() == 128);
     assert!(arbiter::ring::GPRS == 6 && arbiter::ring::XMMS == 4);
     assert!(arbiter::shadow::WAKE_BATCH.is_power_of_two());
@@ -981,6 +1026,12 @@ unsafe extern "C" fn ddl_wrapper_pre(w: *const Wrapped, frame: *mut Frame) -> u6
                 );
                 w.fast.ret_sse.store(r.ret_sse as u8, Ordering::Relaxed);
                 w.fast.parts.store(r.parts as u8, Ordering::Relaxed);
+                let (at, class) = r.handle.unwrap_or((0xff, 0));
+                w.fast.handle_at.store(at, Ordering::Relaxed);
+                w.fast.handle_class.store(class, Ordering::Relaxed);
+                w.fast
+                    .pairings
+                    .store(r.pairings as *mut AtomicU64, Ordering::Relaxed);
                 w.fast.ring.store(1, Ordering::Relaxed);
                 crate::runtime::log_info(&format!(
                     "{}: calls take the ring path",
@@ -1148,6 +1199,15 @@ unsafe extern "C" fn ddl_ring_dropped(w: *const Wrapped, frame: *const Frame) {
     *libc::__errno_location() = errno;
 }
 
+/// This thread's dropped calls parted `handle` (of `class`) last, when the
+/// shadow's `pairings` counter read `pairings` (see [`FastTls::part_handle`]).
+pub fn note_parted(class: u32, handle: u64, pairings: u64) {
+    let f = fast();
+    f.part_handle.store(handle, Ordering::Relaxed);
+    f.part_class.store(class as u64, Ordering::Relaxed);
+    f.part_pairings.store(pairings, Ordering::Relaxed);
+}
+
 /// The old build made an outgoing call on this thread while a mirrored
 /// call is in flight (`observe` records it): the ring path then hands the
 /// call to the general path.
@@ -1248,6 +1308,9 @@ pub fn make_thunks(ctxs: Vec<FnCtx>) -> std::io::Result<Vec<(&'static FnCtx, usi
                     ring: AtomicU8::new(0),
                     ret_sse: AtomicU8::new(0),
                     parts: AtomicU8::new(0),
+                    handle_at: AtomicU8::new(0xff),
+                    handle_class: std::sync::atomic::AtomicU32::new(0),
+                    pairings: AtomicPtr::new(std::ptr::null_mut()),
                     counter_offset,
                     seq: AtomicPtr::new(std::ptr::null_mut()),
                     stopped: AtomicPtr::new(std::ptr::null_mut()),
