@@ -1071,6 +1071,9 @@ impl Shadow {
     /// Hands an invocation to the shadow; never blocks. Returns false (and
     /// counts it `dropped`) when the queue or its byte budget is full.
     pub fn submit(&self, inv: Box<Invocation>) -> bool {
+        // Its large captures were written with non-temporal stores
+        // (bufpool::stream_copy): ordered before the push that publishes it.
+        crate::bufpool::publish_fence();
         // An invocation without captured data (a scalar function) leaves
         // the byte budget alone: no locked instruction on its shared line.
         let bytes = self.bytes_of(&inv);
