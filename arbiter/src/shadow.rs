@@ -1082,6 +1082,8 @@ impl Shadow {
             if before + bytes > self.settings.queue_bytes {
                 self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
                 self.dropped(&inv);
+                // Its buffers go back to the pool, not to the allocator.
+                inv.recycle();
                 return false;
             }
         }
@@ -1090,6 +1092,7 @@ impl Shadow {
                 self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
             }
             self.dropped(&inv);
+            inv.recycle();
             return false;
         }
         // Wake the shadow only when it sleeps and a batch has piled up: it
