@@ -26,7 +26,8 @@
 //! nobody owns it: ownership of the `Vec` moves in and out, so one handed
 //! out can never be handed out again before it comes back.
 //!
-//! A capture of at least [`STREAM_MIN`] bytes ([`copy_of`]) is written with
+//! An application thread's capture of its inputs ([`copy_streamed`]), from
+//! [`STREAM_MIN`] bytes on, is written with
 //! non-temporal stores ([`stream_copy`]): the pooled buffer's lines were last
 //! read on the shadow's core, and an ordinary store must first take each
 //! line back from that core (a read for ownership) before writing it, which
@@ -38,6 +39,9 @@
 //! invocation). The fence waits there, after the primary call, for stores
 //! long done, instead of right after the copy (measured: ~0.5 µs per 64 KiB
 //! capture when the fence ended the copy).
+//! Only the application's threads stream (`marshal::capture_inputs`): the
+//! outputs the shadow captures are judged on its own core at once, and
+//! want their lines in its cache.
 
 use crossbeam_queue::ArrayQueue;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -56,7 +60,7 @@ pub const MAX_CLASS: usize = 1 << MAX_LOG;
 /// queue's default `queue_bytes`).
 pub const POOL_BYTES: usize = 64 << 20;
 /// Captures of at least this many bytes are copied with non-temporal
-/// stores ([`copy_of`], [`stream_copy`]).
+/// stores ([`copy_streamed`], [`stream_copy`]).
 pub const STREAM_MIN: usize = 4096;
 
 const CLASSES: usize = (MAX_LOG - MIN_LOG + 1) as usize;
@@ -202,9 +206,15 @@ pub fn take(n: usize) -> Vec<u8> {
     POOL.take(n)
 }
 
-/// [`BufPool::copy_streamed`] on the process's pool: a capture, for the
-/// shadow to read on its own core (after [`publish_fence`]).
+/// [`BufPool::copy_of`] on the process's pool.
 pub fn copy_of(src: &[u8]) -> Vec<u8> {
+    POOL.copy_of(src)
+}
+
+/// [`BufPool::copy_streamed`] on the process's pool: an application
+/// thread's capture of its inputs, for the shadow to read on its own core
+/// (after [`publish_fence`]).
+pub fn copy_streamed(src: &[u8]) -> Vec<u8> {
     POOL.copy_streamed(src)
 }
 
