@@ -338,6 +338,9 @@ mod tests {
         assert_eq!(pool.kept(65536), 0);
     }
 
+    /// Lengths around a line and the threshold, a 64 KiB class, and more.
+    const LENGTHS: [usize; 11] = [0, 1, 63, 64, 65, 4095, 4096, 4097, 65535, 65536, 100_001];
+
     #[test]
     fn streamed_copies_are_exact() {
         let pool = BufPool::new();
@@ -345,7 +348,7 @@ mod tests {
         // Every alignment of the source, lengths around the lines and the
         // threshold, head and tail shorter than a line.
         for off in [0, 1, 15, 16, 63] {
-            for n in [0, 1, 63, 64, 65, 4095, 4096, 4097, 65536 - 1, 65536, 100_001] {
+            for n in LENGTHS {
                 let s = &src[off..off + n];
                 let v = pool.copy_streamed(s);
                 assert_eq!(v.as_slice(), s, "offset {off}, {n} bytes");
@@ -354,6 +357,7 @@ mod tests {
         }
         // An unaligned destination.
         let mut dst = vec![0u8; 10_000];
+        // SAFETY: 9,000 bytes from offset 3 of 10,000, from a distinct vector.
         unsafe { stream_copy(dst.as_mut_ptr().add(3), src.as_ptr(), 9_000) };
         publish_fence();
         assert_eq!(&dst[3..9_003], &src[..9_000]);
