@@ -451,7 +451,7 @@ unsafe fn capture_deep(def: &StructDef, base: u64) -> (Value, Vec<FieldPtr>) {
                         fp.count = n;
                         Value::Buf {
                             elem: byte_elem(elem),
-                            bytes: read_bytes(addr, n * elem_size(elem)),
+                            bytes: read_input_bytes(addr, n * elem_size(elem)),
                         }
                     }
                     Role::String => read_cstr(addr),
@@ -621,6 +621,20 @@ unsafe fn read_bytes(addr: u64, n: usize) -> Vec<u8> {
     crate::bufpool::copy_of(std::slice::from_raw_parts(addr as *const u8, n))
 }
 
+/// Reads `n` bytes of an input, before the call, on the application's
+/// thread: as [`read_bytes`], but a large buffer is written with
+/// non-temporal stores ([`crate::bufpool::copy_streamed`]; the shadow reads
+/// it on its own core once `Shadow::submit` has fenced and published it).
+///
+/// # Safety
+/// `addr` must point at `n` readable bytes.
+unsafe fn read_input_bytes(addr: u64, n: usize) -> Vec<u8> {
+    if n == 0 {
+        return Vec::new();
+    }
+    crate::bufpool::copy_streamed(std::slice::from_raw_parts(addr as *const u8, n))
+}
+
 /// A size expression's value as an element count (below zero counts as zero).
 fn count_of(e: &Expr, env: &dyn ExprEnv) -> Option<usize> {
     e.eval(env).map(|v| v.max(0) as usize)
@@ -646,7 +660,11 @@ fn null_fields(def: &StructDef, bytes: &mut [u8], count: usize) {
     }
 }
 
-/// Deep-copies what the callee may read, before the call.
+/// Deep-copies what the callee may read, before the call. Buffers of
+/// [`crate::bufpool::STREAM_MIN`] bytes or more are copied with
+/// non-temporal stores: hand the inputs to another thread through
+/// `Shadow::submit` (which fences first), or call
+/// [`crate::bufpool::publish_fence`] before publishing them otherwise.
 ///
 /// # Safety
 /// `raw` must be the arguments of a real call of `sig` whose pointers are
@@ -698,7 +716,7 @@ pub unsafe fn capture_inputs(sig: &Signature, raw: &[Raw]) -> Inputs {
             }
             (Role::Buffer { elem, count, .. }, _) => {
                 let n = count_of(count, &env).unwrap_or(0);
-                let mut bytes = read_bytes(r.bits(), n * elem_size(elem));
+                let mut bytes = read_input_bytes(r.bits(), n * elem_size(elem));
                 if let Type::Struct(def) = elem {
                     null_fields(def, &mut bytes, n);
                 }

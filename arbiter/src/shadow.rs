@@ -1446,6 +1446,9 @@ impl Shadow {
     /// Hands an invocation to the shadow; never blocks. Returns false (and
     /// counts it `dropped`) when the queue or its byte budget is full.
     pub fn submit(&self, inv: Box<Invocation>) -> bool {
+        // Its large captures were written with non-temporal stores
+        // (bufpool::stream_copy): ordered before the push that publishes it.
+        crate::bufpool::publish_fence();
         // An invocation without captured data (a scalar function) leaves
         // the byte budget alone: no locked instruction on its shared line.
         let bytes = self.bytes_of(&inv);
@@ -1454,6 +1457,8 @@ impl Shadow {
             if before + bytes > self.settings.queue_bytes {
                 self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
                 self.dropped(&inv);
+                // Its buffers go back to the pool, not to the allocator.
+                inv.recycle();
                 return false;
             }
         }
@@ -1464,6 +1469,7 @@ impl Shadow {
                 self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
             }
             self.dropped(&inv);
+            inv.recycle();
             return false;
         }
         // Wake the shadow only when it sleeps and a batch has piled up: it
