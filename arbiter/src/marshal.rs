@@ -976,6 +976,16 @@ impl Materialised {
                     Raw::Bits(storage.last().unwrap().as_ptr() as u64)
                 }
                 (Value::Buf { bytes, .. }, Role::Value) => Raw::Bytes(bytes.clone()),
+                // An `[in]` buffer the callee only reads: the captured bytes
+                // themselves (DDL's memory, alive until the invocation is
+                // judged), not a second copy of them.
+                (
+                    Value::Buf { bytes, .. },
+                    Role::Buffer {
+                        dir: crate::types::Dir::In,
+                        ..
+                    },
+                ) if !bytes.is_empty() => Raw::Bits(bytes.as_ptr() as u64),
                 (Value::Buf { bytes, .. }, _) => {
                     // At least one byte so that an empty buffer is still a
                     // valid, distinct, non-NULL pointer as on the primary side.
