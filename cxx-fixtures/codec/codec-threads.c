@@ -1,6 +1,7 @@
 /* THREADS threads, CALLS codec_encode calls each, each followed by a
- * codec_calls on the same handle (a call on a handle with nothing but
- * scalars: it takes the callers' rings, codec_encode the queue).
+ * codec_tick and a codec_calls on the same handle (calls on a handle with
+ * nothing but scalars: they take the callers' rings, codec_encode the
+ * queue; codec_tick changes the handle's state, codec_calls reads it).
  *   own:    each thread its own handles, freed and created again every 1000
  *           calls (addresses are reused across threads);
  *   shared: one handle for all, used under a mutex (the application orders
@@ -32,12 +33,14 @@ static void *worker(void *arg)
         if (shared_mode) {
             pthread_mutex_lock(&lock);
             codec_encode(shared, in, sizeof in, out, sizeof out);
+            codec_tick(shared, 1);
             shared_checks += (unsigned long)codec_calls(shared);
             pthread_mutex_unlock(&lock);
         } else {
             codec_encode(c, in, sizeof in, out, sizeof out);
             for (int k = 0; k < 16; k++)
                 sum += out[k];
+            sum += (unsigned long)codec_tick(c, 1);
             sum += (unsigned long)codec_calls(c);
             if (i % 1000 == 999) {
                 codec_free(c);

@@ -61,6 +61,7 @@ size_t codec_encode(codec_t *c, const uint8_t *src, size_t len, uint8_t *dst, si
 
 int codec_level(const codec_t *c) { return c->level; }
 long codec_calls(const codec_t *c) { return c->calls; }
+long codec_tick(codec_t *c, int n) { return c->calls += n; }
 void codec_free(codec_t *c) { free(c); }
 
 /* --- the stream ---------------------------------------------------------- */

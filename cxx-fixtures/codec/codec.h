@@ -34,8 +34,11 @@ codec_t *codec_clone(const codec_t *c);
 /* returns the bytes written to dst (at most cap) */
 size_t codec_encode(codec_t *c, const uint8_t *src, size_t len, uint8_t *dst, size_t cap);
 int codec_level(const codec_t *c);
-/* how many encode calls the codec has seen */
+/* how many calls the codec has counted (its encodes and ticks) */
 long codec_calls(const codec_t *c);
+/* Counts n more calls on the handle; returns the count (a call on a handle
+ * with nothing but scalars that changes its state). */
+long codec_tick(codec_t *c, int n);
 void codec_free(codec_t *c);
 
 typedef struct rle_stream {

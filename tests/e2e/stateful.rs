@@ -98,9 +98,9 @@ fn threads_app(fx: &Path, threads: u32, calls: u32, mode: &str) -> App {
 
 /// 8 threads, each with its own handles (freed and created again every
 /// 1000 calls, so addresses are reused across threads), 100k calls each,
-/// each followed by a `codec_calls` on the handle (a call on a handle with
-/// nothing but scalars: through the callers' rings, while the encodes,
-/// creates and frees go through the queue). The builds agree at these
+/// each followed by a `codec_tick` and a `codec_calls` on the handle (calls
+/// on a handle with nothing but scalars: through the callers' rings, while
+/// the encodes, creates and frees go through the queue). The builds agree at these
 /// levels and each output depends on the handle's whole history, so one
 /// call out of order would be a mismatch.
 #[test]
@@ -111,9 +111,11 @@ fn eight_threads_own_handles_keep_their_order() {
     assert_invariants(&report);
     let enc = report.get("codec_encode");
     assert_eq!(enc.calls, 800_000, "{enc:?}");
-    let calls = report.get("codec_calls");
-    assert_eq!(calls.calls, 800_000, "{calls:?}");
-    assert!(calls.matched > 0, "{calls:?}");
+    for f in ["codec_tick", "codec_calls"] {
+        let c = report.get(f);
+        assert_eq!(c.calls, 800_000, "{f}: {c:?}");
+        assert!(c.matched > 0, "{f}: {c:?}");
+    }
     assert_eq!(report.get("codec_new").calls, 808);
     assert_eq!(report.get("codec_free").calls, 808);
     for (f, c) in report.counts() {
@@ -131,8 +133,9 @@ fn eight_threads_own_handles_keep_their_order() {
 
 /// One handle shared by 4 threads under the application's mutex: the shadow
 /// sees the calls in the order the mutex gave them, the encodes (queue)
-/// and the `codec_calls` after each (rings) alike: each `codec_calls`
-/// answers how many encodes the handle has had.
+/// and the `codec_tick` and `codec_calls` after each (rings, one per
+/// thread) alike: each tick's and each `codec_calls`' answer is how many
+/// calls the handle has counted, from every thread.
 #[test]
 fn a_handle_shared_under_a_mutex_keeps_the_application_order() {
     let fx = fixtures();
@@ -144,7 +147,7 @@ fn a_handle_shared_under_a_mutex_keeps_the_application_order() {
     );
     assert_eq!(
         String::from_utf8_lossy(&plain.stdout),
-        "shared calls 80000, checks 3200040000\n"
+        "shared calls 160000, checks 6400080000\n"
     );
     assert_invariants(&report);
     let enc = report.get("codec_encode");
@@ -152,10 +155,12 @@ fn a_handle_shared_under_a_mutex_keeps_the_application_order() {
     assert_eq!(enc.mismatch, 0, "{enc:?}");
     assert_eq!(enc.matched + enc.unmirrored, enc.mirrored, "{enc:?}");
     assert!(enc.matched > 0, "{enc:?}");
-    let calls = report.get("codec_calls");
-    assert_eq!(calls.calls, 80_001, "{calls:?}");
-    assert_eq!(calls.mismatch, 0, "{calls:?}");
-    assert!(calls.matched > 0, "{calls:?}");
+    for (f, n) in [("codec_tick", 80_000), ("codec_calls", 80_001)] {
+        let c = report.get(f);
+        assert_eq!(c.calls, n, "{f}: {c:?}");
+        assert_eq!(c.mismatch, 0, "{f}: {c:?}");
+        assert!(c.matched > 0, "{f}: {c:?}");
+    }
 }
 
 /// Sampling is decided once per handle, at its create call: calls on a
