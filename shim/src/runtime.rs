@@ -755,7 +755,10 @@ fn activate(
         arbiter::config::writable_by_others(&s.config.new)
             .map_err(|why| s.config.key_error("new", why))?;
     }
-    let symbols = crate::cxxrt::boundary_symbols(&s.config, &obj.path)?;
+    let symbols = match crate::cxxrt::c_boundary_symbols(&s.config, &obj) {
+        Some(symbols) => symbols,
+        None => crate::cxxrt::boundary_symbols(&s.config, &obj.path)?,
+    };
     if let Some(new) = st.new.as_ref() {
         if let Err(e) = check_symbols(s, new, &symbols) {
             real_dlclose(handle);
