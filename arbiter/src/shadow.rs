@@ -907,7 +907,13 @@ impl Shadow {
             skipped: (0..n).map(|_| AtomicU64::new(0)).collect(),
             dropped: (0..n).map(|_| AtomicU64::new(0)).collect(),
             sampled_out: (0..n).map(|_| AtomicU64::new(0)).collect(),
-            ring: Ring::new(self.settings.queue.min(RING_SLOTS)),
+            // No function of the rings, no call in it: the smallest ring
+            // (1024 slots are 136 KiB the caller's first call faults in).
+            ring: Ring::new(if self.facts.iter().any(|f| f.ring) {
+                self.settings.queue.min(RING_SLOTS)
+            } else {
+                2
+            }),
             retired: AtomicBool::new(false),
             // SAFETY: gettid has no preconditions.
             tid: unsafe { libc::gettid() } as u32,
