@@ -900,8 +900,36 @@ fn start_shadow(s: &Session, st: &mut State) -> Result<(), arbiter::config::Conf
                 .key_error("new", format!("cannot start the shadow thread: {e}"))
         })?;
         st.shadow_started = true;
+        // The capture buffers' keeper: without it, the captures take fresh
+        // buffers the application's thread must fault in.
+        let warm = has_sized_buffers(s.shadow.functions());
+        let spawned = arbiter::bufpool::keep(warm, |body| {
+            spawn_ddl_thread("ddl-pool", move || {
+                crate::wrapper::mark_thread_busy();
+                body()
+            })
+            .map(|h| h.thread().clone())
+        });
+        if let Err(e) = spawned {
+            log_info(&format!("no keeper for the capture buffers: {e}"));
+        }
     }
     Ok(())
+}
+
+/// Does a boundary function take a buffer whose size is given at run time
+/// (a parameter or an expression: a matrix, a string of bytes)? The
+/// capture buffers' pool then starts warm ([`arbiter::bufpool::keep`]).
+fn has_sized_buffers(fns: &[BoundaryFn]) -> bool {
+    fns.iter().any(|f| {
+        f.sig.params.iter().any(|p| {
+            matches!(
+                &p.role,
+                arbiter::types::Role::Buffer { count, scalar_out: false, .. }
+                    if !matches!(count, arbiter::types::Expr::Int(_))
+            )
+        })
+    })
 }
 
 /// Where the background load of the new build stands ([`activate`]).
