@@ -547,11 +547,37 @@ impl Judged {
     }
 }
 
+/// A bounded queue made at its first use ([`Shadow::make_queue`]): its
+/// slots (16 bytes each, 1 MiB for the default `queue`) are written when
+/// it is made, which the thread that makes it pays in page faults; libddl
+/// makes it on a thread of its own before the first call needs it.
+struct LazyQueue<T> {
+    capacity: usize,
+    queue: std::sync::OnceLock<ArrayQueue<T>>,
+}
+
+impl<T> LazyQueue<T> {
+    fn new(capacity: usize) -> Self {
+        LazyQueue {
+            capacity,
+            queue: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl<T> std::ops::Deref for LazyQueue<T> {
+    type Target = ArrayQueue<T>;
+    #[inline]
+    fn deref(&self) -> &ArrayQueue<T> {
+        self.queue.get_or_init(|| ArrayQueue::new(self.capacity))
+    }
+}
+
 /// The shadow executor's shared state.
 pub struct Shadow {
     functions: Arc<Vec<BoundaryFn>>,
     settings: ShadowSettings,
-    queue: ArrayQueue<Box<Invocation>>,
+    queue: LazyQueue<Box<Invocation>>,
     queued_bytes: CachePadded<AtomicUsize>,
     /// Handles a dropped call was made on: `(class, primary, seq)`, for the
     /// shadow's [`HandleTable`] (only the drop path writes here).
@@ -649,7 +675,7 @@ impl Shadow {
         let n = functions.len();
         let wake_batch = (settings.queue / 8).clamp(1, 256);
         Arc::new(Shadow {
-            queue: ArrayQueue::new(settings.queue.max(1)),
+            queue: LazyQueue::new(settings.queue.max(1)),
             settings,
             queued_bytes: CachePadded::new(AtomicUsize::new(0)),
             parted: SegQueue::new(),
@@ -730,6 +756,12 @@ impl Shadow {
     /// call the log recorded).
     pub fn part(&self, class: u32, handle: u64, seq: u64) {
         self.parted.push((class, handle, seq));
+    }
+
+    /// Makes the queue now, on this thread (it is made at its first use
+    /// otherwise).
+    pub fn make_queue(&self) {
+        let _ = &*self.queue;
     }
 
     /// Invocations waiting in the queue, and their bytes of captured data

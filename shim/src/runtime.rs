@@ -903,9 +903,12 @@ fn start_shadow(s: &Session, st: &mut State) -> Result<(), arbiter::config::Conf
         // The capture buffers' keeper: without it, the captures take fresh
         // buffers the application's thread must fault in.
         let warm = has_sized_buffers(s.shadow.functions());
+        let shadow = Arc::clone(s.shadow());
         let spawned = arbiter::bufpool::keep(warm, |body| {
             spawn_ddl_thread("ddl-pool", move || {
                 crate::wrapper::mark_thread_busy();
+                // The shadow's queue, if no call has made it yet.
+                shadow.make_queue();
                 body()
             })
             .map(|h| h.thread().clone())
@@ -956,6 +959,8 @@ const LOAD_ABANDONED: u8 = 4;
 fn load_in_background(old: std::path::PathBuf) {
     let Some(s) = session() else { return };
     crate::wrapper::mark_thread_busy();
+    // The shadow's queue made here, not by the application's first call.
+    s.shadow.make_queue();
     let loaded = load_new(s, &old);
     let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
     let published = loaded.and_then(|new| {
