@@ -310,10 +310,16 @@ mod tests {
     fn a_take_that_finds_its_class_empty_is_counted() {
         let pool = BufPool::new();
         let a = pool.take(100_000);
-        assert_eq!(pool.missed[class_of_len(100_000).unwrap()].load(Ordering::Relaxed), 1);
+        assert_eq!(
+            pool.missed[class_of_len(100_000).unwrap()].load(Ordering::Relaxed),
+            1
+        );
         pool.give(a);
         let _b = pool.take(100_000);
-        assert_eq!(pool.missed[class_of_len(100_000).unwrap()].load(Ordering::Relaxed), 1);
+        assert_eq!(
+            pool.missed[class_of_len(100_000).unwrap()].load(Ordering::Relaxed),
+            1
+        );
         pool.fill(class_of_len(5000).unwrap(), 3);
         assert_eq!(pool.kept(5000), 3);
         let c = pool.take(5000);

@@ -882,8 +882,7 @@ fn start_shadow(s: &Session, st: &mut State) -> Result<(), arbiter::config::Conf
     if !st.capture_started {
         if let (Some(path), Some(new), Some(old)) = (&s.capture_path, &st.new, &st.old) {
             st.capture_started = true;
-            if let Err(e) = crate::capture::start(s, path, &old.obj.path, &new.path, &st.symbols)
-            {
+            if let Err(e) = crate::capture::start(s, path, &old.obj.path, &new.path, &st.symbols) {
                 fail_open(&s.config.key_error(
                     "capture",
                     format!(
@@ -956,6 +955,8 @@ const LOAD_ABANDONED: u8 = 4;
 /// would have been before rebinding, and DDL stands down as after any
 /// error: the wrappers already in place only forward, the calls counted
 /// meanwhile are never reported (no report is written).
+// Cold path, once: the error's size does not matter.
+#[allow(clippy::result_large_err)]
 fn load_in_background(old: std::path::PathBuf) {
     let Some(s) = session() else { return };
     crate::wrapper::mark_thread_busy();
