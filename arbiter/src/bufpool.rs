@@ -42,9 +42,18 @@
 //! Only the application's threads stream (`marshal::capture_inputs`): the
 //! outputs the shadow captures are judged on its own core at once, and
 //! want their lines in its cache.
+//!
+//! A fresh buffer's pages are cleared by the kernel when first touched, on
+//! the thread that touches them (on a VM whose host has not backed that
+//! memory yet, each such page costs far more). So that the application's
+//! thread does not pay for it, a thread of DDL's, the keeper ([`keep`]),
+//! fills the process's pool with buffers it has touched itself: at start,
+//! a few of the larger classes when the boundary has buffers, and then,
+//! woken by a capture that found its class empty, spare buffers of that
+//! class for the next captures.
 
 use crossbeam_queue::ArrayQueue;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// Smallest pooled size class, log2 (smaller buffers: the allocator's
@@ -73,6 +82,8 @@ pub struct BufPool {
     kept: AtomicUsize,
     /// The most `kept` may reach (a class may keep two buffers beyond it).
     budget: usize,
+    /// Per class: takes that found it empty, not yet seen by the keeper.
+    missed: [AtomicU32; CLASSES],
 }
 
 impl Default for BufPool {
@@ -124,6 +135,7 @@ impl BufPool {
             classes: [const { OnceLock::new() }; CLASSES],
             kept: AtomicUsize::new(0),
             budget,
+            missed: [const { AtomicU32::new(0) }; CLASSES],
         }
     }
 
@@ -145,7 +157,34 @@ impl BufPool {
                 v.clear();
                 v
             }
-            None => Vec::with_capacity(1 << (k as u32 + MIN_LOG)),
+            None => {
+                if self.missed[k].fetch_add(1, Ordering::Relaxed) == 0 {
+                    if let Some(keeper) = self.keeper() {
+                        keeper.unpark();
+                    }
+                }
+                Vec::with_capacity(1 << (k as u32 + MIN_LOG))
+            }
+        }
+    }
+
+    /// The keeper thread of this pool, when it has one (only the process's
+    /// pool does, once [`keep`] started it).
+    fn keeper(&self) -> Option<&'static std::thread::Thread> {
+        std::ptr::eq(self, &POOL).then(|| KEEPER.get()).flatten()
+    }
+
+    /// Adds touched buffers to class `k` until it keeps `want` (at most its
+    /// limit).
+    fn fill(&self, k: usize, want: usize) {
+        let q = self.class(k);
+        while q.len() < want {
+            let before = q.len();
+            // Within the pool's budget, as any buffer given back.
+            self.give(touched(1 << (k as u32 + MIN_LOG)));
+            if q.len() <= before {
+                break;
+            }
         }
     }
 
@@ -199,6 +238,72 @@ impl BufPool {
     pub fn kept(&self, n: usize) -> usize {
         class_of_len(n).map_or(0, |k| self.class(k).len())
     }
+}
+
+/// An empty buffer of capacity `cap` whose every page this thread has
+/// written (so the kernel has cleared them here, not on the thread that
+/// fills the buffer).
+fn touched(cap: usize) -> Vec<u8> {
+    let mut v: Vec<u8> = Vec::with_capacity(cap);
+    for b in v.spare_capacity_mut().iter_mut().step_by(4096) {
+        b.write(0);
+    }
+    v
+}
+
+/// The keeper thread, once started.
+static KEEPER: OnceLock<std::thread::Thread> = OnceLock::new();
+
+/// Classes (log2 of their capacity) the keeper fills at start, and how
+/// many buffers each: 3 each of 64 KiB .. 1 MiB, 5.8 MiB in all (a matrix
+/// call, numpy's `gemm`, takes three buffers of one class at once: an
+/// input, the in-out matrix before and after the call).
+const START_LOGS: std::ops::RangeInclusive<u32> = 16..=20;
+const START_EACH: usize = 3;
+
+/// Spare buffers the keeper makes for a class whose takes found it empty
+/// (on top of what the shadow gives back).
+const SPARES: usize = 2;
+
+/// Starts the keeper of the process's pool (once; later calls do nothing):
+/// a thread that makes and touches buffers for it. `warm`: the boundary
+/// has buffers, fill the larger classes now. `spawn` makes the thread (the
+/// caller's way: DDL's threads block every signal).
+pub fn keep(
+    warm: bool,
+    spawn: impl FnOnce(Box<dyn FnOnce() + Send>) -> std::io::Result<std::thread::Thread>,
+) -> std::io::Result<()> {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    let mut r = Ok(());
+    STARTED.call_once(|| {
+        let body = Box::new(move || {
+            // Every class's queue made here (their slots are 256 KiB in all,
+            // which the first capture of each class faulted in otherwise).
+            for k in 0..CLASSES {
+                POOL.class(k);
+            }
+            if warm {
+                for log in START_LOGS.rev() {
+                    POOL.fill((log - MIN_LOG) as usize, START_EACH);
+                }
+            }
+            loop {
+                for k in 0..CLASSES {
+                    if POOL.missed[k].swap(0, Ordering::Relaxed) != 0 {
+                        POOL.fill(k, SPARES);
+                    }
+                }
+                std::thread::park();
+            }
+        });
+        match spawn(body) {
+            Ok(t) => {
+                let _ = KEEPER.set(t);
+            }
+            Err(e) => r = Err(e),
+        }
+    });
+    r
 }
 
 /// [`BufPool::take`] on the process's pool.
@@ -362,6 +467,26 @@ mod tests {
         publish_fence();
         assert_eq!(&dst[3..9_003], &src[..9_000]);
         assert!(dst[..3].iter().chain(&dst[9_003..]).all(|&b| b == 0));
+    }
+
+    #[test]
+    fn a_take_that_finds_its_class_empty_is_counted() {
+        let pool = BufPool::new();
+        let a = pool.take(100_000);
+        assert_eq!(
+            pool.missed[class_of_len(100_000).unwrap()].load(Ordering::Relaxed),
+            1
+        );
+        pool.give(a);
+        let _b = pool.take(100_000);
+        assert_eq!(
+            pool.missed[class_of_len(100_000).unwrap()].load(Ordering::Relaxed),
+            1
+        );
+        pool.fill(class_of_len(5000).unwrap(), 3);
+        assert_eq!(pool.kept(5000), 3);
+        let c = pool.take(5000);
+        assert!(c.is_empty() && c.capacity() == 8192);
     }
 
     #[test]

@@ -134,6 +134,11 @@ pub struct Producer {
     tail: Cell<u64>,
     /// The consumer's position when last read.
     cached_head: Cell<u64>,
+    /// The handle this thread's dropped calls parted last, its class and
+    /// the shadow's `pairings` then ([`Ring::parted_last`]).
+    part_handle: Cell<u64>,
+    part_class: Cell<u64>,
+    part_pairings: Cell<u64>,
 }
 
 /// A bounded single-producer single-consumer ring of [`ScalarCall`]s.
@@ -161,6 +166,10 @@ pub const RING_LAYOUT: RingLayout = RingLayout {
     cached_head: std::mem::offset_of!(Ring, producer) + std::mem::offset_of!(Producer, cached_head),
     head: std::mem::offset_of!(Ring, head),
     call: std::mem::offset_of!(Slot, call),
+    part_handle: std::mem::offset_of!(Ring, producer) + std::mem::offset_of!(Producer, part_handle),
+    part_class: std::mem::offset_of!(Ring, producer) + std::mem::offset_of!(Producer, part_class),
+    part_pairings: std::mem::offset_of!(Ring, producer)
+        + std::mem::offset_of!(Producer, part_pairings),
 };
 
 /// See [`RING_LAYOUT`].
@@ -177,6 +186,12 @@ pub struct RingLayout {
     pub head: usize,
     /// The call in a [`Slot`] (its stamp is at 0).
     pub call: usize,
+    /// The producer's last parted handle, its class, the `pairings` then.
+    pub part_handle: usize,
+    /// See `part_handle`.
+    pub part_class: usize,
+    /// See `part_handle`.
+    pub part_pairings: usize,
 }
 
 // SAFETY: the producer's cells are touched only by the one producing
@@ -206,9 +221,41 @@ impl Ring {
             producer: CachePadded::new(Producer {
                 tail: Cell::new(0),
                 cached_head: Cell::new(0),
+                part_handle: Cell::new(0),
+                part_class: Cell::new(0),
+                part_pairings: Cell::new(0),
             }),
             head: CachePadded::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The handle the producing thread's dropped calls parted last, its
+    /// class and the shadow's `pairings` counter then (all zero at first:
+    /// no handle is 0). The wrapper's assembly reads them ([`RING_LAYOUT`])
+    /// to drop another call on that handle without calling Rust.
+    ///
+    /// # Safety
+    ///
+    /// Only the producing thread may call it (as [`Ring::push`]).
+    pub unsafe fn parted_last(&self) -> (u32, u64, u64) {
+        let p = &self.producer;
+        (
+            p.part_class.get() as u32,
+            p.part_handle.get(),
+            p.part_pairings.get(),
+        )
+    }
+
+    /// Sets what [`Ring::parted_last`] gives.
+    ///
+    /// # Safety
+    ///
+    /// Only the producing thread may call it (as [`Ring::push`]).
+    pub unsafe fn set_parted_last(&self, class: u32, handle: u64, pairings: u64) {
+        let p = &self.producer;
+        p.part_class.set(class as u64);
+        p.part_handle.set(handle);
+        p.part_pairings.set(pairings);
     }
 
     /// Slots in the ring.

@@ -600,9 +600,6 @@ impl CountBlock {
 pub struct ThreadCounts {
     block: Arc<CountBlock>,
     shadow: Arc<Shadow>,
-    /// The handle this thread parted last (`class`, handle), and
-    /// [`Shadow::pairings`] then ([`ThreadCounts::part_dropped`]).
-    last_part: std::cell::Cell<(u32, u64, u64)>,
     /// Used by one thread at a time (it produces into the block's ring).
     _not_sync: std::marker::PhantomData<std::cell::Cell<()>>,
 }
@@ -659,11 +656,12 @@ impl ThreadCounts {
     /// sees the bump and parts again (a drop concurrent with it was a race
     /// on the handle in the application, with no order to keep).
     ///
-    /// Returns `(class, handle, pairings)` of the handle it now remembers
-    /// (for the wrapper's assembly, which drops such calls without calling
-    /// Rust while [`Shadow::pairings`] stays the same).
-    pub fn part_dropped(&self, func: u32, gpr: &[u64; GPRS], xmm: &[u64; XMMS]) -> (u32, u64, u64) {
+    /// What it remembers is in the thread's ring ([`Ring::parted_last`]),
+    /// where the wrapper's assembly reads it too, to drop such calls
+    /// without calling Rust while [`Shadow::pairings`] stays the same.
+    pub fn part_dropped(&self, func: u32, gpr: &[u64; GPRS], xmm: &[u64; XMMS]) {
         let sh = &self.shadow;
+        let ring = &self.block.ring;
         let facts = sh.facts[func as usize];
         let n = sh.functions[func as usize].sig.params.len();
         let mut seq = 0;
@@ -676,13 +674,14 @@ impl ThreadCounts {
                 seq = sh.next_seq();
             }
             let pairings = sh.pairings.load(Ordering::SeqCst);
-            if self.last_part.get() == (class, h, pairings) {
+            // SAFETY: a ThreadCounts is used by its producing thread only.
+            if unsafe { ring.parted_last() } == (class, h, pairings) {
                 continue;
             }
-            self.last_part.set((class, h, pairings));
+            // SAFETY: as above.
+            unsafe { ring.set_parted_last(class, h, pairings) };
             sh.parted.push((class, h, seq));
         }
-        self.last_part.get()
     }
 
     /// What the wrapper's assembly needs to count and push for this
@@ -754,11 +753,37 @@ impl Judged {
     }
 }
 
+/// A bounded queue made at its first use ([`Shadow::make_queue`]): its
+/// slots (16 bytes each, 1 MiB for the default `queue`) are written when
+/// it is made, which the thread that makes it pays in page faults; libddl
+/// makes it on a thread of its own before the first call needs it.
+struct LazyQueue<T> {
+    capacity: usize,
+    queue: std::sync::OnceLock<ArrayQueue<T>>,
+}
+
+impl<T> LazyQueue<T> {
+    fn new(capacity: usize) -> Self {
+        LazyQueue {
+            capacity,
+            queue: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl<T> std::ops::Deref for LazyQueue<T> {
+    type Target = ArrayQueue<T>;
+    #[inline]
+    fn deref(&self) -> &ArrayQueue<T> {
+        self.queue.get_or_init(|| ArrayQueue::new(self.capacity))
+    }
+}
+
 /// The shadow executor's shared state.
 pub struct Shadow {
     functions: Arc<Vec<BoundaryFn>>,
     settings: ShadowSettings,
-    queue: ArrayQueue<Box<Invocation>>,
+    queue: LazyQueue<Box<Invocation>>,
     queued_bytes: CachePadded<AtomicUsize>,
     /// Handles a dropped call was made on: `(class, primary, seq)`, for the
     /// shadow's [`HandleTable`] (only the drop path writes here).
@@ -871,7 +896,7 @@ impl Shadow {
         let wake_batch = (settings.queue / 8).clamp(1, 256);
         let facts: Box<[Facts]> = functions.iter().map(Facts::of).collect();
         Arc::new(Shadow {
-            queue: ArrayQueue::new(settings.queue.max(1)),
+            queue: LazyQueue::new(settings.queue.max(1)),
             settings,
             queued_bytes: CachePadded::new(AtomicUsize::new(0)),
             parted: SegQueue::new(),
@@ -956,6 +981,12 @@ impl Shadow {
     /// call the log recorded).
     pub fn part(&self, class: u32, handle: u64, seq: u64) {
         self.parted.push((class, handle, seq));
+    }
+
+    /// Makes the queue now, on this thread (it is made at its first use
+    /// otherwise).
+    pub fn make_queue(&self) {
+        let _ = &*self.queue;
     }
 
     /// Invocations waiting in the queue, and their bytes of captured data
@@ -1136,11 +1167,15 @@ impl Shadow {
             skipped: (0..n).map(|_| AtomicU64::new(0)).collect(),
             dropped: (0..n).map(|_| AtomicU64::new(0)).collect(),
             sampled_out: (0..n).map(|_| AtomicU64::new(0)).collect(),
-            ring: Ring::new(self.settings.queue.min(if self.ordered {
-                RING_SLOTS_ON_HANDLES
+            // No function of the rings, no call in it: the smallest ring
+            // (1024 slots are 136 KiB the caller's first call faults in).
+            ring: Ring::new(if self.ordered {
+                self.settings.queue.min(RING_SLOTS_ON_HANDLES)
+            } else if self.facts.iter().any(|f| f.ring) {
+                self.settings.queue.min(RING_SLOTS)
             } else {
-                RING_SLOTS
-            })),
+                2
+            }),
             retired: AtomicBool::new(false),
             // SAFETY: gettid has no preconditions.
             tid: unsafe { libc::gettid() } as u32,
@@ -1149,7 +1184,6 @@ impl Shadow {
         ThreadCounts {
             block,
             shadow: Arc::clone(self),
-            last_part: std::cell::Cell::new((0, 0, 0)),
             _not_sync: std::marker::PhantomData,
         }
     }

@@ -112,6 +112,39 @@ pub fn boundary_symbols(
     Ok(out)
 }
 
+/// [`boundary_symbols`] without reading the old build's file, when every
+/// boundary function is a C function the old build (loaded, `old`)
+/// exports under its name: looked up in its symbol table in memory. `None`
+/// (a C++ declaration, a name it does not export so): ask
+/// [`boundary_symbols`].
+pub fn c_boundary_symbols(
+    config: &Config,
+    old: &crate::elf::LoadedObject,
+) -> Option<Vec<BoundarySymbol>> {
+    let mut out = Vec::with_capacity(config.functions.len());
+    for (i, f) in config.functions.iter().enumerate() {
+        // SAFETY: `old` is a live link_map of the base namespace (held
+        // open by the rescan that found it).
+        let found = f.cxx.is_none()
+            && unsafe {
+                crate::elf::gnu_defines_function(
+                    old.lmap as *const crate::elf::LinkMap,
+                    f.sig.name.as_bytes(),
+                )
+            };
+        if !found {
+            return None;
+        }
+        out.push(BoundarySymbol {
+            name: f.sig.name.clone(),
+            func: i as u32,
+            deleting: false,
+            complete_dtor: false,
+        });
+    }
+    Some(out)
+}
+
 /// The size of `class` in the new build: its DWARF, else the config's
 /// `classes`.
 pub fn new_class_size(config: &Config, new_path: &Path, class: &str) -> Option<usize> {

@@ -667,6 +667,23 @@ fn gnu_hash(name: &[u8]) -> u32 {
 /// # Safety
 /// `l` must be a live `link_map` of the base namespace.
 pub unsafe fn gnu_lookup(l: *const LinkMap, name: &[u8]) -> Option<usize> {
+    gnu_symbol(l, name).map(|(addr, _)| addr)
+}
+
+/// Is `name` a function (`STT_FUNC`) a loaded object defines and exports
+/// under its default version ([`gnu_lookup`], in memory)?
+///
+/// # Safety
+/// `l` must be a live `link_map` of the base namespace.
+pub unsafe fn gnu_defines_function(l: *const LinkMap, name: &[u8]) -> bool {
+    gnu_symbol(l, name).is_some_and(|(_, info)| info & 0xf == goblin::elf::sym::STT_FUNC)
+}
+
+/// [`gnu_lookup`]'s search: the address and `st_info` of the definition.
+///
+/// # Safety
+/// As [`gnu_lookup`].
+unsafe fn gnu_symbol(l: *const LinkMap, name: &[u8]) -> Option<(usize, u8)> {
     const DT_GNU_HASH: i64 = 0x6fff_fef5;
     const DT_VERSYM: i64 = 0x6fff_fff0;
     let base = (*l).l_addr;
@@ -707,7 +724,7 @@ pub unsafe fn gnu_lookup(l: *const LinkMap, name: &[u8]) -> Option<usize> {
             let s = CStr::from_ptr((strtab + sym.st_name as usize) as *const libc::c_char);
             let hidden = versym != 0 && *(versym as *const u16).add(i) & 0x8000 != 0;
             if s.to_bytes() == name && sym.st_shndx != 0 && !hidden {
-                return Some(base + sym.st_value as usize);
+                return Some((base + sym.st_value as usize, sym.st_info));
             }
         }
         if ch & 1 != 0 {
@@ -831,5 +848,23 @@ mod tests {
         }
         assert!(info.span.0 < info.span.1);
         assert!(!info.exec.is_empty());
+    }
+
+    /// libc, looked up in memory: `malloc` is a function it exports,
+    /// `environ` an object, `ddl_no_such_function` nothing.
+    #[test]
+    fn in_memory_lookup_tells_functions() {
+        let libc_obj = base_namespace_objects()
+            .into_iter()
+            .find(|o| o.name.contains("libc.so"))
+            .expect("libc is loaded");
+        let l = libc_obj.lmap as *const LinkMap;
+        // SAFETY: libc's link_map, loaded for the process's life.
+        unsafe {
+            assert!(gnu_defines_function(l, b"malloc"));
+            assert!(gnu_lookup(l, b"environ").is_some());
+            assert!(!gnu_defines_function(l, b"environ"));
+            assert!(!gnu_defines_function(l, b"ddl_no_such_function"));
+        }
     }
 }

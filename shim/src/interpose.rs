@@ -19,7 +19,7 @@
 //! libddl would find libddl's interposer.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::elf::{LinkMap, RDebug};
 
@@ -377,12 +377,23 @@ type StartMain = extern "C" fn(
 
 static REAL_MAIN: AtomicUsize = AtomicUsize::new(0);
 
+/// Set once the program's `main` has started (through [`__libc_start_main`]).
+static MAIN_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Has the program's `main` started? Until then ld.so may still be running
+/// the initial objects' constructors, and DDL loads the new build on the
+/// thread that finds the old one (`runtime::activate`).
+pub fn main_started() -> bool {
+    MAIN_STARTED.load(Ordering::Acquire)
+}
+
 extern "C" fn main_wrapper(argc: c_int, argv: *mut *mut c_char, envp: *mut *mut c_char) -> c_int {
     // Registered once main starts, so it runs before `_dl_fini` (which
     // __libc_start_main registered earlier) finalises the new build: the
     // drain and the summary happen while the shadow can still call it.
     // SAFETY: registering a plain extern "C" function.
     unsafe { libc::atexit(crate::runtime::at_exit) };
+    MAIN_STARTED.store(true, Ordering::Release);
     // SAFETY: the program's own main, as __libc_start_main was given it.
     let main: MainFn = unsafe { std::mem::transmute(REAL_MAIN.load(Ordering::Relaxed)) };
     main(argc, argv, envp)

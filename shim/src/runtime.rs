@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr, CString};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use arbiter::config::{Config, Mode};
@@ -64,6 +64,9 @@ struct State {
     poisoned_kept: usize,
     /// The capture log has been started.
     capture_started: bool,
+    /// The old build (its path) the new build is to be loaded for in the
+    /// background, once the rescan that found it is done ([`activate`]).
+    loader: Option<std::path::PathBuf>,
 }
 
 // SAFETY: the raw handles inside are opaque dynamic-linker tokens, used only
@@ -326,6 +329,7 @@ pub fn boot() {
             symbols: Vec::new(),
             poisoned_kept: 0,
             capture_started: false,
+            loader: None,
         }),
         pid,
         own_lmap: own_link_map(),
@@ -493,6 +497,7 @@ pub fn objects_changed() {
         RESCAN.store(false, Ordering::SeqCst);
         let pins = pin_objects(s, &mut st);
         objects_changed_locked(s, &mut st, &pins.0);
+        let loader = st.loader.take();
         drop(st);
         let generation = elf::load_generation();
         let pinned = !pins.1.is_empty();
@@ -510,6 +515,9 @@ pub fn objects_changed() {
             if pins.0.iter().any(|o| !now.contains(&o.lmap)) {
                 RESCAN.store(true, Ordering::SeqCst);
             }
+        }
+        if let Some(old) = loader {
+            start_loader(s, old);
         }
         // DDL's own failed lookups must not show in the caller's dlerror().
         // SAFETY: dlerror has no preconditions.
@@ -707,6 +715,15 @@ fn patch_vtables(s: &Session, st: &mut State) -> Result<(), String> {
 
 /// The old build has arrived: load the new one, check every boundary
 /// symbol in both, start the shadow. Nothing is rebound yet if this fails.
+///
+/// Once the program's `main` has started, the first load of the new build
+/// (the pre-flight gate, the `dlmopen`, its containment and the symbols'
+/// resolution) is left to a thread of DDL's ([`load_in_background`]) and
+/// the shadow starts when it is done: the application's thread rebinds and
+/// goes on at once, its calls counted and captured, waiting in the queue
+/// for the shadow. Before `main` (the old build linked or preloaded, found
+/// in libddl's constructor while ld.so still runs the initial objects'
+/// constructors) it is done here, as is every later reload.
 // Cold path, once per arrival of the old build: the error's size does not matter.
 #[allow(clippy::result_large_err)]
 fn activate(
@@ -726,50 +743,29 @@ fn activate(
             ),
         ));
     }
-    if st.new.is_none() {
+    let loading = LOAD.load(Ordering::Acquire) == LOAD_RUNNING;
+    let background = st.new.is_none() && (loading || crate::interpose::main_started());
+    if st.new.is_none() && !background {
         arbiter::config::writable_by_others(&s.config.new)
             .map_err(|why| s.config.key_error("new", why))?;
-        // `ddl check`'s verdict, before anything is loaded: an incompatible
-        // pair is refused (docs/CHECK.md, "In libddl").
-        let t = std::time::Instant::now();
-        arbiter::abi::gate(&s.config, &obj.path).map_err(|(f, why)| match f {
-            Some(i) => s.config.function_error(i, why),
-            None => s.config.key_error("new", why),
-        })?;
-        log_info(&format!(
-            "pre-flight check passed ({} µs)",
-            t.elapsed().as_micros()
-        ));
-        if let Err(e) = arbiter::sandbox::install() {
-            log_info(&format!("no sandbox for the new build: {e}"));
-        }
-        let new = NewBuild::load(&s.config.new, &s.config.sandbox_intercept).map_err(|e| {
-            s.config.key_error(
-                "new",
-                format!("cannot load {}: {e}", s.config.new.display()),
-            )
-        })?;
-        s.shadow.set_new_errno(new.errno_location);
-        st.new = Some(new);
+        st.new = Some(load_new(s, &obj.path)?);
+    } else if background && !loading {
+        // Refused before anything is loaded, and before anything is
+        // rebound: a cheap look at the file's mode.
+        arbiter::config::writable_by_others(&s.config.new)
+            .map_err(|why| s.config.key_error("new", why))?;
     }
-    let new = st.new.as_ref().unwrap();
-    let symbols = crate::cxxrt::boundary_symbols(&s.config, &obj.path)?;
-    for sym in &symbols {
-        let f = &s.config.functions[sym.func as usize];
-        if new.resolve(&sym.name, None).is_none() {
+    let symbols = match crate::cxxrt::c_boundary_symbols(&s.config, &obj) {
+        Some(symbols) => symbols,
+        None => crate::cxxrt::boundary_symbols(&s.config, &obj.path)?,
+    };
+    if let Some(new) = st.new.as_ref() {
+        if let Err(e) = check_symbols(s, new, &symbols) {
             real_dlclose(handle);
-            return Err(s.config.function_error(
-                sym.func as usize,
-                format!(
-                    "symbol {} ({}) not found in the new build {}",
-                    sym.name,
-                    f.key,
-                    new.path.display()
-                ),
-            ));
+            return Err(e);
         }
+        prepare_cxx(s, new, &symbols);
     }
-    prepare_cxx(s, new, &symbols);
     st.symbols = symbols.clone();
     {
         let mut names = s.names.write().unwrap_or_else(|e| e.into_inner());
@@ -798,20 +794,95 @@ fn activate(
         }
     }
     log_info(&format!(
-        "old build {} found; new build {} loaded",
+        "old build {} found; new build {} {}",
         obj.path.display(),
-        new.path.display()
+        s.config.new.display(),
+        if background {
+            "loading in the background"
+        } else {
+            "loaded"
+        }
     ));
+    let old_path = obj.path.clone();
     st.old = Some(OldBuild { obj, handle });
     // No reference is kept (see `OldBuild::handle`); the object is held
     // open by `objects_changed` for as long as this runs.
     real_dlclose(handle);
+    if background {
+        if !loading {
+            // Started once this thread is done with ld.so (the rebinding's
+            // lookups, the pins' closes): the `dlmopen` holds ld.so's load
+            // lock throughout, and would make them wait.
+            LOAD.store(LOAD_RUNNING, Ordering::Release);
+            st.loader = Some(old_path);
+        }
+    } else {
+        start_shadow(s, st)?;
+    }
+    s.active.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// The pre-flight gate, then the new build loaded in a namespace of its own
+/// (with the sandbox's handlers installed first).
+#[allow(clippy::result_large_err)]
+fn load_new(s: &Session, old: &Path) -> Result<NewBuild, arbiter::config::ConfigError> {
+    // `ddl check`'s verdict, before anything is loaded: an incompatible
+    // pair is refused (docs/CHECK.md, "In libddl").
+    let t = std::time::Instant::now();
+    arbiter::abi::gate(&s.config, old).map_err(|(f, why)| match f {
+        Some(i) => s.config.function_error(i, why),
+        None => s.config.key_error("new", why),
+    })?;
+    log_info(&format!(
+        "pre-flight check passed ({} µs)",
+        t.elapsed().as_micros()
+    ));
+    if let Err(e) = arbiter::sandbox::install() {
+        log_info(&format!("no sandbox for the new build: {e}"));
+    }
+    let new = NewBuild::load(&s.config.new, &s.config.sandbox_intercept).map_err(|e| {
+        s.config.key_error(
+            "new",
+            format!("cannot load {}: {e}", s.config.new.display()),
+        )
+    })?;
+    s.shadow.set_new_errno(new.errno_location);
+    Ok(new)
+}
+
+/// Every boundary symbol of the old build exists in the new one.
+#[allow(clippy::result_large_err)]
+fn check_symbols(
+    s: &Session,
+    new: &NewBuild,
+    symbols: &[crate::cxxrt::BoundarySymbol],
+) -> Result<(), arbiter::config::ConfigError> {
+    for sym in symbols {
+        let f = &s.config.functions[sym.func as usize];
+        if new.resolve(&sym.name, None).is_none() {
+            return Err(s.config.function_error(
+                sym.func as usize,
+                format!(
+                    "symbol {} ({}) not found in the new build {}",
+                    sym.name,
+                    f.key,
+                    new.path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The capture log (once) and the shadow thread (once), the new build
+/// being loaded.
+#[allow(clippy::result_large_err)]
+fn start_shadow(s: &Session, st: &mut State) -> Result<(), arbiter::config::ConfigError> {
     if !st.capture_started {
-        if let Some(path) = &s.capture_path {
+        if let (Some(path), Some(new), Some(old)) = (&s.capture_path, &st.new, &st.old) {
             st.capture_started = true;
-            let new = st.new.as_ref().unwrap();
-            let old = &st.old.as_ref().unwrap().obj.path;
-            if let Err(e) = crate::capture::start(s, path, old, &new.path, &st.symbols) {
+            if let Err(e) = crate::capture::start(s, path, &old.obj.path, &new.path, &st.symbols) {
                 fail_open(&s.config.key_error(
                     "capture",
                     format!(
@@ -828,9 +899,183 @@ fn activate(
                 .key_error("new", format!("cannot start the shadow thread: {e}"))
         })?;
         st.shadow_started = true;
+        // The capture buffers' keeper: without it, the captures take fresh
+        // buffers the application's thread must fault in.
+        let warm = has_sized_buffers(s.shadow.functions());
+        let shadow = Arc::clone(s.shadow());
+        let spawned = arbiter::bufpool::keep(warm, |body| {
+            spawn_ddl_thread("ddl-pool", move || {
+                crate::wrapper::mark_thread_busy();
+                // The shadow's queue, if no call has made it yet.
+                shadow.make_queue();
+                body()
+            })
+            .map(|h| h.thread().clone())
+        });
+        if let Err(e) = spawned {
+            log_info(&format!("no keeper for the capture buffers: {e}"));
+        }
     }
-    s.active.store(true, Ordering::Release);
     Ok(())
+}
+
+/// Does a boundary function take a buffer whose size is given at run time
+/// (a parameter or an expression: a matrix, a string of bytes)? The
+/// capture buffers' pool then starts warm ([`arbiter::bufpool::keep`]).
+fn has_sized_buffers(fns: &[BoundaryFn]) -> bool {
+    fns.iter().any(|f| {
+        f.sig.params.iter().any(|p| {
+            matches!(
+                &p.role,
+                arbiter::types::Role::Buffer { count, scalar_out: false, .. }
+                    if !matches!(count, arbiter::types::Expr::Int(_))
+            )
+        })
+    })
+}
+
+/// Where the background load of the new build stands ([`activate`]).
+static LOAD: AtomicU8 = AtomicU8::new(LOAD_NONE);
+/// No background load (none yet, or it failed and DDL stood down).
+const LOAD_NONE: u8 = 0;
+/// The loader thread is at work.
+const LOAD_RUNNING: u8 = 1;
+/// The loader is starting the shadow: too late for the exit to give it up.
+const LOAD_STARTING: u8 = 2;
+/// Loaded, the shadow started.
+const LOAD_DONE: u8 = 3;
+/// The process exited first: the loader must not start the shadow.
+const LOAD_ABANDONED: u8 = 4;
+
+/// The loader thread's work ([`activate`]): the gate and the load without
+/// any lock (ld.so's own load lock serialises the `dlmopen` with the
+/// application's `dlopen`s), then, under the state lock, every boundary
+/// symbol checked in the new build, the wrappers made meanwhile pointed
+/// into it, and the shadow started. A failure is the `ddl: error:` line it
+/// would have been before rebinding, and DDL stands down as after any
+/// error: the wrappers already in place only forward, the calls counted
+/// meanwhile are never reported (no report is written).
+// Cold path, once: the error's size does not matter.
+#[allow(clippy::result_large_err)]
+fn load_in_background(old: std::path::PathBuf) {
+    let Some(s) = session() else { return };
+    crate::wrapper::mark_thread_busy();
+    // The shadow's queue made here, not by the application's first call.
+    s.shadow.make_queue();
+    let loaded = load_new(s, &old);
+    let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
+    let published = loaded.and_then(|new| {
+        let symbols = std::mem::take(&mut st.symbols);
+        let checked = check_symbols(s, &new, &symbols);
+        if checked.is_ok() {
+            for ((name, ver), w) in &st.wrappers {
+                let a = new.resolve(name, ver.as_deref()).unwrap_or(0);
+                w.ctx.new_fn.store(a as u64, Ordering::Release);
+            }
+            prepare_cxx(s, &new, &symbols);
+        }
+        st.symbols = symbols;
+        // Kept even when a symbol is missing: its constructors ran.
+        st.new = Some(new);
+        checked
+    });
+    let stand_down = |st: &mut State, e: arbiter::config::ConfigError| {
+        st.failed = true;
+        s.failed.store(true, Ordering::Release);
+        s.deactivate();
+        fail_open(&e);
+    };
+    if let Err(e) = published {
+        stand_down(&mut st, e);
+        LOAD.store(LOAD_NONE, Ordering::Release);
+        return;
+    }
+    if LOAD
+        .compare_exchange(
+            LOAD_RUNNING,
+            LOAD_STARTING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_err()
+    {
+        return; // the process is exiting: nothing to start
+    }
+    if let Err(e) = start_shadow(s, &mut st) {
+        stand_down(&mut st, e);
+    }
+    LOAD.store(LOAD_DONE, Ordering::Release);
+}
+
+/// Starts the loader thread ([`load_in_background`]); DDL stands down if
+/// it cannot.
+fn start_loader(s: &'static Session, old: std::path::PathBuf) {
+    if let Err(e) = spawn_ddl_thread("ddl-loader", move || load_in_background(old)) {
+        let e = s
+            .config
+            .key_error("new", format!("cannot start the loader thread: {e}"));
+        // Not waited for long: this may run inside ld.so's load lock.
+        if let Some(mut st) = lock_briefly(&s.state) {
+            st.failed = true;
+        }
+        s.failed.store(true, Ordering::Release);
+        s.deactivate();
+        LOAD.store(LOAD_NONE, Ordering::Release);
+        fail_open(&e);
+    }
+}
+
+/// At exit: waits for a background load of the new build to end (at most
+/// `timeout_ms`, the drain's own limit), so that the calls it held back are
+/// judged; past it, the load is given up (the queued calls count as
+/// `dropped`).
+fn wait_for_loader(s: &Session) {
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_millis(s.config.timeout_ms);
+    loop {
+        match LOAD.load(Ordering::Acquire) {
+            LOAD_RUNNING => {
+                if std::time::Instant::now() >= deadline
+                    && LOAD
+                        .compare_exchange(
+                            LOAD_RUNNING,
+                            LOAD_ABANDONED,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        )
+                        .is_ok()
+                {
+                    return;
+                }
+            }
+            // Starting the shadow: a moment.
+            LOAD_STARTING => {}
+            _ => return,
+        }
+        std::thread::sleep(std::time::Duration::from_micros(50));
+    }
+}
+
+/// Spawns a thread of DDL's with every signal blocked (it takes no signal
+/// meant for the application), marked busy by its body where needed.
+fn spawn_ddl_thread(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    // SAFETY: sigset_t is plain data; all-zero is a valid value to fill.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: plain signal-mask calls on sigset_t values we own; the
+    // thread inherits the mask, this thread's own is put back right after.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
+    let h = std::thread::Builder::new().name(name.into()).spawn(f);
+    // SAFETY: restoring the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    h
 }
 
 fn resolve_old(handle: *mut c_void, name: &str, version: Option<&str>) -> Option<usize> {
@@ -861,9 +1106,12 @@ fn ensure_wrappers(
     if missing.is_empty() {
         return Ok(());
     }
-    let (Some(old), Some(new)) = (st.old.as_ref(), st.new.as_ref()) else {
+    // The new build may still be loading (`load_in_background`): its
+    // addresses are filled in once it is there.
+    let Some(old) = st.old.as_ref() else {
         return Err("no old build".into());
     };
+    let new = st.new.as_ref();
     // One wrapper per old function: a (name, version) pair that resolves to
     // a function that already has a wrapper gets that wrapper, so that
     // `dlsym(h, "f") == dlvsym(h, "f", "V2")` stays true under DDL.
@@ -888,7 +1136,9 @@ fn ensure_wrappers(
             fresh.push(((name, ver), fresh[i].1));
             continue;
         }
-        let new_fn = new.resolve(&name, ver.as_deref()).unwrap_or(0);
+        let new_fn = new
+            .and_then(|n| n.resolve(&name, ver.as_deref()))
+            .unwrap_or(0);
         ctxs.push(FnCtx {
             target: AtomicU64::new(target as u64),
             new_fn: AtomicU64::new(new_fn as u64),
@@ -1111,6 +1361,7 @@ pub extern "C" fn at_exit() {
     }
     let _guard = Busy::enter();
     s.deactivate();
+    wait_for_loader(s);
     // Not the state lock: `exit` may be called from a constructor running
     // inside a `dlopen`, while another thread holds the state lock and waits
     // for ld.so's lock in a `dlsym`.
@@ -1233,8 +1484,7 @@ pub fn ring_dropped(t: &ThreadState, ctx: &FnCtx, frame: &Frame) {
     let Some(s) = session() else { return };
     let (gpr, xmm) = frame_regs(frame);
     if let Some(c) = t.counts.borrow().as_ref() {
-        let (class, handle, pairings) = c.part_dropped(ctx.func, &gpr, &xmm);
-        crate::wrapper::note_parted(class, handle, pairings);
+        c.part_dropped(ctx.func, &gpr, &xmm);
     }
     s.shadow.wake_if_sleeping();
 }

@@ -55,7 +55,8 @@
 //! libddl.so is loaded at start-up (`LD_PRELOAD`), so its TLS is in the
 //! static TLS area of every thread; the object carries `DF_STATIC_TLS`,
 //! and a `dlopen` of it (not a supported use) would still find room in
-//! glibc's surplus static TLS for these 128 bytes.
+//! glibc's surplus static TLS for these 64 bytes (`ddl replay` does
+//! dlopen it: its TLS and the new build's libc must fit there).
 //!
 //! The entry never needs to know a signature: the pre hook tells it the
 //! target and how many bytes of stack arguments to copy. Capture then reads
@@ -114,7 +115,7 @@ struct FastCtx {
     parts: AtomicU8,
     /// For a function given exactly one handle: its register's index in
     /// the frame's `gpr` (a drop on the handle this thread parted last,
-    /// [`FastTls::part_handle`], needs no Rust); 0xff otherwise.
+    /// `Ring::parted_last` of its ring, needs no Rust); 0xff otherwise.
     handle_at: AtomicU8,
     /// That handle's class.
     handle_class: std::sync::atomic::AtomicU32,
@@ -207,14 +208,6 @@ pub struct FastTls {
     /// mirrored call: the ring path then hands the call to the general
     /// path, which carries the calls.
     observed: AtomicBool,
-    /// The handle this thread's dropped calls parted last
-    /// (`ThreadCounts::part_dropped`, mirrored here by [`note_parted`]),
-    /// its class, and the shadow's `pairings` then: while `pairings` stays
-    /// the same, a dropped call on that handle says nothing new, and the
-    /// ring path counts it without calling Rust.
-    part_handle: AtomicU64,
-    part_class: AtomicU64,
-    part_pairings: AtomicU64,
 }
 
 /// Bytes from the entry's `rsp` down to the slow path's [`Frame`]: `rbp`,
@@ -272,14 +265,14 @@ macro_rules! frame_prologue {
 }
 
 std::arch::global_asm!(
-    // This thread's `FastTls` (128 bytes, zero: not armed, not busy).
+    // This thread's `FastTls` (64 bytes, zero: not armed, not busy).
     ".section .tbss,\"awT\",@nobits",
     ".p2align 6",
     ".local ddl_fast_tls",
     ".type ddl_fast_tls,@object",
-    ".size ddl_fast_tls, 128",
+    ".size ddl_fast_tls, 64",
     "ddl_fast_tls:",
-    ".zero 128",
+    ".zero 64",
     ".text",
     // The current thread's `FastTls` address, for Rust (`fast`): the
     // thread pointer (`fs:0` holds it, x86-64 TLS variant II) plus the
@@ -599,15 +592,16 @@ std::arch::global_asm!(
     "movzx ecx, byte ptr [r11 + {fast_handle_at}]",
     "cmp ecx, 6",
     "jae 18f", // not exactly one handle, in a register
+    // rdi is still the ring (`Ring::parted_last`, its producer's side).
     "mov rcx, qword ptr [rbx + rcx * 8]",
-    "cmp rcx, qword ptr fs:[r10 + {t_part_handle}]",
+    "cmp rcx, qword ptr [rdi + {r_part_handle}]",
     "jne 18f",
     "mov ecx, dword ptr [r11 + {fast_handle_class}]",
-    "cmp rcx, qword ptr fs:[r10 + {t_part_class}]",
+    "cmp rcx, qword ptr [rdi + {r_part_class}]",
     "jne 18f",
     "mov rcx, qword ptr [r11 + {fast_pairings}]",
     "mov rcx, qword ptr [rcx]",
-    "cmp rcx, qword ptr fs:[r10 + {t_part_pairings}]",
+    "cmp rcx, qword ptr [rdi + {r_part_pairings}]",
     "je 15b",
     // Otherwise they part (`ddl_ring_dropped`, which wakes a sleeping
     // shadow too).
@@ -648,9 +642,9 @@ std::arch::global_asm!(
     fast_handle_at = const size_of::<FnCtx>() + offset_of!(FastCtx, handle_at),
     fast_handle_class = const size_of::<FnCtx>() + offset_of!(FastCtx, handle_class),
     fast_pairings = const size_of::<FnCtx>() + offset_of!(FastCtx, pairings),
-    t_part_handle = const offset_of!(FastTls, part_handle),
-    t_part_class = const offset_of!(FastTls, part_class),
-    t_part_pairings = const offset_of!(FastTls, part_pairings),
+    r_part_handle = const RING_LAYOUT.part_handle,
+    r_part_class = const RING_LAYOUT.part_class,
+    r_part_pairings = const RING_LAYOUT.part_pairings,
     mode_every_call = const MODE_EVERY_CALL,
     fast_ring = const size_of::<FnCtx>() + offset_of!(FastCtx, ring),
     fast_ret_sse = const size_of::<FnCtx>() + offset_of!(FastCtx, ret_sse),
@@ -706,7 +700,7 @@ const FP_AT: usize = offset_of!(Frame, xmm) + 4 * 16;
 // The layout the assembly relies on.
 const _: () = {
     assert!(offset_of!(Wrapped, fast) == size_of::<FnCtx>());
-    assert!(size_of::<FastTls>() <= 128);
+    assert!(size_of::<FastTls>() <= 64);
     assert!(size_of::<arbiter::ring::Slot>() == 128);
     assert!(arbiter::ring::GPRS == 6 && arbiter::ring::XMMS == 4);
     assert!(arbiter::shadow::WAKE_BATCH.is_power_of_two());
@@ -1197,15 +1191,6 @@ unsafe extern "C" fn ddl_ring_dropped(w: *const Wrapped, frame: *const Frame) {
         }));
     }
     *libc::__errno_location() = errno;
-}
-
-/// This thread's dropped calls parted `handle` (of `class`) last, when the
-/// shadow's `pairings` counter read `pairings` (see [`FastTls::part_handle`]).
-pub fn note_parted(class: u32, handle: u64, pairings: u64) {
-    let f = fast();
-    f.part_handle.store(handle, Ordering::Relaxed);
-    f.part_class.store(class as u64, Ordering::Relaxed);
-    f.part_pairings.store(pairings, Ordering::Relaxed);
 }
 
 /// The old build made an outgoing call on this thread while a mirrored
