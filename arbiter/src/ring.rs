@@ -357,6 +357,18 @@ impl Ring {
         (h - start) as usize
     }
 
+    /// Whether `n` calls (at least one) are waiting (consumer's view): the
+    /// stamp of the `n`-th is read, not the first's. A consumer that waits
+    /// for whole batches this way leaves alone the slot the producer is
+    /// writing: reading its stamp takes the slot's line away from the
+    /// producer's core while it writes it, and a consumer that keeps up
+    /// and looks at every slot does that for every call.
+    pub fn has_batch(&self, n: usize) -> bool {
+        let h = self.head.load(Ordering::Relaxed);
+        let last = h + n.max(1) as u64 - 1;
+        self.slot(last).stamp.load(Ordering::Acquire) == last + 1
+    }
+
     /// Whether a call is waiting (consumer's view).
     pub fn has_waiting(&self) -> bool {
         let h = self.head.load(Ordering::Relaxed);

@@ -39,6 +39,11 @@ use crate::value::Value;
 
 /// How long an idle shadow sleeps before it looks at the queue again.
 const IDLE_PARK: Duration = Duration::from_millis(1);
+/// How long the shadow looks for work before it sleeps ([`Shadow::work_soon`]).
+const SPIN: Duration = Duration::from_micros(50);
+/// How long the shadow lets a ring holding less than a batch fill up before
+/// it takes what there is ([`Ring::has_batch`]).
+const PARTIAL_PARK: Duration = Duration::from_micros(100);
 
 /// Invocations the shadow thread takes from the queue at once (one
 /// `pop_lock` for the batch), and at most judged before their counts are
@@ -810,6 +815,9 @@ pub struct Shadow {
     pending: Box<[Pending]>,
     /// Per function: [`Facts`].
     facts: Box<[Facts]>,
+    /// The at-exit drain has begun ([`Shadow::finish`]): rings are taken
+    /// from whatever they hold, not by whole batches.
+    draining: AtomicBool,
     /// Invocations taken from the queue into [`Inflight::carry`], not yet
     /// into a batch: they count against `queue` as if still in it.
     carried: CachePadded<AtomicUsize>,
@@ -930,6 +938,7 @@ impl Shadow {
             ordered: facts.iter().any(|f| f.ring && f.on_handles),
             pairings: CachePadded::new(AtomicU64::new(0)),
             carried: CachePadded::new(AtomicUsize::new(0)),
+            draining: AtomicBool::new(false),
             sleeping: CachePadded::new(AtomicBool::new(false)),
             woken: CachePadded::new(AtomicBool::new(false)),
             judged_total: CachePadded::new(AtomicU64::new(0)),
@@ -1324,8 +1333,8 @@ impl Shadow {
     /// from slot `from`, marked [`RING_CALL`] in `taken`), up to its end;
     /// forgets rings of ended threads once empty. Called with `pop_lock`
     /// held (the rings' one consumer).
-    fn take_from_rings(&self, inflight: &mut Inflight, mut from: usize) {
-        self.pop_rings(self.taken.len() - from, |c, tid| {
+    fn take_from_rings(&self, inflight: &mut Inflight, mut from: usize, whole: bool) {
+        self.pop_rings(self.taken.len() - from, whole, |c, tid| {
             inflight.funcs.push(c.target.func);
             // SAFETY: the batch's slots are written under `pop_lock` only
             // while no thread judges them.
@@ -1339,12 +1348,18 @@ impl Shadow {
     /// each ring, lending each (with its thread's id) to `take`; forgets
     /// rings of ended threads once empty. Called with `pop_lock` held (the
     /// rings' one consumer).
-    fn pop_rings(&self, mut room: usize, mut take: impl FnMut(&ScalarCall, u32)) {
+    ///
+    /// `whole`: only rings holding a whole batch ([`Ring::has_batch`]) are
+    /// taken from; the others are not even looked at.
+    fn pop_rings(&self, mut room: usize, whole: bool, mut take: impl FnMut(&ScalarCall, u32)) {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let mut emptied_retired = false;
         for b in live.iter() {
             if room == 0 {
                 break;
+            }
+            if whole && !b.retired.load(Ordering::Relaxed) && !b.ring.has_batch(BATCH) {
+                continue;
             }
             // SAFETY: the consumer side, under `pop_lock`.
             room -= unsafe { b.ring.pop_batch(room, |c| take(c, b.tid)) };
@@ -1389,17 +1404,20 @@ impl Shadow {
     /// most what the queue and the rings hold, and the looks between its
     /// batches stop once `carry` holds `queue` calls (the rings then fill
     /// and drop, counted, on the callers' side).
-    fn take_ordered(&self, inflight: &mut Inflight) {
+    ///
+    /// A round starts when the queue holds a call or a ring a whole batch
+    /// (or `flush`: any call); its later looks take everything.
+    fn take_ordered(&self, inflight: &mut Inflight, flush: bool) {
         let carry = &mut inflight.carry;
         if !carry.has_ready() {
-            self.drain_sources(carry);
+            self.drain_sources(carry, !flush);
             let Some(max) = carry.max_seq() else {
                 return;
             };
             loop {
                 let before: Vec<usize> = carry.rings.iter().map(|r| r.calls.len()).collect();
                 let queued = carry.queued.len();
-                self.drain_sources(carry);
+                self.drain_sources(carry, false);
                 let below = carry.queued.range(queued..).any(|inv| inv.seq < max)
                     || carry.rings.iter().enumerate().any(|(i, r)| {
                         let from = before.get(i).copied().unwrap_or(0);
@@ -1416,7 +1434,7 @@ impl Shadow {
             // is judged; what is taken now waits for the next round (it
             // was published after the round's last look: nothing judged
             // in this round followed it).
-            self.drain_sources(carry);
+            self.drain_sources(carry, true);
         }
         let mut bytes = 0;
         for filled in 0..self.taken.len() {
@@ -1446,14 +1464,40 @@ impl Shadow {
 
     /// Moves every call waiting in the queue and the rings to `carry`.
     /// Called with `pop_lock` held.
-    fn drain_sources(&self, carry: &mut Carry) {
+    ///
+    /// `whole`: only rings holding a whole batch ([`Shadow::pop_rings`]).
+    fn drain_sources(&self, carry: &mut Carry, whole: bool) {
         while let Some(inv) = self.queue.pop() {
             // Counted before it leaves the queue's count: `submit` never
             // sees room that is not there.
             self.carried.fetch_add(1, Ordering::Relaxed);
             carry.queued.push_back(inv);
         }
-        self.pop_rings(usize::MAX, |c, tid| carry.push_ring(c, tid));
+        self.pop_rings(usize::MAX, whole, |c, tid| carry.push_ring(c, tid));
+    }
+
+    /// Looks for work for up to [`SPIN`] before the shadow sleeps: whether
+    /// the queue got a call or a ring a whole batch meanwhile (a sleep
+    /// costs a caller a wake, a futex call).
+    fn work_soon(&self) -> bool {
+        let until = Instant::now() + SPIN;
+        loop {
+            if !self.queue.is_empty() {
+                return true;
+            }
+            {
+                let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+                if live.iter().any(|b| b.ring.has_batch(BATCH)) {
+                    return true;
+                }
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
+        }
     }
 
     /// Whether a caller's ring holds a call.
@@ -1642,7 +1686,10 @@ impl Shadow {
         let mut last_summary = Instant::now();
         let mut judged_since_check = 0u64;
         let period = Duration::from_secs(self.settings.summary_every_s.max(1));
+        // A ring held less than a batch at the last look: take what there is.
+        let mut partial = false;
         loop {
+            let flush = std::mem::take(&mut partial) || self.draining.load(Ordering::Relaxed);
             // A batch: the rest of one a given-up shadow thread left, or
             // fresh invocations from the queue.
             let (start, end) = {
@@ -1650,7 +1697,7 @@ impl Shadow {
                 if inflight.counted >= inflight.funcs.len() && self.ordered {
                     inflight.funcs.clear();
                     inflight.counted = 0;
-                    self.take_ordered(&mut inflight);
+                    self.take_ordered(&mut inflight, flush);
                 } else if inflight.counted >= inflight.funcs.len() {
                     inflight.funcs.clear();
                     inflight.counted = 0;
@@ -1667,7 +1714,7 @@ impl Shadow {
                         self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
                     }
                     if filled < self.taken.len() {
-                        self.take_from_rings(&mut inflight, filled);
+                        self.take_from_rings(&mut inflight, filled, !flush);
                     }
                 }
                 (inflight.counted, inflight.funcs.len())
@@ -1689,10 +1736,21 @@ impl Shadow {
                 if self.judged.lock().unwrap().closed {
                     return;
                 }
+                if !flush && self.work_soon() {
+                    continue;
+                }
                 self.woken.store(false, Ordering::SeqCst);
                 self.sleeping.store(true, Ordering::SeqCst);
-                if self.queue.is_empty() && !self.rings_waiting() {
-                    std::thread::park_timeout(IDLE_PARK);
+                if self.queue.is_empty() {
+                    if self.rings_waiting() {
+                        // Less than a batch waits in a ring: let it fill
+                        // (its producer wakes us once a batch has piled up),
+                        // then take what there is.
+                        std::thread::park_timeout(PARTIAL_PARK);
+                        partial = true;
+                    } else {
+                        std::thread::park_timeout(IDLE_PARK);
+                    }
                 }
                 self.sleeping.store(false, Ordering::SeqCst);
                 continue;
@@ -2342,6 +2400,7 @@ impl Shadow {
         // CONFIG.md: what is queued is drained within `timeout_ms`, or
         // counted as dropped.
         let deadline = Instant::now() + Duration::from_millis(self.settings.timeout_ms);
+        self.draining.store(true, Ordering::Relaxed);
         let started = self.thread.lock().unwrap().is_some();
         while started && Instant::now() < deadline {
             let busy = !self.queue.is_empty() || self.rings_waiting() || {
