@@ -119,7 +119,11 @@ impl ScalarCall {
 }
 
 /// 128 bytes: two cache lines. `#[repr(C)]`: the wrapper's assembly
-/// writes slots (the call at offset 8).
+/// writes slots (the call at offset 8). The first line holds the stamp,
+/// `seq`, `caller`, `target`, `fp`, `ret` and `gpr[0..2]`: a call whose
+/// arguments are all in `rdi`/`rsi` is written there only (the second
+/// line then holds whatever an earlier call left, never read for it;
+/// `shim/src/wrapper.rs` asserts the split).
 #[repr(C, align(64))]
 pub struct Slot {
     /// `position + 1` once the slot holds the call of that position.

@@ -1207,6 +1207,17 @@ impl Shadow {
         self.facts[func as usize].ring && !GENERAL_ONLY.load(Ordering::Relaxed)
     }
 
+    /// Whether every argument of ring function `func` is in `rdi` or `rsi`
+    /// (`gpr[0..2]`), which share the slot's first line with everything
+    /// else the shadow reads: the wrapper's assembly then leaves the
+    /// second line alone (its reads for ownership are most of a push's
+    /// cost), and the shadow never looks at what it holds.
+    pub fn ring_narrow(&self, func: u32) -> bool {
+        let f = self.facts[func as usize];
+        let n = self.functions[func as usize].sig.params.len();
+        f.ring && f.regs[..n].iter().all(|&r| r < 2)
+    }
+
     /// For a function of the rings given exactly one handle
     /// ([`Shadow::ring_on_handles`]): the handle's register in a slot's
     /// `gpr` and its class.

@@ -1542,6 +1542,7 @@ pub fn before_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) -> bool {
                 crate::wrapper::RingArm {
                     ret_sse: matches!(f.sig.ret, arbiter::types::Type::Scalar(sc) if sc.is_float()),
                     parts: s.shadow.ring_on_handles(ctx.func),
+                    narrow: s.shadow.ring_narrow(ctx.func),
                     handle: s.shadow.ring_handle(ctx.func),
                     pairings: s.shadow.pairings_counter(),
                     flags: s.shadow.raw_flags(),

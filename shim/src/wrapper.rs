@@ -113,6 +113,9 @@ struct FastCtx {
     /// 1: the function is given handles (every call mirrored): a call the
     /// ring path drops parts them (`ddl_ring_dropped`).
     parts: AtomicU8,
+    /// 1: every argument is in `rdi`/`rsi`: the ring path writes only the
+    /// slot's first line (`arbiter::ring::Slot`).
+    narrow: AtomicU8,
     /// For a function given exactly one handle: its register's index in
     /// the frame's `gpr` (a drop on the handle this thread parted last,
     /// `Ring::parted_last` of its ring, needs no Rust); 0xff otherwise.
@@ -152,6 +155,8 @@ pub struct RingArm {
     pub ret_sse: bool,
     /// The function is given handles: a dropped call parts them.
     pub parts: bool,
+    /// Its arguments are all in `rdi`/`rsi` (`Shadow::ring_narrow`).
+    pub narrow: bool,
     /// Its one handle's register in a slot's `gpr`, and class
     /// (`Shadow::ring_handle`).
     pub handle: Option<(u8, u32)>,
@@ -527,6 +532,9 @@ std::arch::global_asm!(
     "mov [rcx + {s_gpr}], r8",
     "mov r8, [rbx+8]",
     "mov [rcx + {s_gpr} + 8], r8",
+    // Every argument in rdi/rsi: the slot's second line is left alone.
+    "cmp byte ptr [r11 + {fast_narrow}], 0",
+    "jne 19f",
     "mov r8, [rbx+16]",
     "mov [rcx + {s_gpr} + 16], r8",
     "mov r8, [rbx+24]",
@@ -544,6 +552,7 @@ std::arch::global_asm!(
     "mov r8, [rbx+128]",
     "mov [rcx + {s_xmm} + 24], r8",
     // Publish: the stamp last (a plain store is a release on x86-64).
+    "19:",
     "lea r8, [rsi + 1]",
     "mov [rcx], r8",
     "mov [rdi + {r_tail}], r8",
@@ -639,6 +648,7 @@ std::arch::global_asm!(
     ring_outgoing = sym ddl_ring_outgoing,
     ring_dropped = sym ddl_ring_dropped,
     fast_parts = const size_of::<FnCtx>() + offset_of!(FastCtx, parts),
+    fast_narrow = const size_of::<FnCtx>() + offset_of!(FastCtx, narrow),
     fast_handle_at = const size_of::<FnCtx>() + offset_of!(FastCtx, handle_at),
     fast_handle_class = const size_of::<FnCtx>() + offset_of!(FastCtx, handle_class),
     fast_pairings = const size_of::<FnCtx>() + offset_of!(FastCtx, pairings),
@@ -702,6 +712,8 @@ const _: () = {
     assert!(offset_of!(Wrapped, fast) == size_of::<FnCtx>());
     assert!(size_of::<FastTls>() <= 64);
     assert!(size_of::<arbiter::ring::Slot>() == 128);
+    // The narrow push writes the first line only: gpr[0..2] must be in it.
+    assert!(RING_LAYOUT.call + offset_of!(ScalarCall, gpr) + 16 <= 64);
     assert!(arbiter::ring::GPRS == 6 && arbiter::ring::XMMS == 4);
     assert!(arbiter::shadow::WAKE_BATCH.is_power_of_two());
 };
@@ -1020,6 +1032,7 @@ unsafe extern "C" fn ddl_wrapper_pre(w: *const Wrapped, frame: *mut Frame) -> u6
                 );
                 w.fast.ret_sse.store(r.ret_sse as u8, Ordering::Relaxed);
                 w.fast.parts.store(r.parts as u8, Ordering::Relaxed);
+                w.fast.narrow.store(r.narrow as u8, Ordering::Relaxed);
                 let (at, class) = r.handle.unwrap_or((0xff, 0));
                 w.fast.handle_at.store(at, Ordering::Relaxed);
                 w.fast.handle_class.store(class, Ordering::Relaxed);
@@ -1293,6 +1306,7 @@ pub fn make_thunks(ctxs: Vec<FnCtx>) -> std::io::Result<Vec<(&'static FnCtx, usi
                     ring: AtomicU8::new(0),
                     ret_sse: AtomicU8::new(0),
                     parts: AtomicU8::new(0),
+                    narrow: AtomicU8::new(0),
                     handle_at: AtomicU8::new(0xff),
                     handle_class: std::sync::atomic::AtomicU32::new(0),
                     pairings: AtomicPtr::new(std::ptr::null_mut()),
