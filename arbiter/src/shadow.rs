@@ -2479,7 +2479,7 @@ impl Shadow {
 /// Spawns a thread of DDL's with every signal blocked: it takes no signal
 /// meant for the process (SIGINT, SIGCHLD, SIGUSR1…); the mask is inherited
 /// from this thread's, put back right after.
-pub(crate) fn spawn_blocked<T: Send + 'static>(
+pub fn spawn_blocked<T: Send + 'static>(
     name: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> std::io::Result<std::thread::JoinHandle<T>> {

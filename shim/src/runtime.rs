@@ -904,7 +904,7 @@ fn start_shadow(s: &Session, st: &mut State) -> Result<(), arbiter::config::Conf
         let warm = has_sized_buffers(s.shadow.functions());
         let shadow = Arc::clone(s.shadow());
         let spawned = arbiter::bufpool::keep(warm, |body| {
-            spawn_ddl_thread("ddl-pool", move || {
+            arbiter::shadow::spawn_blocked("ddl-pool", move || {
                 crate::wrapper::mark_thread_busy();
                 // The shadow's queue, if no call has made it yet.
                 shadow.make_queue();
@@ -1010,7 +1010,7 @@ fn load_in_background(old: std::path::PathBuf) {
 /// Starts the loader thread ([`load_in_background`]); DDL stands down if
 /// it cannot.
 fn start_loader(s: &'static Session, old: std::path::PathBuf) {
-    if let Err(e) = spawn_ddl_thread("ddl-loader", move || load_in_background(old)) {
+    if let Err(e) = arbiter::shadow::spawn_blocked("ddl-loader", move || load_in_background(old)) {
         let e = s
             .config
             .key_error("new", format!("cannot start the loader thread: {e}"));
@@ -1054,28 +1054,6 @@ fn wait_for_loader(s: &Session) {
         }
         std::thread::sleep(std::time::Duration::from_micros(50));
     }
-}
-
-/// Spawns a thread of DDL's with every signal blocked (it takes no signal
-/// meant for the application), marked busy by its body where needed.
-fn spawn_ddl_thread(
-    name: &str,
-    f: impl FnOnce() + Send + 'static,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    // SAFETY: sigset_t is plain data; all-zero is a valid value to fill.
-    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: plain signal-mask calls on sigset_t values we own; the
-    // thread inherits the mask, this thread's own is put back right after.
-    unsafe {
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-    }
-    let h = std::thread::Builder::new().name(name.into()).spawn(f);
-    // SAFETY: restoring the mask saved above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-    h
 }
 
 fn resolve_old(handle: *mut c_void, name: &str, version: Option<&str>) -> Option<usize> {

@@ -243,6 +243,19 @@ macro_rules! restore_args {
     };
 }
 
+/// The old function's return registers into the frame (`Frame::ret_rax`
+/// and after), kept across a call of DDL's.
+macro_rules! save_ret {
+    () => {
+        concat!(
+            "mov [rbx+208], rax\n",
+            "mov [rbx+216], rdx\n",
+            "movdqu [rbx+224], xmm0\n",
+            "movdqu [rbx+240], xmm1",
+        )
+    };
+}
+
 /// The frame of the slow and the ring path: `rbp`, the `Wrapped` (`r11`)
 /// and `rbx` pushed, a [`Frame`] reserved at `rbx`, the integer argument
 /// registers saved in it (with the unwind information of each step).
@@ -418,10 +431,7 @@ std::arch::global_asm!(
     ".globl ddl_wrapper_ret",
     ".hidden ddl_wrapper_ret",
     "ddl_wrapper_ret:",
-    "mov [rbx+208], rax",
-    "mov [rbx+216], rdx",
-    "movdqu [rbx+224], xmm0",
-    "movdqu [rbx+240], xmm1",
+    save_ret!(),
     "mov rdi, [rbp-8]",
     "mov rsi, rbx",
     "call {post}",
@@ -570,10 +580,7 @@ std::arch::global_asm!(
     "mov r8, qword ptr [r11 + {fast_sleeping}]",
     "cmp byte ptr [r8], 0",
     "je 16b",
-    "mov [rbx+208], rax",
-    "mov [rbx+216], rdx",
-    "movdqu [rbx+224], xmm0",
-    "movdqu [rbx+240], xmm1",
+    save_ret!(),
     "mov rdi, r11",
     "call {ring_wake}",
     "jmp 17f",
@@ -615,10 +622,7 @@ std::arch::global_asm!(
     // Otherwise they part (`ddl_ring_dropped`, which wakes a sleeping
     // shadow too).
     "18:",
-    "mov [rbx+208], rax",
-    "mov [rbx+216], rdx",
-    "movdqu [rbx+224], xmm0",
-    "movdqu [rbx+240], xmm1",
+    save_ret!(),
     "mov rdi, r11",
     "mov rsi, rbx",
     "call {ring_dropped}",
@@ -626,10 +630,7 @@ std::arch::global_asm!(
     // Outgoing calls were observed: the general path takes the call
     // (and ends it as `ddl_wrapper_post` does: busy, in flight).
     "10:",
-    "mov [rbx+208], rax",
-    "mov [rbx+216], rdx",
-    "movdqu [rbx+224], xmm0",
-    "movdqu [rbx+240], xmm1",
+    save_ret!(),
     "mov rdi, r11",
     "mov rsi, rbx",
     "call {ring_outgoing}",

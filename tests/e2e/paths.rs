@@ -179,15 +179,7 @@ fn scalar_c_functions_take_the_ring_path() {
     let app = App::new(fx.join("calc/apps/calc-app-pie-now")).env("DDL_LOG", "info");
     let (_, ddl, report) = run_both(&tmp, &app, crate::apps::calc_config(fx, None));
     assert_invariants(&report);
-    let mut armed: Vec<&str> = ddl
-        .stderr
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("ddl: ")?
-                .strip_suffix(": calls take the ring path")
-        })
-        .collect();
-    armed.sort_unstable();
+    let armed = armed_for_the_ring(&ddl.stderr);
     let mut want: Vec<&str> = crate::expect::CALC_APP
         .iter()
         .map(|w| w.function)
@@ -215,15 +207,7 @@ fn calls_on_plain_handles_take_the_ring_path() {
     let app = App::new(fx.join("codec/apps/codec-app-pie-now")).env("DDL_LOG", "info");
     let (_, ddl, report) = run_both(&tmp, &app, crate::stateful::codec_config(fx));
     assert_invariants(&report);
-    let mut armed: Vec<&str> = ddl
-        .stderr
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("ddl: ")?
-                .strip_suffix(": calls take the ring path")
-        })
-        .collect();
-    armed.sort_unstable();
+    let armed = armed_for_the_ring(&ddl.stderr);
     assert_eq!(
         armed,
         ["codec_calls", "codec_level"],
@@ -234,4 +218,18 @@ fn calls_on_plain_handles_take_the_ring_path() {
         let c = report.get(f);
         assert_eq!((c.mirrored, c.matched), (c.calls, c.calls), "{f}: {c:?}");
     }
+}
+
+/// The functions libddl said it armed for the ring path (`DDL_LOG=info`),
+/// sorted.
+fn armed_for_the_ring(stderr: &str) -> Vec<&str> {
+    let mut armed: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("ddl: ")?
+                .strip_suffix(": calls take the ring path")
+        })
+        .collect();
+    armed.sort_unstable();
+    armed
 }
