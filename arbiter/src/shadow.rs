@@ -109,6 +109,8 @@ struct Facts {
     /// For a function [`Facts::on_handles`]: the handle class of each
     /// parameter that is a handle, [`NO_HANDLE`] for the others.
     handles: [u32; MAX_ARGS],
+    /// A call may pair or unpair handles ([`Signature::may_pair`]).
+    may_pair: bool,
 }
 
 /// [`Facts::handles`] of a parameter that is not a handle.
@@ -180,6 +182,7 @@ impl Facts {
             regs: regs.unwrap_or_default(),
             on_handles,
             handles,
+            may_pair: sig.may_pair(),
         }
     }
 }
@@ -293,6 +296,9 @@ struct RingCarry {
     tid: u32,
     calls: VecDeque<ScalarCall>,
     ready: usize,
+    /// How many of `calls` a round's look had already seen (the calls
+    /// after them are new to the next look).
+    seen: usize,
 }
 
 impl Carry {
@@ -311,6 +317,7 @@ impl Carry {
                 tid,
                 calls: VecDeque::from([*c]),
                 ready: 0,
+                seen: 0,
             }),
         }
     }
@@ -1426,14 +1433,16 @@ impl Shadow {
                 return;
             };
             loop {
-                let before: Vec<usize> = carry.rings.iter().map(|r| r.calls.len()).collect();
+                for r in &mut carry.rings {
+                    r.seen = r.calls.len();
+                }
                 let queued = carry.queued.len();
                 self.drain_sources(carry, false);
                 let below = carry.queued.range(queued..).any(|inv| inv.seq < max)
-                    || carry.rings.iter().enumerate().any(|(i, r)| {
-                        let from = before.get(i).copied().unwrap_or(0);
-                        r.calls.range(from..).any(|c| c.seq < max)
-                    });
+                    || carry
+                        .rings
+                        .iter()
+                        .any(|r| r.calls.range(r.seen..).any(|c| c.seq < max));
                 if !below {
                     break;
                 }
@@ -1517,11 +1526,13 @@ impl Shadow {
         live.iter().any(|b| b.ring.has_waiting())
     }
 
-    /// A call that may pair or unpair handles ([`Signature::may_pair`]) is
-    /// about to take its sequence number ([`Shadow::pairings`]).
+    /// A call of `func` on the general path is about to take its sequence
+    /// number: when it may pair or unpair handles ([`Signature::may_pair`],
+    /// worked out once) and calls on handles take the rings, it bumps
+    /// [`Shadow::pairings`].
     #[inline]
-    pub fn note_pairing(&self) {
-        if self.ordered {
+    pub fn note_pairing(&self, func: u32) {
+        if self.ordered && self.facts[func as usize].may_pair {
             self.pairings.fetch_add(1, Ordering::SeqCst);
         }
     }

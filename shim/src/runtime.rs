@@ -1505,9 +1505,9 @@ pub fn before_call(ctx: &FnCtx, frame: &Frame, t: &ThreadState) -> bool {
     }
     let f = &s.shadow.functions()[ctx.func as usize];
     let ring = s.shadow.takes_ring(ctx.func);
-    if !ring && f.sig.may_pair() {
-        // It may pair or unpair handles: before its number is taken.
-        s.shadow.note_pairing();
+    if !ring {
+        // If it may pair or unpair handles: before its number is taken.
+        s.shadow.note_pairing(ctx.func);
     }
     let seq = s.shadow.next_seq();
     if ring {
