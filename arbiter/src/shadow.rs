@@ -37,8 +37,13 @@ use crate::sandbox::CallFailure;
 use crate::types::{Effect, Role, Signature, Type};
 use crate::value::Value;
 
-/// How long an idle shadow sleeps before it looks at the queue again.
+/// How long an idle shadow sleeps before it looks at the queue again, the
+/// first time: each nap that finds nothing doubles the next, up to
+/// `IDLE_PARK << IDLE_DOUBLINGS` (64 ms). A caller wakes it sooner once a
+/// batch has piled up; a trickle of calls waits at most one nap.
 const IDLE_PARK: Duration = Duration::from_millis(1);
+/// How often an idle shadow's nap doubles ([`IDLE_PARK`]).
+const IDLE_DOUBLINGS: u32 = 6;
 /// How long the shadow looks for work before it sleeps ([`Shadow::work_soon`]).
 const SPIN: Duration = Duration::from_micros(50);
 /// How long the shadow lets a ring holding less than a batch fill up before
@@ -642,7 +647,7 @@ impl ThreadCounts {
         // Sync), and only through it is this block's ring produced into.
         if unsafe { self.block.ring.push(call) } {
             // A sleeping shadow is woken once a batch has piled up (it
-            // also wakes by itself every millisecond).
+            // also wakes by itself, after 1 to 64 ms: [`IDLE_PARK`]).
             if call.seq.is_multiple_of(WAKE_BATCH) && self.shadow.sleeping.load(Ordering::Relaxed) {
                 self.shadow.wake();
             }
@@ -1573,7 +1578,7 @@ impl Shadow {
             return false;
         }
         // Wake the shadow only when it sleeps and a batch has piled up: it
-        // wakes by itself every millisecond, and a futex wake per invocation
+        // wakes by itself ([`IDLE_PARK`]), and a futex wake per invocation
         // (with the context switch it causes) cost the caller more than
         // everything else on its path (measured: ~35% of a mirrored call).
         if self.sleeping.load(Ordering::Relaxed) && self.queue.len() >= self.wake_batch {
@@ -1710,6 +1715,12 @@ impl Shadow {
         let period = Duration::from_secs(self.settings.summary_every_s.max(1));
         // A ring held less than a batch at the last look: take what there is.
         let mut partial = false;
+        // Naps in a row that found nothing ([`IDLE_PARK`]), and whether the
+        // shadow judged something since it last slept (only then is more
+        // work likely soon enough to be worth [`Shadow::work_soon`]'s spin:
+        // an idle process's shadow otherwise spun 50 µs every millisecond).
+        let mut idle_naps = 0u32;
+        let mut worked = true;
         loop {
             let flush = std::mem::take(&mut partial) || self.draining.load(Ordering::Relaxed);
             // A batch: the rest of one a given-up shadow thread left, or
@@ -1758,7 +1769,7 @@ impl Shadow {
                 if self.judged.lock().unwrap().closed {
                     return;
                 }
-                if !flush && self.work_soon() {
+                if !flush && std::mem::take(&mut worked) && self.work_soon() {
                     continue;
                 }
                 self.woken.store(false, Ordering::SeqCst);
@@ -1771,12 +1782,15 @@ impl Shadow {
                         std::thread::park_timeout(PARTIAL_PARK);
                         partial = true;
                     } else {
-                        std::thread::park_timeout(IDLE_PARK);
+                        std::thread::park_timeout(IDLE_PARK * (1 << idle_naps));
+                        idle_naps = (idle_naps + 1).min(IDLE_DOUBLINGS);
                     }
                 }
                 self.sleeping.store(false, Ordering::SeqCst);
                 continue;
             }
+            idle_naps = 0;
+            worked = true;
             for i in start..end {
                 // Only the thread that holds the batch touches its slots
                 // (handed over under `pop_lock`): no read-modify-write.

@@ -211,6 +211,59 @@ fn stress_periodic_summary_survives_underscore_exit() {
     assert_summary(&report, &[want("calc_add", 5, 0), want("calc_div", 3, 3)]);
 }
 
+/// An idle process's shadow sleeps: while calc-stress sleeps 2.5 s after
+/// its calls, the `ddl-shadow` thread takes (almost) no CPU. It once woke
+/// every millisecond and spun 50 µs each time, ~70 ms of CPU a second.
+#[test]
+fn stress_idle_shadow_sleeps() {
+    use std::process::{Command, Stdio};
+    let fx = fixtures();
+    let tmp = TempDir::new("idle");
+    let cfg = tmp.write_config(&calc_config(fx, None));
+    let mut child = Command::new(fx.join("calc/apps/calc-stress"))
+        .arg("sleep-exit")
+        .current_dir(tmp.path())
+        .env("LD_PRELOAD", libddl())
+        .env("DDL_CONFIG", &cfg)
+        .env_remove("DDL_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start calc-stress sleep-exit");
+    // The shadow's CPU time in clock ticks (utime + stime of the thread
+    // named ddl-shadow), if it runs.
+    let shadow_ticks = |pid: u32| -> Option<u64> {
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+            let dir = task.ok()?.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if comm.trim() != "ddl-shadow" {
+                continue;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+            // After the command's closing parenthesis: utime and stime are
+            // the 12th and 13th fields (the 14th and 15th of the line).
+            let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            return Some(rest[11].parse::<u64>().ok()? + rest[12].parse::<u64>().ok()?);
+        }
+        None
+    };
+    std::thread::sleep(Duration::from_millis(700));
+    let before = shadow_ticks(child.id());
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = shadow_ticks(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    let (Some(before), Some(after)) = (before, after) else {
+        panic!("no ddl-shadow thread in calc-stress sleep-exit ({before:?}, {after:?})");
+    };
+    assert!(
+        after - before <= 2,
+        "the idle shadow took {} ticks of CPU in 1.5 s (at most 2 expected)",
+        after - before
+    );
+}
+
 /// The app's own SIGSEGV handler (installed in main, after libddl booted)
 /// still gets its own fault, with the right si_addr.
 #[test]
