@@ -901,7 +901,7 @@ fn start_shadow(s: &Session, st: &mut State) -> Result<(), arbiter::config::Conf
         st.shadow_started = true;
         // The capture buffers' keeper: without it, the captures take fresh
         // buffers the application's thread must fault in.
-        let warm = has_sized_buffers(s.shadow.functions());
+        let warm = has_sized_buffers(s.shadow.functions(), s.threshold != 0);
         let shadow = Arc::clone(s.shadow());
         let spawned = arbiter::bufpool::keep(warm, |body| {
             arbiter::shadow::spawn_blocked("ddl-pool", move || {
@@ -919,18 +919,21 @@ fn start_shadow(s: &Session, st: &mut State) -> Result<(), arbiter::config::Conf
     Ok(())
 }
 
-/// Does a boundary function take a buffer whose size is given at run time
-/// (a parameter or an expression: a matrix, a string of bytes)? The
-/// capture buffers' pool then starts warm ([`arbiter::bufpool::keep`]).
-fn has_sized_buffers(fns: &[BoundaryFn]) -> bool {
+/// Does a boundary function that can be mirrored (`sampled`: `sampling`
+/// is above 0, or its calls are never sampled out) take a buffer whose size
+/// is given at run time (a parameter or an expression: a matrix, a string
+/// of bytes)? The capture buffers' pool then starts warm
+/// ([`arbiter::bufpool::keep`]).
+fn has_sized_buffers(fns: &[BoundaryFn], sampled: bool) -> bool {
     fns.iter().any(|f| {
-        f.sig.params.iter().any(|p| {
-            matches!(
-                &p.role,
-                arbiter::types::Role::Buffer { count, scalar_out: false, .. }
-                    if !matches!(count, arbiter::types::Expr::Int(_))
-            )
-        })
+        (sampled || !f.per_call_sampling)
+            && f.sig.params.iter().any(|p| {
+                matches!(
+                    &p.role,
+                    arbiter::types::Role::Buffer { count, scalar_out: false, .. }
+                        if !matches!(count, arbiter::types::Expr::Int(_))
+                )
+            })
     })
 }
 
