@@ -25,7 +25,7 @@
 # calls (uftrace at 4M: its trace is ~30 bytes a call).
 #
 # Environment: BENCH_ROUNDS (5), BENCH_TARGET_S (0.8), BENCH_NMAX (20000000),
-# BENCH_NUMPY_RUNS (20), BENCH_SKIP_CARGO=1 (use target/release/libddl.so as
+# BENCH_NUMPY_RUNS (30), BENCH_SKIP_CARGO=1 (use target/release/libddl.so as
 # it is).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +34,7 @@ root=$PWD
 ROUNDS=${BENCH_ROUNDS:-5}
 TARGET_S=${BENCH_TARGET_S:-0.8}
 NMAX=${BENCH_NMAX:-20000000}
-NUMPY_RUNS=${BENCH_NUMPY_RUNS:-20}
+NUMPY_RUNS=${BENCH_NUMPY_RUNS:-30}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
@@ -352,9 +352,17 @@ PY
     printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", (b - a) / 1e9 }')" \
       "${counts// /$'\t'}" >> "$numpy_raw"
   }
+  # Which goes first alternates from round to round: a run leaves the
+  # page cache and the guest's free memory to the next, so a fixed order
+  # would bias one side.
   for r in $(seq 1 "$NUMPY_RUNS"); do
-    numpy_one plain "$r"
-    numpy_one ddl "$r"
+    if [ $((r % 2)) = 1 ]; then
+      numpy_one plain "$r"
+      numpy_one ddl "$r"
+    else
+      numpy_one ddl "$r"
+      numpy_one plain "$r"
+    fi
   done
 else
   echo "== numpy on BLAS: python3-numpy, libblas3 or libopenblas0-pthread missing: left out"
