@@ -40,7 +40,9 @@ use crate::value::Value;
 /// How long an idle shadow sleeps before it looks at the queue again, the
 /// first time: each nap that finds nothing doubles the next, up to
 /// `IDLE_PARK << IDLE_DOUBLINGS` (64 ms). A caller wakes it sooner once a
-/// batch has piled up; a trickle of calls waits at most one nap.
+/// batch has piled up, and a queued invocation at once during any nap but
+/// the first (`Shadow::deep_nap`); a ring's call that is less than a batch
+/// waits out the nap.
 const IDLE_PARK: Duration = Duration::from_millis(1);
 /// How often an idle shadow's nap doubles ([`IDLE_PARK`]).
 const IDLE_DOUBLINGS: u32 = 6;
@@ -845,6 +847,12 @@ pub struct Shadow {
     /// moves ([`ThreadCounts::part_dropped`]).
     pairings: CachePadded<AtomicU64>,
     sleeping: CachePadded<AtomicBool>,
+    /// The shadow's nap is a long one (an idle shadow's second and later,
+    /// [`IDLE_PARK`]): a caller that queues an invocation wakes it at once
+    /// rather than once a batch has piled up (a few expensive calls, BLAS
+    /// matrices, would otherwise wait out the nap and be judged at the
+    /// exit's drain, while the application waits).
+    deep_nap: CachePadded<AtomicBool>,
     /// A caller has woken the sleeping shadow since it last went to sleep:
     /// the other callers that find it still asleep do not wake it again
     /// (a full ring finds it asleep on every call until it runs).
@@ -953,6 +961,7 @@ impl Shadow {
             draining: AtomicBool::new(false),
             sleeping: CachePadded::new(AtomicBool::new(false)),
             woken: CachePadded::new(AtomicBool::new(false)),
+            deep_nap: CachePadded::new(AtomicBool::new(false)),
             judged_total: CachePadded::new(AtomicU64::new(0)),
             call_started: CachePadded::new(AtomicU64::new(0)),
             call_number: CachePadded::new(AtomicU64::new(0)),
@@ -1581,7 +1590,11 @@ impl Shadow {
         // wakes by itself ([`IDLE_PARK`]), and a futex wake per invocation
         // (with the context switch it causes) cost the caller more than
         // everything else on its path (measured: ~35% of a mirrored call).
-        if self.sleeping.load(Ordering::Relaxed) && self.queue.len() >= self.wake_batch {
+        if self.sleeping.load(Ordering::Relaxed)
+            && (self.queue.len() >= self.wake_batch
+                || (self.deep_nap.load(Ordering::Relaxed)
+                    && !self.woken.swap(true, Ordering::AcqRel)))
+        {
             self.wake();
         }
         true
@@ -1773,6 +1786,7 @@ impl Shadow {
                     continue;
                 }
                 self.woken.store(false, Ordering::SeqCst);
+                self.deep_nap.store(idle_naps > 0, Ordering::SeqCst);
                 self.sleeping.store(true, Ordering::SeqCst);
                 if self.queue.is_empty() {
                     if self.rings_waiting() {
