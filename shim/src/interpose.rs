@@ -592,8 +592,8 @@ mod tests {
             "glibc >= 2.35"
         );
         let addrs = [
-            libc::strlen as usize,
-            object_start as usize,
+            libc::strlen as *const () as usize,
+            object_start as *const () as usize,
             std::ptr::addr_of!(REAL) as usize,
         ];
         for a in addrs {
