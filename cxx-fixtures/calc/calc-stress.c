@@ -60,6 +60,11 @@
  *             new build sleeps 200 ms in each: the caller never waits for
  *             the shadow, and with timeout_ms 100 the drain at exit is
  *             bounded (what is left is counted as dropped). Never differs.
+ *   slow-burst
+ *             5 calc_slow(100) calls, a 50 ms pause (the shadow is then
+ *             awake, inside the new build's first call), then 15 more: with
+ *             a ring of 4 slots most of them find it full while the shadow
+ *             is busy, and are dropped at the wrapper's entry.
  *   exec      3 calc_add calls and 1 calc_div(1, 0) (differs), then execs
  *             itself (same pid) as "exec-child", which makes 2 calc_add
  *             calls. The summary written before exec must survive.
@@ -434,6 +439,18 @@ static int slow(void)
     return 0;
 }
 
+static int slow_burst(void)
+{
+    int s = 0;
+    for (int i = 0; i < 5; i++)
+        s += calc_slow(100);
+    usleep(50 * 1000);
+    for (int i = 0; i < 15; i++)
+        s += calc_slow(100);
+    printf("slow-burst: %d\n", s);
+    return 0;
+}
+
 static int exec_self(char *argv0)
 {
     int s = calc_add(1, 1) + calc_add(2, 2) + calc_add(3, 3);
@@ -559,6 +576,8 @@ int main(int argc, char **argv)
         return maps();
     if (!strcmp(what, "slow"))
         return slow();
+    if (!strcmp(what, "slow-burst"))
+        return slow_burst();
     if (!strcmp(what, "exec"))
         return exec_self(argv[0]);
     if (!strcmp(what, "dladdr"))
@@ -567,6 +586,6 @@ int main(int argc, char **argv)
         return forkstorm();
     if (!strcmp(what, "exec-child"))
         return exec_child();
-    fprintf(stderr, "usage: calc-stress threads|exit-thread|errno|special|fork|sleep-exit|signal|ctor|spawn|closefds|busy-exit|sigreentry|forever|sigthread|maps|slow|exec|dladdr|forkstorm\n");
+    fprintf(stderr, "usage: calc-stress threads|exit-thread|errno|special|fork|sleep-exit|signal|ctor|spawn|closefds|busy-exit|sigreentry|forever|sigthread|maps|slow|slow-burst|exec|dladdr|forkstorm\n");
     return 2;
 }

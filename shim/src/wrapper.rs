@@ -457,6 +457,60 @@ std::arch::global_asm!(
     "cmp byte ptr [rax], 0",
     "mov rax, qword ptr [rsp - 8]",
     "jne 5b", // stopped: the slow path counts it skipped
+    // A full ring drops the call before anything is saved: the call and
+    // its drop are counted, and the old function is tail-jumped to as a
+    // sampled-out call is (the arguments are untouched; rax and rcx are
+    // borrowed through the red zone). Not when the shadow sleeps (the drop
+    // below wakes it), nor for a call on a handle unless its drop has
+    // nothing new to say (the test below, with the handle still in `rdi`
+    // or `rsi`): otherwise the handle is parted below.
+    "mov qword ptr [rsp - 8], rax",
+    "mov qword ptr [rsp - 16], rcx",
+    "mov rax, qword ptr fs:[r10 + {t_ring}]",
+    "mov rcx, qword ptr [rax + {r_tail}]",
+    "sub rcx, qword ptr [rax + {r_cached}]",
+    "cmp rcx, qword ptr [rax + {r_mask}]",
+    "jbe 23f", // room as last seen
+    "mov rcx, qword ptr [rax + {r_head}]",
+    "mov qword ptr [rax + {r_cached}], rcx",
+    "neg rcx",
+    "add rcx, qword ptr [rax + {r_tail}]",
+    "cmp rcx, qword ptr [rax + {r_mask}]",
+    "jbe 23f", // the consumer has made room
+    "mov rcx, qword ptr [r11 + {fast_sleeping}]",
+    "cmp byte ptr [rcx], 0",
+    "jne 23f",
+    "cmp byte ptr [r11 + {fast_parts}], 0",
+    "je 24f",
+    "movzx ecx, byte ptr [r11 + {fast_handle_at}]",
+    "cmp ecx, 1",
+    "ja 23f", // not one handle in rdi or rsi
+    "mov rcx, rdi",
+    "jne 25f", // (flags of the cmp) in rdi
+    "mov rcx, rsi",
+    "25:",
+    "cmp rcx, qword ptr [rax + {r_part_handle}]",
+    "jne 23f",
+    "mov ecx, dword ptr [r11 + {fast_handle_class}]",
+    "cmp rcx, qword ptr [rax + {r_part_class}]",
+    "jne 23f",
+    "mov rcx, qword ptr [r11 + {fast_pairings}]",
+    "mov rcx, qword ptr [rcx]",
+    "cmp rcx, qword ptr [rax + {r_part_pairings}]",
+    "jne 23f",
+    "24:",
+    "mov rax, qword ptr fs:[r10 + {t_calls}]",
+    "add rax, qword ptr [r11 + {fast_counter_offset}]",
+    "inc qword ptr [rax]",
+    "mov rax, qword ptr fs:[r10 + {t_dropped}]",
+    "add rax, qword ptr [r11 + {fast_counter_offset}]",
+    "inc qword ptr [rax]",
+    "mov rcx, qword ptr [rsp - 16]",
+    "mov rax, qword ptr [rsp - 8]",
+    "jmp qword ptr [r11 + {ctx_target}]",
+    "23:",
+    "mov rcx, qword ptr [rsp - 16]",
+    "mov rax, qword ptr [rsp - 8]",
     // The slow path's frame: the arguments (as `Frame` holds them, the
     // low eightbyte of xmm0..3: a ring function has no others), the FP
     // control state at `xmm[4]`, the return address.

@@ -476,6 +476,37 @@ fn stress_counts_add_up_however_the_process_ends() {
     }
 }
 
+/// Calls that find their ring full while the shadow is awake and busy (a
+/// 100 ms new build, a ring of 4 slots: `queue` 4) are dropped at the
+/// wrapper's entry, before anything is saved, and forwarded: the
+/// application sees the old build's results (the printed sum changes if
+/// that path touches an argument: 11 of the 20 calls take it here), and
+/// the counts add up.
+#[test]
+fn stress_full_ring_drops_at_entry_are_counted() {
+    let fx = fixtures();
+    let tmp = TempDir::new("slow-burst");
+    let mut config = calc_config(fx, None);
+    config["queue"] = json!(4);
+    config["timeout_ms"] = json!(1000);
+    let app = stress(fx, "slow-burst").timeout(Duration::from_secs(60));
+    let report_path = tmp.path().join("report.jsonl");
+    config["report"] = json!(report_path);
+    let cfg = tmp.write_config(&config);
+    let plain = run_plain(&app, tmp.path());
+    let ddl = run_ddl(&app, &cfg, tmp.path());
+    assert_transparent(&plain, &ddl);
+    let report = read_report(&report_path, &ddl);
+    assert_invariants(&report);
+    let c = report.get("calc_slow");
+    assert_eq!(c.calls, 20, "{c:?}");
+    assert_eq!(c.mirrored + c.dropped + c.skipped, 20, "{c:?}");
+    assert_eq!(c.mismatch + c.shadow_fault, 0, "{c:?}");
+    // After the pause at most the batch the shadow took, a ring's 4 and
+    // the call in flight are mirrored: at least 8 of the 15 drop.
+    assert!(c.dropped >= 8, "{c:?}");
+}
+
 /// A slow new build (200 ms a call, 20 calls back to back): the caller
 /// never waits for the shadow, and at exit the drain is bounded by
 /// `timeout_ms` (1000, more than a call takes): the process ends well
