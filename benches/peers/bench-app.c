@@ -1,6 +1,6 @@
 /* The workload of the end-to-end benchmarks (scripts/bench.sh).
  *
- *   bench-app KIND N THREADS
+ *   bench-app KIND N THREADS [WORK]
  *
  * KIND: add (int bench_add(int, int)), f (double bench_f(double)),
  * sum64k (size_t bench_sum(buf, 65536)), memcpy64k (a 64 KiB memcpy, no
@@ -10,7 +10,10 @@
  * Each of THREADS threads makes N calls in a tight loop; the threads start
  * together (barrier). Only the loop is timed, with CLOCK_MONOTONIC (and
  * CLOCK_THREAD_CPUTIME_ID, which stays per-call when more threads than
- * cores share the machine). Prints, for the median thread:
+ * cores share the machine). WORK (add and handle only, 0 by default): that
+ * many steps of a dependent multiply-add chain (~1.1 ns each here) before
+ * each call, a caller that does work of its own between calls. Prints, for
+ * the median thread:
  *
  *   ns_per_call <wall ns per call>
  *   cpu_ns_per_call <thread cpu ns per call>
@@ -35,6 +38,7 @@ struct worker {
     int id;
     enum kind kind;
     long n;
+    int work;
     double ns_per_call;
     double cpu_ns_per_call;
     uint64_t checksum;
@@ -47,6 +51,14 @@ static double ns_of(clockid_t c)
     struct timespec ts;
     clock_gettime(c, &ts);
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* The caller's own work between calls: `steps` dependent multiply-adds. */
+static uint64_t work(uint64_t x, int steps)
+{
+    for (int k = 0; k < steps; k++)
+        x = x * 6364136223846793005u + 1442695040888963407u;
+    return x;
 }
 
 static void *run(void *arg)
@@ -72,9 +84,18 @@ static void *run(void *arg)
     switch (w->kind) {
     case ADD: {
         int s = w->id;
-        for (long i = 0; i < n; i++)
-            s = bench_add(s, (int)i);
-        sum = (uint64_t)(unsigned)s;
+        if (w->work == 0) {
+            for (long i = 0; i < n; i++)
+                s = bench_add(s, (int)i);
+        } else {
+            uint64_t x = (uint64_t)w->id + 1;
+            for (long i = 0; i < n; i++) {
+                x = work(x, w->work);
+                s = bench_add(s, (int)(x >> 40));
+            }
+            sum = x;
+        }
+        sum += (uint64_t)(unsigned)s;
         break;
     }
     case F: {
@@ -92,9 +113,18 @@ static void *run(void *arg)
         break;
     case HANDLE: {
         int s = w->id;
-        for (long i = 0; i < n; i++)
-            s = bench_h_add(h, s + (int)i);
-        sum = (uint64_t)(unsigned)s;
+        if (w->work == 0) {
+            for (long i = 0; i < n; i++)
+                s = bench_h_add(h, s + (int)i);
+        } else {
+            uint64_t x = (uint64_t)w->id + 1;
+            for (long i = 0; i < n; i++) {
+                x = work(x, w->work);
+                s = bench_h_add(h, s + (int)(x >> 40));
+            }
+            sum = x;
+        }
+        sum += (uint64_t)(unsigned)s;
         break;
     }
     case MEMCPY64K:
@@ -131,8 +161,8 @@ static double median(double *v, int n)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s add|f|sum64k|memcpy64k|handle N THREADS\n", argv[0]);
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: %s add|f|sum64k|memcpy64k|handle N THREADS [WORK]\n", argv[0]);
         return 2;
     }
     enum kind kind;
@@ -152,8 +182,10 @@ int main(int argc, char **argv)
     }
     long n = atol(argv[2]);
     int threads = atoi(argv[3]);
-    if (n <= 0 || threads <= 0 || threads > 64) {
-        fprintf(stderr, "bench-app: bad N or THREADS\n");
+    int work_steps = argc == 5 ? atoi(argv[4]) : 0;
+    if (n <= 0 || threads <= 0 || threads > 64 || work_steps < 0 ||
+        (work_steps > 0 && kind != ADD && kind != HANDLE)) {
+        fprintf(stderr, "bench-app: bad N, THREADS or WORK\n");
         return 2;
     }
     struct worker *w = calloc((size_t)threads, sizeof *w);
@@ -166,6 +198,7 @@ int main(int argc, char **argv)
         w[t].id = t;
         w[t].kind = kind;
         w[t].n = n;
+        w[t].work = work_steps;
         if (pthread_create(&w[t].th, NULL, run, &w[t]) != 0) {
             perror("pthread_create");
             return 1;
