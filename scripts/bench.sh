@@ -25,7 +25,7 @@
 # calls (uftrace at 4M: its trace is ~30 bytes a call).
 #
 # Environment: BENCH_ROUNDS (5), BENCH_TARGET_S (0.8), BENCH_NMAX (20000000),
-# BENCH_NUMPY_RUNS (30), BENCH_SKIP_CARGO=1 (use target/release/libddl.so as
+# BENCH_NUMPY_RUNS (60), BENCH_SKIP_CARGO=1 (use target/release/libddl.so as
 # it is).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +34,7 @@ root=$PWD
 ROUNDS=${BENCH_ROUNDS:-5}
 TARGET_S=${BENCH_TARGET_S:-0.8}
 NMAX=${BENCH_NMAX:-20000000}
-NUMPY_RUNS=${BENCH_NUMPY_RUNS:-30}
+NUMPY_RUNS=${BENCH_NUMPY_RUNS:-60}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
