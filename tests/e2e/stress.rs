@@ -476,6 +476,36 @@ fn stress_counts_add_up_however_the_process_ends() {
     }
 }
 
+/// calc-stress `scenario` (20 calc_slow calls) under libddl with
+/// `timeout_ms` 1000 and `queue` if given: the app's output is unchanged,
+/// every call is counted, mirrored or dropped, none differs. Returns
+/// calc_slow's counts, the run's wall time under libddl and its stderr.
+fn slow_calls(scenario: &str, queue: Option<u64>) -> (Counts, Duration, String) {
+    let fx = fixtures();
+    let tmp = TempDir::new(scenario);
+    let mut config = calc_config(fx, None);
+    config["timeout_ms"] = json!(1000);
+    if let Some(q) = queue {
+        config["queue"] = json!(q);
+    }
+    let app = stress(fx, scenario).timeout(Duration::from_secs(60));
+    let report_path = tmp.path().join("report.jsonl");
+    config["report"] = json!(report_path);
+    let cfg = tmp.write_config(&config);
+    let plain = run_plain(&app, tmp.path());
+    let t0 = std::time::Instant::now();
+    let ddl = run_ddl(&app, &cfg, tmp.path());
+    let elapsed = t0.elapsed();
+    assert_transparent(&plain, &ddl);
+    let report = read_report(&report_path, &ddl);
+    assert_invariants(&report);
+    let c = report.get("calc_slow");
+    assert_eq!(c.calls, 20, "{c:?}");
+    assert_eq!(c.mirrored + c.dropped + c.skipped, 20, "{c:?}");
+    assert_eq!(c.mismatch + c.shadow_fault, 0, "{c:?}");
+    (c, elapsed, ddl.stderr)
+}
+
 /// Calls that find their ring full while the shadow is awake and busy (a
 /// 100 ms new build, a ring of 4 slots: `queue` 4) are dropped at the
 /// wrapper's entry, before anything is saved, and forwarded: the
@@ -484,24 +514,7 @@ fn stress_counts_add_up_however_the_process_ends() {
 /// the counts add up.
 #[test]
 fn stress_full_ring_drops_at_entry_are_counted() {
-    let fx = fixtures();
-    let tmp = TempDir::new("slow-burst");
-    let mut config = calc_config(fx, None);
-    config["queue"] = json!(4);
-    config["timeout_ms"] = json!(1000);
-    let app = stress(fx, "slow-burst").timeout(Duration::from_secs(60));
-    let report_path = tmp.path().join("report.jsonl");
-    config["report"] = json!(report_path);
-    let cfg = tmp.write_config(&config);
-    let plain = run_plain(&app, tmp.path());
-    let ddl = run_ddl(&app, &cfg, tmp.path());
-    assert_transparent(&plain, &ddl);
-    let report = read_report(&report_path, &ddl);
-    assert_invariants(&report);
-    let c = report.get("calc_slow");
-    assert_eq!(c.calls, 20, "{c:?}");
-    assert_eq!(c.mirrored + c.dropped + c.skipped, 20, "{c:?}");
-    assert_eq!(c.mismatch + c.shadow_fault, 0, "{c:?}");
+    let (c, _, _) = slow_calls("slow-burst", Some(4));
     // After the pause at most the batch the shadow took, a ring's 4 and
     // the call in flight are mirrored: at least 8 of the 15 drop.
     assert!(c.dropped >= 8, "{c:?}");
@@ -514,30 +527,11 @@ fn stress_full_ring_drops_at_entry_are_counted() {
 /// or dropped.
 #[test]
 fn stress_slow_new_build_bounded_drain() {
-    let fx = fixtures();
-    let tmp = TempDir::new("slow");
-    let mut config = calc_config(fx, None);
-    config["timeout_ms"] = json!(1000);
-    let app = stress(fx, "slow").timeout(Duration::from_secs(60));
-    let report_path = tmp.path().join("report.jsonl");
-    config["report"] = json!(report_path);
-    let cfg = tmp.write_config(&config);
-    let plain = run_plain(&app, tmp.path());
-    let t0 = std::time::Instant::now();
-    let ddl = run_ddl(&app, &cfg, tmp.path());
-    let elapsed = t0.elapsed();
-    assert_transparent(&plain, &ddl);
+    let (c, elapsed, stderr) = slow_calls("slow", None);
     assert!(
         elapsed < Duration::from_millis(3000),
-        "the run under libddl took {elapsed:?} (a full drain takes 4 s): the caller waited for the slow shadow or the drain at exit ignored timeout_ms 1000; stderr:\n{}",
-        ddl.stderr
+        "the run under libddl took {elapsed:?} (a full drain takes 4 s): the caller waited for the slow shadow or the drain at exit ignored timeout_ms 1000; stderr:\n{stderr}"
     );
-    let report = read_report(&report_path, &ddl);
-    assert_invariants(&report);
-    let c = report.get("calc_slow");
-    assert_eq!(c.calls, 20, "{c:?}");
-    assert_eq!(c.mirrored + c.dropped + c.skipped, 20, "{c:?}");
-    assert_eq!(c.mismatch + c.shadow_fault, 0, "{c:?}");
     assert!(
         c.dropped > 0,
         "a 4 s backlog cannot drain in 1000 ms: {c:?}"
