@@ -20,6 +20,24 @@ fn stress(fx: &Path, scenario: &str) -> App {
 /// mirrored or dropped (never skipped, faulted or timed out), mismatches
 /// at most `max_mismatch` and exactly that when nothing was dropped, and one
 /// record per mismatch up to `records_per_signature` (100).
+/// Starts calc-stress `scenario` under libddl with config `cfg` in `dir`,
+/// without waiting for it (the test samples or kills it while it runs);
+/// stderr piped, stdin and stdout null.
+fn spawn_stress(fx: &Path, scenario: &str, dir: &Path, cfg: &Path) -> std::process::Child {
+    use std::process::{Command, Stdio};
+    Command::new(fx.join("calc/apps/calc-stress"))
+        .arg(scenario)
+        .current_dir(dir)
+        .env("LD_PRELOAD", libddl())
+        .env("DDL_CONFIG", cfg)
+        .env_remove("DDL_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start calc-stress {scenario}: {e}"))
+}
+
 fn assert_counts_with_drops(report: &Report, function: &str, calls: u64, max_mismatch: u64) {
     let c = report.get(function);
     let ok = c.calls == calls
@@ -216,21 +234,10 @@ fn stress_periodic_summary_survives_underscore_exit() {
 /// every millisecond and spun 50 µs each time, ~70 ms of CPU a second.
 #[test]
 fn stress_idle_shadow_sleeps() {
-    use std::process::{Command, Stdio};
     let fx = fixtures();
     let tmp = TempDir::new("idle");
     let cfg = tmp.write_config(&calc_config(fx, None));
-    let mut child = Command::new(fx.join("calc/apps/calc-stress"))
-        .arg("sleep-exit")
-        .current_dir(tmp.path())
-        .env("LD_PRELOAD", libddl())
-        .env("DDL_CONFIG", &cfg)
-        .env_remove("DDL_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start calc-stress sleep-exit");
+    let mut child = spawn_stress(fx, "sleep-exit", tmp.path(), &cfg);
     // The shadow's CPU time in clock ticks (utime + stime of the thread
     // named ddl-shadow), if it runs.
     let shadow_ticks = |pid: u32| -> Option<u64> {
@@ -384,7 +391,6 @@ fn stress_boundary_calls_from_signal_handler() {
 /// summary (`summary_every_s: 1`) stands with counts that add up.
 #[test]
 fn stress_report_readable_after_sigkill() {
-    use std::process::{Command, Stdio};
     let fx = fixtures();
     let tmp = TempDir::new("sigkill");
     let mut config = calc_config(fx, None);
@@ -392,17 +398,7 @@ fn stress_report_readable_after_sigkill() {
     let report_path = tmp.path().join("report.jsonl");
     config["report"] = json!(report_path);
     let cfg = tmp.write_config(&config);
-    let mut child = Command::new(fx.join("calc/apps/calc-stress"))
-        .arg("forever")
-        .current_dir(tmp.path())
-        .env("LD_PRELOAD", libddl())
-        .env("DDL_CONFIG", &cfg)
-        .env_remove("DDL_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start calc-stress forever");
+    let mut child = spawn_stress(fx, "forever", tmp.path(), &cfg);
     std::thread::sleep(Duration::from_millis(3500));
     let _ = child.kill(); // SIGKILL
     let out = child.wait_with_output().expect("wait");
