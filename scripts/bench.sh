@@ -13,7 +13,10 @@
 #
 # for three workloads (int bench_add(int,int), double bench_f(double),
 # size_t bench_sum(buf, 64 KiB)), interleaved in rounds (round 1: every path
-# once, round 2: every path once, ...), and reports medians; and a call on a
+# once, round 2: every path once, ...), and reports medians (the 64 KiB input
+# with two references beside it, plain runs of bench-app: a 64 KiB memcpy,
+# and the hand-off floor, the same loop handing each input to a reader
+# thread in C); and a call on a
 # handle (int bench_h_add(bench_handle_t *, int): plain and ddl-mirrored;
 # calls given a handle are never sampled out). Then add at
 # 1/2/4/8 threads (plain, ddl-sampled-out, ddl-mirrored), and numpy on BLAS (plain vs DDL)
@@ -160,6 +163,8 @@ run_one() {
   sum=$(awk '$1 == "checksum" { print $2 }' <<<"$o")
   [ -n "$ns" ] || die "$path $kind: no ns_per_call in the output: $o"
   local counts="- - - - -"
+  # The hand-off floor counts the calls its full ring dropped.
+  [ "$kind" = handoff64k ] && counts="- - - $(awk '$1 == "dropped" { print $2 }' <<<"$o") -"
   if [ -n "$report" ]; then
     # The last summary line; calls = mirrored + dropped + skipped for every
     # function, and the exercised one counted every call the app made.
@@ -218,7 +223,7 @@ calibrate() {
     ltrace) pilot=300 ;;
     *) pilot=100000 ;;
   esac
-  case $kind in sum64k | memcpy64k) pilot=$((pilot / 200 > 100 ? pilot / 200 : 100)) ;; esac
+  case $kind in sum64k | memcpy64k | handoff64k) pilot=$((pilot / 200 > 100 ? pilot / 200 : 100)) ;; esac
   [ "$path" = uftrace ] && cap=4000000
   # Mirrored scalar calls: well past the queue's 65536 entries, so that a
   # shadow slower than the app shows up as drops.
@@ -238,6 +243,7 @@ for kind in add f sum64k; do
   done
 done
 N[plain,memcpy64k]=$(calibrate plain memcpy64k)
+N[plain,handoff64k]=$(calibrate plain handoff64k)
 for kind in add f sum64k; do
   line="   $kind:"
   for path in "${PATHS[@]}"; do
@@ -253,7 +259,10 @@ for kind in add f sum64k; do
       [ -n "${N[$path,$kind]:-}" ] || continue
       run_one "$path" "$kind" "${N[$path,$kind]}" 1 "$round" main >/dev/null
     done
-    [ "$kind" = sum64k ] && run_one plain memcpy64k "${N[plain,memcpy64k]}" 1 "$round" main >/dev/null
+    if [ "$kind" = sum64k ]; then
+      run_one plain memcpy64k "${N[plain,memcpy64k]}" 1 "$round" main >/dev/null
+      run_one plain handoff64k "${N[plain,handoff64k]}" 1 "$round" main >/dev/null
+    fi
     echo "   $kind round $round done ($(($(date +%s) - start_s)) s)"
   done
 done
@@ -417,22 +426,30 @@ for kind in ("add", "f", "sum64k", "handle"):
     p("| path | calls per run | ns/call (median) | min .. max | delta vs plain (ns) | ratio to plain |")
     p("| --- | ---: | ---: | ---: | ---: | ---: |")
     base = med([r["ns"] for r in runs[("main", "plain", kind, 1)]])
-    for path in PATHS + (["memcpy64k"] if kind == "sum64k" else []):
-        key = ("main", "plain", "memcpy64k", 1) if path == "memcpy64k" else ("main", path, kind, 1)
+    refs = ["memcpy64k", "handoff64k"] if kind == "sum64k" else []
+    for path in PATHS + refs:
+        key = ("main", "plain", path, 1) if path in refs else ("main", path, kind, 1)
         rs = runs.get(key)
         if not rs:
             if kind == "handle":
                 continue  # plain and ddl-mirrored only
-            if path != "memcpy64k":
+            if path not in refs:
                 p(f"| {path} | | not run (tool missing) | | | |")
             continue
         m = med([r["ns"] for r in rs])
         med_ns[(path, kind)] = m
-        name = "memcpy 64 KiB (reference, no call)" if path == "memcpy64k" else path
+        name = {"memcpy64k": "memcpy 64 KiB (reference, no call)",
+                "handoff64k": "hand-off floor (C, no DDL: plain's loop, each input streamed to a reader thread that sums it too)"}.get(path, path)
         lo, hi = min(r["ns"] for r in rs), max(r["ns"] for r in rs)
         delta = "" if path == "memcpy64k" else f"{m - base:+,.1f}"
         ratio = "" if path == "memcpy64k" else f"{m / base:,.2f}"
         p(f"| {name} | {rs[0]['n']:,} | {fmt(m)} | {fmt(lo)} .. {fmt(hi)} | {delta} | {ratio} |")
+    if kind == "sum64k" and runs.get(("main", "plain", "handoff64k", 1)):
+        ho = runs[("main", "plain", "handoff64k", 1)]
+        pct = [100 * r["dropped"] / r["n"] for r in ho]
+        p()
+        p(f"The hand-off floor's ring of 16 buffers dropped {med(pct):.1f} % of the calls (median; "
+          f"{min(pct):.1f} .. {max(pct):.1f} %) where its reader was behind.")
     p()
 
 p("### DDL mirrored: the shadow (per run: mirrored verdicts / wall time of the whole process)")
@@ -525,6 +542,11 @@ if d is not None and ("memcpy64k", "sum64k") in med_ns:
     p(f"| 64 KiB input capture | >= 80 % of memcpy bandwidth | whole added cost {d:+,.0f} ns per call = "
       f"{cap_bw:.1f} GB/s vs memcpy {mc_bw:.1f} GB/s ({mc:,.0f} ns): {100 * cap_bw / mc_bw:.0f} % | "
       f"{'yes' if cap_bw >= 0.8 * mc_bw else 'no'} |")
+    if ("handoff64k", "sum64k") in med_ns:
+        fl = med_ns[("handoff64k", "sum64k")] - med_ns[("plain", "sum64k")]
+        p(f"| 64 KiB input capture, against the hand-off floor (not the issue's reference) | >= 80 % of the floor's bandwidth | "
+          f"DDL {d:+,.0f} ns per call, the floor {fl:+,.0f} ns: {100 * fl / max(d, 1e-9):.0f} % | "
+          f"{'yes' if fl >= 0.8 * d else 'no'} |")
 if ("main", "add", 1) in shadow_rate:
     rate, dropped = shadow_rate[("main", "add", 1)]
     note = "queue overflowed (drops): the shadow's capacity" if dropped > 0 else "no drops: a lower bound, the app was slower"
