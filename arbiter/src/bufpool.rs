@@ -283,6 +283,8 @@ pub fn keep(
                 POOL.class(k);
             }
             if warm {
+                // A burst at start: off the application's CPU while it lasts.
+                let _off = crate::affinity::off_app_cpu();
                 for log in START_LOGS.rev() {
                     POOL.fill((log - MIN_LOG) as usize, START_EACH);
                 }

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod affinity;
 pub mod bufpool;
 pub mod capture;
 pub mod compare;

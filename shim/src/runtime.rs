@@ -952,7 +952,8 @@ const LOAD_ABANDONED: u8 = 4;
 
 /// The loader thread's work ([`activate`]): the gate and the load without
 /// any lock (ld.so's own load lock serialises the `dlmopen` with the
-/// application's `dlopen`s), then, under the state lock, every boundary
+/// application's `dlopen`s) and off the starting application thread's CPU
+/// ([`arbiter::affinity`]), then, under the state lock, every boundary
 /// symbol checked in the new build, the wrappers made meanwhile pointed
 /// into it, and the shadow started. A failure is the `ddl: error:` line it
 /// would have been before rebinding, and DDL stands down as after any
@@ -963,6 +964,10 @@ const LOAD_ABANDONED: u8 = 4;
 fn load_in_background(old: std::path::PathBuf) {
     let Some(s) = session() else { return };
     crate::wrapper::mark_thread_busy();
+    // The load is a burst of milliseconds: off the CPU of the application
+    // thread that started it (`arbiter::affinity`), until the shadow's
+    // threads are made (they must not inherit it).
+    let off_app_cpu = arbiter::affinity::off_app_cpu();
     // The shadow's queue made here, not by the application's first call.
     s.shadow.make_queue();
     let loaded = load_new(s, &old);
@@ -993,6 +998,7 @@ fn load_in_background(old: std::path::PathBuf) {
         LOAD.store(LOAD_NONE, Ordering::Release);
         return;
     }
+    drop(off_app_cpu);
     if LOAD
         .compare_exchange(
             LOAD_RUNNING,
@@ -1013,6 +1019,7 @@ fn load_in_background(old: std::path::PathBuf) {
 /// Starts the loader thread ([`load_in_background`]); DDL stands down if
 /// it cannot.
 fn start_loader(s: &'static Session, old: std::path::PathBuf) {
+    arbiter::affinity::note_app_cpu();
     if let Err(e) = arbiter::shadow::spawn_blocked("ddl-loader", move || load_in_background(old)) {
         let e = s
             .config
