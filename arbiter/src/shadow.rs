@@ -788,6 +788,13 @@ impl<T> LazyQueue<T> {
             queue: std::sync::OnceLock::new(),
         }
     }
+
+    /// The queue if it was made; never makes it (a process that queued
+    /// nothing must not fault in its slots at exit: 1 MiB at the default
+    /// `queue`).
+    fn made(&self) -> Option<&ArrayQueue<T>> {
+        self.queue.get()
+    }
 }
 
 impl<T> std::ops::Deref for LazyQueue<T> {
@@ -2453,10 +2460,11 @@ impl Shadow {
         self.draining.store(true, Ordering::Relaxed);
         let started = self.thread.lock().unwrap().is_some();
         while started && Instant::now() < deadline {
-            let busy = !self.queue.is_empty() || self.rings_waiting() || {
-                let inflight = self.pop_lock.lock().unwrap();
-                inflight.counted < inflight.funcs.len() || inflight.carry.len() != 0
-            };
+            let busy =
+                self.queue.made().is_some_and(|q| !q.is_empty()) || self.rings_waiting() || {
+                    let inflight = self.pop_lock.lock().unwrap();
+                    inflight.counted < inflight.funcs.len() || inflight.carry.len() != 0
+                };
             if !busy {
                 break;
             }
@@ -2471,7 +2479,7 @@ impl Shadow {
             return;
         }
         j.closed = true;
-        while let Some(inv) = self.queue.pop() {
+        while let Some(inv) = self.queue.made().and_then(|q| q.pop()) {
             self.caller[inv.func as usize]
                 .dropped
                 .fetch_add(1, Ordering::Relaxed);
@@ -2774,6 +2782,53 @@ mod tests {
                 Carried::Ring(c, tid) => (char::from(b'a' + tid as u8), c.seq),
             })
             .collect()
+    }
+
+    /// A shadow of `int add(int, int)`, not started.
+    fn add_shadow() -> Arc<Shadow> {
+        let types = crate::signature::TypeTable::new();
+        let sig = crate::signature::parse_signature("int add(int a, int b)", &types).unwrap();
+        let functions = Arc::new(vec![BoundaryFn {
+            name: "add".into(),
+            layout: Layout::of(&sig),
+            invoker: Invoker::new(&sig),
+            comparator: Comparator::default(),
+            wants_errno: false,
+            per_call_sampling: sig.sampled_per_call(),
+            cxx: CxxFn::default(),
+            sig,
+        }]);
+        let settings = ShadowSettings {
+            queue: 8,
+            queue_bytes: 1 << 20,
+            timeout_ms: 10,
+            summary_every_s: 3600,
+        };
+        let hooks = ShadowHooks {
+            thread_init: || {},
+            caller_name: |_| None,
+            reload: |_| Ok(()),
+            take_outgoing: Vec::new,
+        };
+        Shadow::new(functions, settings, None, 8, hooks)
+    }
+
+    /// The end of a process that queued nothing does not make the queue
+    /// (its slots: 1 MiB at the default size); what was queued and never
+    /// judged is counted `dropped`.
+    #[test]
+    fn finish_makes_no_queue_and_drops_what_waited() {
+        let idle = add_shadow();
+        idle.finish();
+        assert!(idle.queue.made().is_none());
+        assert_eq!(idle.totals_now()[0].1.dropped, 0);
+
+        let busy = add_shadow();
+        let mut inv = queued(1);
+        inv.func = 0;
+        assert!(busy.submit(inv));
+        busy.finish();
+        assert_eq!(busy.totals_now()[0].1.dropped, 1);
     }
 
     /// Two rings and the queue merged by `seq`, the queue in its own order;
