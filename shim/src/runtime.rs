@@ -817,6 +817,8 @@ fn activate(
             st.loader = Some(old_path);
         }
     } else {
+        // The keeper's first fill keeps off this thread's CPU.
+        arbiter::affinity::note_app_cpu();
         start_shadow(s, st)?;
     }
     s.active.store(true, Ordering::Release);
