@@ -18,9 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arbiter::compare::Comparator;
-use arbiter::invoke::Invoker;
-use arbiter::marshal::{capture_inputs, capture_outputs, Layout, Raw};
-use arbiter::shadow::{BoundaryFn, CxxFn, FpEnv, Invocation, Shadow, ShadowHooks, ShadowSettings};
+use arbiter::marshal::{capture_inputs, capture_outputs, Raw};
+use arbiter::shadow::{BoundaryFn, FpEnv, Invocation, Shadow, ShadowHooks, ShadowSettings};
 use arbiter::signature::{parse_signature, TypeTable};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -49,16 +48,11 @@ fn no_outgoing() -> Vec<arbiter::compare::Outgoing> {
 fn boundary() -> Arc<Vec<BoundaryFn>> {
     let types = TypeTable::new();
     let sig = parse_signature("int add(int a, int b)", &types).unwrap();
-    Arc::new(vec![BoundaryFn {
-        name: "add".into(),
-        layout: Layout::of(&sig),
-        invoker: Invoker::new(&sig),
-        comparator: Comparator::default(),
-        wants_errno: false,
-        per_call_sampling: sig.sampled_per_call(),
-        cxx: CxxFn::default(),
+    Arc::new(vec![BoundaryFn::new(
+        "add".into(),
         sig,
-    }])
+        Comparator::default(),
+    )])
 }
 
 /// `n` invocations of `add`, captured as the shim captures them (boxed,

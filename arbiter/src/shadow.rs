@@ -413,6 +413,25 @@ pub struct BoundaryFn {
     pub cxx: CxxFn,
 }
 
+impl BoundaryFn {
+    /// The boundary function `name` of signature `sig`, compared by
+    /// `comparator`: where its arguments live, how the shadow calls it and
+    /// whether it is sampled per call follow from the signature; `errno`
+    /// is compared when the comparator asks for it.
+    pub fn new(name: String, sig: Signature, comparator: Comparator) -> BoundaryFn {
+        BoundaryFn {
+            name,
+            layout: Layout::of(&sig),
+            invoker: Invoker::new(&sig),
+            wants_errno: comparator.errno_spec().is_some(),
+            per_call_sampling: sig.sampled_per_call(),
+            cxx: CxxFn::default(),
+            comparator,
+            sig,
+        }
+    }
+}
+
 /// Run-time facts of a C++ boundary function, set when the new build is
 /// loaded (0: not known, or not C++).
 #[derive(Default)]
@@ -2788,16 +2807,11 @@ mod tests {
     fn add_shadow() -> Arc<Shadow> {
         let types = crate::signature::TypeTable::new();
         let sig = crate::signature::parse_signature("int add(int a, int b)", &types).unwrap();
-        let functions = Arc::new(vec![BoundaryFn {
-            name: "add".into(),
-            layout: Layout::of(&sig),
-            invoker: Invoker::new(&sig),
-            comparator: Comparator::default(),
-            wants_errno: false,
-            per_call_sampling: sig.sampled_per_call(),
-            cxx: CxxFn::default(),
+        let functions = Arc::new(vec![BoundaryFn::new(
+            "add".into(),
             sig,
-        }]);
+            Comparator::default(),
+        )]);
         let settings = ShadowSettings {
             queue: 8,
             queue_bytes: 1 << 20,

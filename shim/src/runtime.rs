@@ -14,12 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use arbiter::config::{Config, Mode};
-use arbiter::invoke::Invoker;
-use arbiter::marshal::{
-    capture_inputs, capture_outputs, raw_arg, raw_ret, Frame, Inputs, Layout, Raw,
-};
+use arbiter::marshal::{capture_inputs, capture_outputs, raw_arg, raw_ret, Frame, Inputs, Raw};
 use arbiter::ring::{ScalarCall, GPRS, XMMS};
-use arbiter::shadow::{BoundaryFn, CxxFn, FpEnv, Invocation, Shadow, ShadowHooks, ShadowSettings};
+use arbiter::shadow::{BoundaryFn, FpEnv, Invocation, Shadow, ShadowHooks, ShadowSettings};
 
 use crate::elf::{self, LoadedObject, ObjectInfo};
 use crate::interpose::{real_dlclose, real_dlopen, real_dlsym, real_dlvsym};
@@ -376,16 +373,7 @@ pub(crate) fn boundary_fns(config: &Config) -> Vec<BoundaryFn> {
     config
         .functions
         .iter()
-        .map(|f| BoundaryFn {
-            name: f.key.clone(),
-            cxx: CxxFn::default(),
-            layout: Layout::of(&f.sig),
-            invoker: Invoker::new(&f.sig),
-            wants_errno: f.compare.errno_spec().is_some(),
-            comparator: f.compare.clone(),
-            per_call_sampling: f.sig.sampled_per_call(),
-            sig: f.sig.clone(),
-        })
+        .map(|f| BoundaryFn::new(f.key.clone(), f.sig.clone(), f.compare.clone()))
         .collect()
 }
 
