@@ -7,8 +7,9 @@
  * library call: the bandwidth reference for capturing a 64 KiB input),
  * handoff64k (sum64k's loop, each call's 64 KiB input first handed to a
  * reader thread that sums it too: the floor of mirroring such a call, see
- * handoff() below; plain runs only), or handle (int bench_h_add(h, x) on a handle each thread opens with
- * bench_open before the timed loop and closes with bench_close after it).
+ * handoff() below; plain runs only), or handle (int bench_h_add(h, x) on
+ * a handle each thread opens with bench_open before the timed loop and
+ * closes with bench_close after it).
  * Each of THREADS threads makes N calls in a tight loop; the threads start
  * together (barrier). Only the loop is timed, with CLOCK_MONOTONIC (and
  * CLOCK_THREAD_CPUTIME_ID, which stays per-call when more threads than
@@ -20,6 +21,7 @@
  *   ns_per_call <wall ns per call>
  *   cpu_ns_per_call <thread cpu ns per call>
  *   checksum <sum over threads; identical under every path>
+ *   dropped <handoff64k only: copies its full ring dropped, all threads>
  */
 #define _GNU_SOURCE
 #include <pthread.h>
