@@ -16,7 +16,11 @@
 //! that CPU while it lasts ([`off_app_cpu`]): its affinity is its allowed
 //! set minus that CPU, and goes back to the set it had when the guard is
 //! dropped. Nothing changes where only that one CPU is allowed, and the
-//! application's threads are never touched.
+//! application's threads are never touched. Threads the guarded thread
+//! makes inherit its affinity for good: the loader drops its guard before
+//! it starts the shadow's threads, and only threads the new build's own
+//! constructors start during its load (workers of a BLAS, say, which serve
+//! the shadow alone) keep off that CPU afterwards.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
